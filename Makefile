@@ -1,0 +1,53 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+
+.PHONY: run test venv dev-venv migrate seed serve worker beat lint check clean
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+dev-venv: $(BIN)/.installed-dev
+
+migrate: venv
+	$(MANAGE) migrate --noinput
+
+seed: migrate
+	$(MANAGE) seed_demo
+
+## make run: install, migrate, load the demo data, serve on http://127.0.0.1:8000 (SQLite, tasks in-process)
+run: seed
+	$(MANAGE) runserver 127.0.0.1:8000
+
+## make test: the whole suite (SQLite by default; DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis)
+test: dev-venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Celery worker and beat against REDIS_URL (see README)
+worker: venv
+	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2}
+
+beat: venv
+	$(BIN)/celery -A portal beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+lint: dev-venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check: dev-venv
+	$(MANAGE) makemigrations --check --dry-run
+	$(MANAGE) check
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class IntuneConfig(AppConfig):
+    name = "intune"
+    verbose_name = "Microsoft Intune"

@@ -1,0 +1,11 @@
+"""Settings for the pytest suite. DATABASE_URL and REDIS_URL switch it to real services."""
+
+from .base import *  # noqa: F403
+
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests call tasks in-process unless they deliberately talk to a worker through the broker.
+CELERY_TASK_ALWAYS_EAGER = True
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"}}  # noqa: F405

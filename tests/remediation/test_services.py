@@ -1,0 +1,128 @@
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from portal.errors import ConflictError, PermissionError_, ValidationError
+from remediation.models import ActivityDevice, ActivityEvent, RemediationActivity
+from remediation.services import activity_approve, activity_complete, activity_create, activity_reject
+from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
+from tests.remediation.factories import make_activity
+
+pytestmark = pytest.mark.django_db
+
+TOMORROW = timezone.localdate() + dt.timedelta(days=1)
+
+
+def test_create_targets_exposed_devices_of_the_selected_groups(security_user):
+    rec = RecommendationFactory()
+    servers, laptops = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Laptops")
+    expose(rec, servers, 4)
+    expose(rec, laptops, 2)
+
+    activity = activity_create(
+        user=security_user, recommendation=rec, remediation_option="software_update",
+        priority="high", due_on=TOMORROW, device_groups=[servers],
+    )
+
+    assert activity.target_devices == 4
+    assert ActivityDevice.objects.filter(activity=activity, status="exposed").count() == 4
+    assert activity.ticket_status == "pending"
+    assert activity.status == "active"
+    assert activity.requester_email == "sec@example.com"
+    assert list(activity.events.values_list("kind", "actor_label")) == [("created", "sec@example.com")]
+
+
+@pytest.mark.parametrize(
+    ("option", "due_on", "field"),
+    [
+        ("software_update", None, "due_on"),
+        ("software_update", timezone.localdate() - dt.timedelta(days=1), "due_on"),
+        ("attention_required", TOMORROW, "due_on"),
+        ("configuration_change", TOMORROW, "remediation_option"),
+        ("bogus", TOMORROW, "remediation_option"),
+    ],
+)
+def test_create_refuses_bad_input_and_creates_nothing(security_user, option, due_on, field):
+    rec = RecommendationFactory()
+    group = DeviceGroupFactory(name="Servers")
+    expose(rec, group, 2)
+
+    with pytest.raises(ValidationError) as exc:
+        activity_create(user=security_user, recommendation=rec, remediation_option=option,
+                        priority="low", due_on=due_on, device_groups=[group])
+
+    assert field in exc.value.errors
+    assert RemediationActivity.objects.count() == 0
+
+
+def test_create_refuses_no_group_and_group_without_exposed_devices(security_user):
+    rec = RecommendationFactory()
+    empty = DeviceGroupFactory(name="Empty")
+    with pytest.raises(ValidationError, match="at least one device group"):
+        activity_create(user=security_user, recommendation=rec, remediation_option="software_update",
+                        priority="low", due_on=TOMORROW, device_groups=[])
+    with pytest.raises(ValidationError, match="No device in the selected device groups"):
+        activity_create(user=security_user, recommendation=rec, remediation_option="software_update",
+                        priority="low", due_on=TOMORROW, device_groups=[empty])
+    assert RemediationActivity.objects.count() == 0
+
+
+def test_create_refuses_intune_task_while_connection_is_off(security_user):
+    with pytest.raises(ValidationError) as exc:
+        make_activity(user=security_user, create_intune_task=True)
+    assert "create_intune_task" in exc.value.errors
+
+
+def test_attention_required_has_no_ticket_no_due_date_and_no_progress(security_user):
+    activity = make_activity(user=security_user, remediation_option="attention_required")
+    assert activity.due_on is None
+    assert activity.ticket_status == ""
+    assert activity.progress is None
+
+
+def test_it_staff_cannot_create(it_user):
+    with pytest.raises(PermissionError_):
+        make_activity(user=it_user)
+
+
+def test_approve_sets_ticket_notes_and_event(security_user, it_user):
+    activity = make_activity(user=security_user)
+    activity = activity_approve(activity=activity, user=it_user, notes="Rolling out Friday")
+    assert activity.ticket_status == "approved"
+    assert activity.it_notes == "Rolling out Friday"
+    assert activity.events.filter(kind="approved", actor_label="it@example.com").exists()
+
+
+def test_reject_requires_notes(security_user, it_user):
+    activity = make_activity(user=security_user)
+    with pytest.raises(ValidationError, match="Notes are required"):
+        activity_reject(activity=activity, user=it_user, notes=" ")
+    activity.refresh_from_db()
+    assert activity.ticket_status == "pending"
+
+
+def test_creator_cannot_approve_own_request(superuser):
+    activity = make_activity(user=superuser)
+    with pytest.raises(PermissionError_, match="someone else"):
+        activity_approve(activity=activity, user=superuser)
+
+
+def test_security_staff_cannot_approve(security_user):
+    activity = make_activity(user=security_user)
+    with pytest.raises(PermissionError_):
+        activity_approve(activity=activity, user=security_user)
+
+
+def test_complete_is_manual_with_completer_email_and_refused_twice(security_user, it_user):
+    activity = make_activity(user=security_user)
+    activity = activity_complete(activity=activity, user=it_user)
+    assert activity.status == "completed"
+    assert activity.completion_method == "manual"
+    assert activity.completed_by_label == "it@example.com"
+    assert activity.events.filter(kind=ActivityEvent.Kind.COMPLETED).count() == 1
+    for action in (activity_complete, activity_approve):
+        with pytest.raises(ConflictError):
+            action(activity=activity, user=it_user, notes="x")
+    with pytest.raises(ConflictError):
+        activity_reject(activity=activity, user=it_user, notes="too late")
