@@ -1,0 +1,88 @@
+"""The rows of the two CSV exports (DESIGN.md section 7), shared by the admin and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from portal.csv import streaming_csv_response
+
+from .models import ActivityDevice, RemediationActivity
+from .selectors import activity_device_list
+
+ACTIVITY_HEADER = [
+    "Remediation activity",
+    "Status",
+    "Priority",
+    "Remediation option",
+    "Device groups",
+    "Created by",
+    "Created on",
+    "Due date",
+    "Ticket status",
+    "Completed by",
+    "Completed on",
+    "Target devices",
+    "Fixed devices",
+    "Progress",
+]
+DEVICE_HEADER = ["Device ID", "Device name", "OS platform", "Device group", "Status", "Remediated on", "Sent to Intune"]
+CHUNK = 2000
+
+
+def _date(value) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "astimezone"):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    return value.isoformat()
+
+
+def activity_rows(activities: QuerySet[RemediationActivity]) -> Iterator[list]:
+    """One row per activity; `activities` should prefetch device_groups (activity_list does)."""
+    for activity in activities.iterator(chunk_size=CHUNK):
+        progress = activity.progress
+        yield [
+            activity.title,
+            activity.get_status_display(),
+            activity.get_priority_display(),
+            activity.get_remediation_option_display(),
+            ", ".join(sorted(g.name for g in activity.device_groups.all())),
+            activity.requester_email,
+            _date(activity.created_at),
+            _date(activity.due_on),
+            activity.get_ticket_status_display() if activity.ticket_status else "",
+            activity.completed_by_label,
+            _date(activity.completed_at),
+            activity.target_devices,
+            activity.fixed_devices,
+            "" if progress is None else f"{progress}%",
+        ]
+
+
+def device_rows(activity: RemediationActivity) -> Iterator[list]:
+    qs: QuerySet[ActivityDevice] = activity_device_list(activity=activity)
+    for item in qs.iterator(chunk_size=CHUNK):
+        device = item.device
+        yield [
+            device.machine_id,
+            device.computer_dns_name,
+            device.os_platform,
+            device.device_group.name,
+            item.get_status_display(),
+            _date(item.remediated_at),
+            "Yes" if item.sent_to_intune else "No",
+        ]
+
+
+def activities_csv_response(activities: QuerySet[RemediationActivity]):
+    stamp = timezone.localdate().isoformat()
+    return streaming_csv_response(f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities))
+
+
+def activity_devices_csv_response(activity: RemediationActivity):
+    return streaming_csv_response(
+        f"remediation-activity-{activity.pk}-devices.csv", DEVICE_HEADER, device_rows(activity)
+    )
