@@ -1,0 +1,3 @@
+"""Celery tasks of the recommendations app (thin: they call services)."""
+
+from celery import shared_task  # noqa: F401
