@@ -1,7 +1,15 @@
 import pytest
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 
 from tests.recommendations.factories import DeviceGroupFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Locks and throttle counters live in the cache (Redis in CI): start every test clean."""
+    cache.clear()
+    yield
 
 
 @pytest.fixture
