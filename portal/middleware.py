@@ -1,0 +1,78 @@
+"""Per-request log context: a request id (X-Request-ID in and out), the user, the activity."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from portal.logging import activity_id_var, request_id_var, request_var, user_label, user_var
+
+access_logger = logging.getLogger("portal.access")
+security_logger = logging.getLogger("portal.security")
+
+# A proxy's or a client's id is kept if it is short and harmless; otherwise we make one.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# URL names (or admin paths) whose `pk` / `object_id` is a remediation activity.
+_ACTIVITY_ROUTES = ("remediation-activit", "remediationactivity")
+
+
+class RequestContextMiddleware:
+    """First in MIDDLEWARE: binds the request id for every log line of the request, answers
+    with it in X-Request-ID, and writes one access line per request (with its duration).
+    401 and 403 answers are also logged as permission denials on `portal.security`."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        tokens = [
+            (request_id_var, request_id_var.set(request_id)),
+            (user_var, user_var.set("-")),
+            (activity_id_var, activity_id_var.set("-")),
+            (request_var, request_var.set(request)),
+        ]
+        started = time.monotonic()
+        try:
+            response = self.get_response(request)
+            user_var.set(user_label(request))
+            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            if response.status_code in (401, 403):
+                security_logger.warning(
+                    "Permission denied: %s %s answered %s",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    extra={"status": response.status_code, "client_ip": _client_ip(request)},
+                )
+            access_logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={"status": response.status_code, "duration_ms": duration_ms},
+            )
+            response["X-Request-ID"] = request_id
+            return response
+        finally:
+            for var, token in reversed(tokens):
+                var.reset(token)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        marker = f"{getattr(match, 'url_name', '') or ''} {request.path}"
+        if any(route in marker for route in _ACTIVITY_ROUTES):
+            activity_id = view_kwargs.get("pk") or view_kwargs.get("object_id")
+            if activity_id:
+                activity_id_var.set(str(activity_id))
+        return None
+
+
+def _client_ip(request) -> str:
+    from portal.audit import client_ip
+
+    return client_ip(request) or "-"
