@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -52,7 +65,10 @@ def device_list(*, user: User) -> QuerySet[Device]:
 
 
 def recommendation_list(*, user: User) -> QuerySet[SecurityRecommendation]:
-    """Recommendations with `open_activities` annotated (one subquery, not a query per row)."""
+    """Recommendations with `open_activities`, `exception_state` and `exposed_after_exceptions`.
+
+    Annotated with subqueries (see annotate_exception_state), not a query per row.
+    """
     from remediation.models import RemediationActivity
 
     open_activities = (
@@ -62,8 +78,8 @@ def recommendation_list(*, user: User) -> QuerySet[SecurityRecommendation]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return SecurityRecommendation.objects.annotate(
-        open_activities=Coalesce(Subquery(open_activities), 0)
+    return annotate_exception_state(
+        SecurityRecommendation.objects.annotate(open_activities=Coalesce(Subquery(open_activities), 0))
     )
 
 
@@ -90,8 +106,37 @@ def exposed_counts_by_group(*, recommendation: SecurityRecommendation) -> dict[i
     return {row["device__device_group"]: row["n"] for row in rows}
 
 
+# --- Exceptions -----------------------------------------------------------------------
+#
+# An exception is "in force" while its status is active and its last day (expires_on) has not
+# passed: the hourly expiry job records the change of status, but coverage never outlives the
+# date even if the job runs late. Coverage of a recommendation: an in-force global exception
+# covers every device group (current and future); otherwise, the active groups of its in-force
+# device-group exceptions. A device-group exception under an in-force global one is
+# "suspended": it covers nothing more, and takes effect again when the global one ends.
+
+EXCEPTION_STATE_FULL = "exception"
+EXCEPTION_STATE_PARTIAL = "partial"
+EXCEPTION_STATE_NONE = "none"
+EXCEPTION_STATE_LABELS = {
+    EXCEPTION_STATE_FULL: "Exception",
+    EXCEPTION_STATE_PARTIAL: "Partial exception",
+    EXCEPTION_STATE_NONE: "",
+}
+
+
+def _in_force_q(prefix: str = "") -> Q:
+    return Q(
+        **{
+            f"{prefix}status": RecommendationException.Status.ACTIVE,
+            f"{prefix}expires_on__gte": timezone.localdate(),
+        }
+    )
+
+
 def active_exception_list(*, recommendation: SecurityRecommendation | None = None) -> QuerySet:
-    qs = RecommendationException.objects.filter(status=RecommendationException.Status.ACTIVE)
+    """Exceptions in force (status active, expires_on not passed)."""
+    qs = RecommendationException.objects.filter(_in_force_q())
     if recommendation is not None:
         qs = qs.filter(recommendation=recommendation)
     return qs
@@ -103,6 +148,15 @@ def has_active_global_exception(*, recommendation: SecurityRecommendation) -> bo
     ).exists()
 
 
+def _covered_group_links() -> QuerySet[ExceptionDeviceGroup]:
+    """Active group links of in-force device-group exceptions (any recommendation)."""
+    return ExceptionDeviceGroup.objects.filter(
+        _in_force_q("exception__"),
+        exception__scope=RecommendationException.Scope.DEVICE_GROUPS,
+        status=ExceptionDeviceGroup.Status.ACTIVE,
+    )
+
+
 def excepted_device_group_ids(*, recommendation: SecurityRecommendation) -> set[int] | None:
     """Device groups covered by an active exception for this recommendation.
 
@@ -111,27 +165,140 @@ def excepted_device_group_ids(*, recommendation: SecurityRecommendation) -> set[
     if has_active_global_exception(recommendation=recommendation):
         return None
     return set(
-        ExceptionDeviceGroup.objects.filter(
-            exception__recommendation=recommendation,
-            exception__status=RecommendationException.Status.ACTIVE,
-            exception__scope=RecommendationException.Scope.DEVICE_GROUPS,
-            status=ExceptionDeviceGroup.Status.ACTIVE,
-        ).values_list("device_group_id", flat=True)
+        _covered_group_links()
+        .filter(exception__recommendation=recommendation)
+        .values_list("device_group_id", flat=True)
     )
 
 
-def exception_list(*, user: User) -> QuerySet[RecommendationException]:
-    """Exceptions the user may see: global ones, and those touching a group in scope."""
-    qs = RecommendationException.objects.select_related("recommendation", "created_by")
-    if user_sees_all_device_groups(user):
-        return qs
-    visible = device_group_ids_for_user(user=user)
-    return qs.filter(
-        Q(scope=RecommendationException.Scope.GLOBAL)
-        | Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__in=visible))
+def exception_group_ids_in_use(*, recommendation: SecurityRecommendation) -> set[int]:
+    """Groups that already have an active device-group exception (suspended ones included).
+
+    A new device-group exception may not name them: the form does not offer them, the
+    service refuses them.
+    """
+    return set(
+        _covered_group_links()
+        .filter(exception__recommendation=recommendation)
+        .values_list("device_group_id", flat=True)
+    )
+
+
+def annotate_exception_state(qs: QuerySet[SecurityRecommendation]) -> QuerySet[SecurityRecommendation]:
+    """Adds `exception_state` ("exception" | "partial" | "none") and `exposed_after_exceptions`.
+
+    Subqueries in the one SELECT, not a query per row. "exception": a global exception is in
+    force, or every device group with exposed devices is covered; "partial": some groups are
+    covered; "none": no exception in force. The count after exceptions is computed only for
+    recommendations that have device-group exceptions (the others keep the stored counter).
+    """
+    global_in_force = Exists(
+        RecommendationException.objects.filter(
+            _in_force_q(), recommendation=OuterRef("pk"), scope=RecommendationException.Scope.GLOBAL
+        )
+    )
+    group_links = _covered_group_links().filter(exception__recommendation=OuterRef("pk"))
+    uncovered_exposures = Exposure.objects.filter(
+        recommendation=OuterRef("pk"), remediated_at__isnull=True
+    ).exclude(
+        Exists(
+            _covered_group_links().filter(
+                exception__recommendation=OuterRef(OuterRef("pk")),
+                device_group_id=OuterRef("device__device_group_id"),
+            )
+        )
+    )
+    uncovered = uncovered_exposures.order_by().values("recommendation").annotate(n=Count("pk")).values("n")
+    return qs.annotate(
+        has_global_exception=global_in_force,
+        has_group_exception=Exists(group_links),
+    ).annotate(
+        exposed_after_exceptions=Case(
+            When(has_global_exception=True, then=Value(0)),
+            When(
+                has_group_exception=True,
+                then=Coalesce(Subquery(uncovered, output_field=IntegerField()), Value(0)),
+            ),
+            default=F("exposed_devices"),
+            output_field=IntegerField(),
+        ),
+    ).annotate(
+        exception_state=Case(
+            When(has_global_exception=True, then=Value(EXCEPTION_STATE_FULL)),
+            When(
+                Q(has_group_exception=True) & ~Exists(uncovered_exposures),
+                then=Value(EXCEPTION_STATE_FULL),
+            ),
+            When(has_group_exception=True, then=Value(EXCEPTION_STATE_PARTIAL)),
+            default=Value(EXCEPTION_STATE_NONE),
+            output_field=CharField(),
+        ),
+    )
+
+
+def recommendation_exception_state(*, recommendation: SecurityRecommendation) -> dict:
+    """{"state", "label", "exposed_devices", "exposed_after_exceptions"} for one recommendation."""
+    row = (
+        annotate_exception_state(SecurityRecommendation.objects.filter(pk=recommendation.pk))
+        .values("exception_state", "exposed_devices", "exposed_after_exceptions")
+        .first()
+    )
+    if row is None:
+        return {"state": EXCEPTION_STATE_NONE, "label": "", "exposed_devices": 0, "exposed_after_exceptions": 0}
+    return {
+        "state": row["exception_state"],
+        "label": EXCEPTION_STATE_LABELS[row["exception_state"]],
+        "exposed_devices": row["exposed_devices"],
+        "exposed_after_exceptions": row["exposed_after_exceptions"],
+    }
+
+
+def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[RecommendationException]:
+    """Exceptions the user may see: global ones, and those touching a group in scope.
+
+    `filters` (optional) are the API's query parameters: status, scope, justification,
+    recommendation (external id), device_group (name), expiring_within (days).
+    """
+    qs = RecommendationException.objects.select_related("recommendation", "created_by", "canceled_by")
+    if not user_sees_all_device_groups(user):
+        visible = device_group_ids_for_user(user=user)
+        qs = qs.filter(
+            Q(scope=RecommendationException.Scope.GLOBAL)
+            | Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__in=visible))
+        )
+    if filters:
+        from .exception_filters import ExceptionFilter
+
+        qs = ExceptionFilter(filters, queryset=qs).qs
+    return qs
+
+
+def exception_get(*, user: User, pk) -> RecommendationException | None:
+    """One exception if the user may see it, else None (callers answer 404)."""
+    try:
+        return exception_list(user=user).get(pk=int(pk))
+    except (RecommendationException.DoesNotExist, ValueError, TypeError):
+        return None
+
+
+def exception_group_links(*, exception: RecommendationException) -> QuerySet[ExceptionDeviceGroup]:
+    return (
+        ExceptionDeviceGroup.objects.filter(exception=exception)
+        .select_related("device_group", "canceled_by")
+        .order_by("device_group__name")
+    )
+
+
+def exception_is_suspended(*, exception: RecommendationException) -> bool:
+    """A device-group exception in force while a global one for the same recommendation is."""
+    return (
+        exception.scope == RecommendationException.Scope.DEVICE_GROUPS
+        and exception.status == RecommendationException.Status.ACTIVE
+        and exception.expires_on >= timezone.localdate()
+        and has_active_global_exception(recommendation=exception.recommendation)
     )
 
 
 def active_exception_count() -> int:
-    today = timezone.localdate()
-    return active_exception_list().filter(expires_on__gte=today).count()
+    """Exceptions in force (the dashboard card)."""
+    return active_exception_list().count()
