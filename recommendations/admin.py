@@ -1,6 +1,40 @@
+"""Device groups, devices, recommendations and exposures in the admin.
+
+Every list is scoped to the device groups the user may see (DESIGN.md section 5); the
+request form behind 'Remediation options' lives in remediation/admin_views.py.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
 from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import path
 
 from .models import Device, DeviceGroup, Exposure, SecurityRecommendation
+from .selectors import device_group_list, device_list, recommendation_list, user_sees_all_device_groups
+
+
+class ScopedDeviceGroupFilter(admin.SimpleListFilter):
+    """'By device group', offering only the groups the user may see."""
+
+    title = "device group"
+    parameter_name = "device_group"
+    field_path = "device_group_id"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in device_group_list(user=request.user).values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(**{self.field_path: self.value()})
+
+
+class ExposureDeviceGroupFilter(ScopedDeviceGroupFilter):
+    field_path = "device__device_group_id"
 
 
 @admin.register(DeviceGroup)
@@ -9,27 +43,101 @@ class DeviceGroupAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     filter_horizontal = ["user_groups"]
 
+    def get_queryset(self, request):
+        return device_group_list(user=request.user)
+
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
     list_display = ["computer_dns_name", "machine_id", "os_platform", "device_group", "last_seen"]
-    list_filter = ["device_group", "os_platform"]
+    list_filter = [ScopedDeviceGroupFilter, "os_platform"]
     list_select_related = ["device_group"]
     search_fields = ["computer_dns_name", "=machine_id", "=aad_device_id"]
     autocomplete_fields = ["device_group"]
 
+    def get_queryset(self, request):
+        return device_list(user=request.user)
+
 
 @admin.register(SecurityRecommendation)
 class SecurityRecommendationAdmin(admin.ModelAdmin):
-    list_display = ["name", "product_name", "vendor", "category", "remediation_type", "severity_score",
-                    "exposed_devices", "public_exploit", "active_alert"]
+    list_display = [
+        "name",
+        "product_name",
+        "vendor",
+        "category",
+        "remediation_type",
+        "severity_score",
+        "exposed_devices_column",
+        "public_exploit",
+        "active_alert",
+        "open_activities_column",
+    ]
     list_filter = ["category", "remediation_type", "public_exploit", "active_alert"]
     search_fields = ["name", "product_name", "vendor", "=external_id"]
+    readonly_fields = ["exposed_devices"]
+
+    def get_queryset(self, request):
+        qs = recommendation_list(user=request.user)
+        if not user_sees_all_device_groups(request.user):
+            # Scoped users see exposures only on devices of their groups (one subquery, not per row).
+            scoped = (
+                Exposure.objects.filter(
+                    recommendation=OuterRef("pk"),
+                    remediated_at__isnull=True,
+                    device__device_group__in=device_group_list(user=request.user),
+                )
+                .order_by()
+                .values("recommendation")
+                .annotate(n=Count("pk"))
+                .values("n")
+            )
+            qs = qs.annotate(scoped_exposed=Coalesce(Subquery(scoped, output_field=IntegerField()), 0))
+        return qs
+
+    @admin.display(description="Exposed devices", ordering="exposed_devices")
+    def exposed_devices_column(self, obj):
+        return getattr(obj, "scoped_exposed", obj.exposed_devices)
+
+    @admin.display(description="Open activities", ordering="open_activities")
+    def open_activities_column(self, obj):
+        return obj.open_activities
+
+    def get_urls(self):
+        from remediation.admin_views import remediation_request_view
+
+        view = partial(remediation_request_view, model_admin=self)
+        return [
+            path(
+                "<path:object_id>/remediation-options/",
+                self.admin_site.admin_view(view),
+                name="recommendations_securityrecommendation_remediation_options",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_request_remediation": request.user.has_perm("remediation.add_remediationactivity"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
 
 @admin.register(Exposure)
 class ExposureAdmin(admin.ModelAdmin):
-    list_display = ["recommendation", "device", "first_seen", "last_seen", "remediated_at"]
-    list_select_related = ["recommendation", "device"]
+    list_display = ["recommendation", "device", "device_group", "first_seen", "last_seen", "remediated_at"]
+    list_filter = [ExposureDeviceGroupFilter]
+    list_select_related = ["recommendation", "device", "device__device_group"]
     raw_id_fields = ["recommendation", "device"]
     search_fields = ["=device__machine_id", "=recommendation__external_id"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if not user_sees_all_device_groups(request.user):
+            qs = qs.filter(device__device_group__in=device_group_list(user=request.user))
+        return qs
+
+    @admin.display(description="Device group", ordering="device__device_group__name")
+    def device_group(self, obj):
+        return obj.device.device_group

@@ -1,0 +1,200 @@
+"""The admin's custom pages: the request form, the activity page and its actions.
+
+Thin callers: they parse input, call remediation.services, and turn domain errors into form
+errors, messages or HTTP statuses. Every read goes through the selectors, so device-group
+scoping is applied here exactly as in the API.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from intune.models import IntuneConnection, IntuneTask
+from portal.csv import streaming_csv_response
+from portal.errors import ConflictError, PermissionError_, ValidationError
+from recommendations.models import SecurityRecommendation
+from recommendations.selectors import device_group_list, user_sees_all_device_groups
+
+from .exports import DEVICE_HEADER, activity_devices_csv_response, device_rows
+from .forms import RemediationRequestForm
+from .models import ActivityDevice, RemediationActivity, RemediationOption
+from .selectors import activity_device_list, activity_event_list, activity_get
+from .services import activity_complete, activity_create
+
+DEVICES_PER_PAGE = 50
+
+
+def activity_url(activity: RemediationActivity) -> str:
+    return reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
+
+
+def _get_activity_or_404(request, object_id) -> RemediationActivity:
+    """Unknown and out-of-scope activities both answer 404 (DESIGN.md section 5)."""
+    activity = activity_get(user=request.user, pk=unquote(str(object_id)))
+    if activity is None:
+        raise Http404("No such remediation activity.")
+    return activity
+
+
+def remediation_steps(activity: RemediationActivity) -> str:
+    """What IT staff are asked to do, in words, for the activity's remediation option."""
+    rec = activity.recommendation
+    product = " ".join(p for p in (rec.vendor, rec.product_name or rec.related_component) if p) or rec.name
+    option = activity.remediation_option
+    if option == RemediationOption.SOFTWARE_UPDATE:
+        version = f" to version {rec.recommended_version} or later" if rec.recommended_version else ""
+        return (
+            f"Update {product}{version} on every target device with your software deployment tools "
+            "(for example Intune or Configuration Manager). The portal marks each device remediated "
+            "when the next exposure import no longer reports it."
+        )
+    if option == RemediationOption.SOFTWARE_UNINSTALL:
+        return (
+            f"Uninstall {product} from every target device. Confirm no business application depends on it "
+            "first. The portal marks each device remediated when it is no longer reported as exposed."
+        )
+    if option == RemediationOption.CONFIGURATION_CHANGE:
+        return (
+            f"Apply the configuration change \u201c{rec.name}\u201d on every target device, for example with a "
+            "group policy or an Intune configuration profile, then let the next scan confirm it."
+        )
+    return (
+        f"No direct fix is available for \u201c{rec.name}\u201d. Review the affected devices and decide on a "
+        "mitigation; mark the activity complete when done. Attention-required activities have no due date, "
+        "ticket or progress."
+    )
+
+
+# --- The request form -----------------------------------------------------------------------
+
+
+def remediation_request_view(request, model_admin, object_id):
+    """'Remediation options' on a recommendation: file a remediation request."""
+    recommendation = model_admin.get_object(request, unquote(object_id))
+    if recommendation is None:
+        raise Http404("No such security recommendation.")
+    if not request.user.has_perm("remediation.add_remediationactivity"):
+        raise PermissionDenied("Only security staff can create remediation activities.")
+    intune_enabled = IntuneConnection.load().enabled
+    form = RemediationRequestForm(
+        request.POST or None, recommendation=recommendation, user=request.user, intune_enabled=intune_enabled
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            activity = activity_create(user=request.user, recommendation=recommendation, **form.service_kwargs())
+        except PermissionError_ as exc:
+            raise PermissionDenied(exc.message) from exc
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Remediation activity \u201c{activity.title}\u201d created for {activity.target_devices:,} "
+                f"device{'s' if activity.target_devices != 1 else ''}.",
+            )
+            return redirect(activity_url(activity))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Remediation options",
+        "subtitle": recommendation.name,
+        "opts": SecurityRecommendation._meta,
+        "recommendation": recommendation,
+        "recommendation_url": reverse(
+            "admin:recommendations_securityrecommendation_change", args=[recommendation.pk]
+        ),
+        "form": form,
+        "intune_enabled": intune_enabled,
+        "has_groups": device_group_list(user=request.user).exists(),
+    }
+    return TemplateResponse(request, "admin/remediation/request_form.html", context)
+
+
+def _add_service_errors(form: RemediationRequestForm, exc: ValidationError) -> None:
+    if not exc.errors:
+        form.add_error(None, exc.message)
+        return
+    for field, field_messages in exc.errors.items():
+        for message in field_messages:
+            form.add_error(field if field in form.fields else None, message)
+
+
+# --- The activity page ----------------------------------------------------------------------
+
+
+def _scoped_devices(request, activity: RemediationActivity, status: str | None):
+    qs = activity_device_list(activity=activity, status=status)
+    if not user_sees_all_device_groups(request.user):
+        qs = qs.filter(device__device_group__in=device_group_list(user=request.user))
+    return qs
+
+
+def activity_page_view(request, model_admin, object_id):
+    """The activity 'flyout': details, Intune, devices, history and actions."""
+    activity = _get_activity_or_404(request, object_id)
+    status = request.GET.get("device_status") or None
+    if status not in (None, *ActivityDevice.Status.values):
+        status = None
+    paginator = Paginator(_scoped_devices(request, activity, status), DEVICES_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    user = request.user
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": activity.title,
+        "subtitle": None,
+        "opts": RemediationActivity._meta,
+        "activity": activity,
+        "original": activity,
+        "recommendation_url": reverse(
+            "admin:recommendations_securityrecommendation_change", args=[activity.recommendation_id]
+        ),
+        "steps": remediation_steps(activity),
+        "device_groups": sorted(g.name for g in activity.device_groups.all()),
+        "intune_task": IntuneTask.objects.filter(activity=activity).first(),
+        "intune_enabled": IntuneConnection.load().enabled,
+        "device_page": page,
+        "device_count": paginator.count,
+        "device_status": status or "",
+        "device_status_choices": ActivityDevice.Status.choices,
+        "events": activity_event_list(activity=activity),
+        "can_complete": not activity.is_completed and user.has_perm("remediation.complete_activity"),
+        "can_export": user.has_perm("remediation.export_activity"),
+        "complete_url": reverse("admin:remediation_remediationactivity_complete", args=[activity.pk]),
+        "devices_csv_url": reverse("admin:remediation_remediationactivity_devices_csv", args=[activity.pk]),
+    }
+    return TemplateResponse(request, "admin/remediation/remediationactivity/activity.html", context)
+
+
+def activity_complete_view(request, model_admin, object_id):
+    """Mark as complete (POST only; CSRF is checked by the middleware)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    activity = _get_activity_or_404(request, object_id)
+    try:
+        activity_complete(activity=activity, user=request.user, notes=request.POST.get("notes", "").strip())
+    except PermissionError_ as exc:
+        raise PermissionDenied(exc.message) from exc
+    except ConflictError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"\u201c{activity.title}\u201d was marked as complete.")
+    return redirect(activity_url(activity))
+
+
+def activity_devices_csv_view(request, model_admin, object_id):
+    """Export to CSV: the activity's devices the user may see, streamed."""
+    if not request.user.has_perm("remediation.export_activity"):
+        raise PermissionDenied("You may not export remediation activities.")
+    activity = _get_activity_or_404(request, object_id)
+    if user_sees_all_device_groups(request.user):
+        return activity_devices_csv_response(activity)
+    # Same header and rows as the shared export, minus the devices of groups out of scope.
+    visible = set(device_group_list(user=request.user).values_list("name", flat=True))
+    rows = (row for row in device_rows(activity) if row[3] in visible)
+    return streaming_csv_response(f"remediation-activity-{activity.pk}-devices.csv", DEVICE_HEADER, rows)

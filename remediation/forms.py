@@ -1,0 +1,85 @@
+"""The remediation request form of the admin. It only parses input: the rules live in
+remediation.services.activity_create, whose errors the view maps back onto these fields."""
+
+from __future__ import annotations
+
+from django import forms
+
+from recommendations.models import DeviceGroup, SecurityRecommendation
+from recommendations.selectors import device_group_list, exposed_counts_by_group
+
+from .models import Priority, RemediationOption
+from .services import default_due_date, options_for_recommendation
+
+
+class DeviceGroupChoiceField(forms.ModelMultipleChoiceField):
+    """Device groups labelled with how many of their devices are exposed to the recommendation."""
+
+    def __init__(self, *args, counts: dict[int, int], **kwargs):
+        self.counts = counts
+        super().__init__(*args, **kwargs)
+
+    def label_from_instance(self, obj: DeviceGroup) -> str:
+        count = self.counts.get(obj.pk, 0)
+        noun = "device" if count == 1 else "devices"
+        return f"{obj.name} ({count:,} exposed {noun})"
+
+
+class RemediationRequestForm(forms.Form):
+    remediation_option = forms.ChoiceField(label="Remediation option", widget=forms.RadioSelect)
+    device_groups = DeviceGroupChoiceField(
+        queryset=DeviceGroup.objects.none(),
+        counts={},
+        required=False,  # the service says "Select at least one device group."
+        widget=forms.CheckboxSelectMultiple,
+        label="Device groups",
+    )
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
+    due_on = forms.DateField(
+        label="Due date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Required, today or later, except for 'Attention required', which has no due date.",
+    )
+    requester_notes = forms.CharField(
+        label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60})
+    )
+    create_intune_task = forms.BooleanField(
+        label="Create an Intune security task",
+        required=False,
+        help_text="Sends the request and its target devices (at most 10,000) to Microsoft Intune.",
+    )
+
+    def __init__(
+        self, *args, recommendation: SecurityRecommendation, user, intune_enabled: bool, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        labels = dict(RemediationOption.choices)
+        options = options_for_recommendation(recommendation)
+        self.fields["remediation_option"].choices = [(value, labels[value]) for value in options]
+        self.fields["remediation_option"].initial = options[0]
+        groups = self.fields["device_groups"]
+        groups.queryset = device_group_list(user=user).order_by("name")
+        groups.counts = exposed_counts_by_group(recommendation=recommendation)
+        self.fields["due_on"].initial = default_due_date()
+        if not intune_enabled:
+            # The option does not exist while the connection is off (DESIGN.md section 4).
+            del self.fields["create_intune_task"]
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "remediation_option": data["remediation_option"],
+            "priority": data["priority"],
+            "device_groups": list(data["device_groups"]),
+            "due_on": data["due_on"],
+            "requester_notes": data["requester_notes"],
+            "create_intune_task": self._intune_task_requested(),
+        }
+
+    def _intune_task_requested(self) -> bool:
+        if "create_intune_task" in self.fields:
+            return self.cleaned_data["create_intune_task"]
+        # The checkbox is hidden while the connection is off, but a form shown before it was
+        # turned off (or a forged post) may still ask: pass it on so the service refuses it.
+        return forms.CheckboxInput().value_from_datadict(self.data, self.files, self.add_prefix("create_intune_task"))

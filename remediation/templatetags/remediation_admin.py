@@ -1,0 +1,43 @@
+"""Template tags for the admin index: the 'Top remediation activities' card and settings links."""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+
+from recommendations.selectors import active_exception_count
+from remediation.selectors import top_activity_list
+
+register = template.Library()
+
+TOP_ACTIVITIES = 5
+
+
+def _url(name: str) -> str | None:
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
+
+
+@register.inclusion_tag("admin/remediation/_top_activities_card.html", takes_context=True)
+def top_remediation_activities(context):
+    """Active activities the user may see, by severity then due date, with progress."""
+    request = context["request"]
+    user = request.user
+    if not user.has_perm("remediation.view_remediationactivity"):
+        return {"visible": False}
+    exceptions = active_exception_count()
+    return {
+        "visible": True,
+        "activities": list(top_activity_list(user=user, limit=TOP_ACTIVITIES)),
+        "changelist_url": reverse("admin:remediation_remediationactivity_changelist") + "?status__exact=active",
+        "exception_count": exceptions,
+        "exceptions_url": _url("admin:recommendations_recommendationexception_changelist") if exceptions else None,
+    }
+
+
+@register.simple_tag
+def advanced_features_url() -> str | None:
+    """Settings → Advanced features (registered by the Intune app), or None until it exists."""
+    return _url("admin:intune_advanced_features")
