@@ -1,4 +1,21 @@
-"""Email IT staff about remediation activities, each kind at most once per activity."""
+"""Email IT staff about remediation activities, each kind at most once per activity.
+
+Exactly-once is impossible with email, so the portal chooses *at most once*: a duplicate
+email is worse for the people receiving it than a lost reminder (the activity stays visible
+in the portal either way). The order of operations is:
+
+1. **Claim**: insert the `ActivityNotification` row for (activity, kind) in its own, committed
+   transaction. The unique constraint makes only one run win; every other run (a second
+   worker, a redelivered task, tomorrow's beat tick) sees the row and sends nothing.
+2. **Send** one message addressed to every recipient (one SMTP transaction, so it is either
+   accepted for all of them or raises).
+3. If the send *raises* (SMTP down, connection refused), the claim is deleted again and the
+   error propagates, so the task retries later and the email still goes out once.
+
+If the worker process is *killed* between 1 and 3 (SIGKILL, power loss), the claim stays and
+that one email is never sent: no duplicate, at the cost of a missing reminder, which the log
+shows ("claimed" without "sent").
+"""
 
 from __future__ import annotations
 
@@ -6,7 +23,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mass_mail
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -19,6 +36,12 @@ SUBJECTS = {
     ActivityNotification.Kind.NEW_REQUEST: "New remediation request: {title}",
     ActivityNotification.Kind.DUE_SOON: "Remediation activity due on {due}: {title}",
     ActivityNotification.Kind.OVERDUE: "Remediation activity overdue since {due}: {title}",
+}
+
+INTROS = {
+    ActivityNotification.Kind.NEW_REQUEST: "A new remediation request was filed for your device groups.",
+    ActivityNotification.Kind.DUE_SOON: "This remediation activity is due on {due} and is not completed yet.",
+    ActivityNotification.Kind.OVERDUE: "This remediation activity was due on {due} and is not completed yet.",
 }
 
 
@@ -47,33 +70,68 @@ def it_staff_emails(activity: RemediationActivity) -> list[str]:
     return sorted(set(users))
 
 
-def notify(*, activity: RemediationActivity, kind: str) -> bool:
-    """Send one kind of notification for an activity unless it was already sent. True if sent."""
-    recipients = it_staff_emails(activity)
+def build_message(*, activity: RemediationActivity, kind: str, recipients: list[str]) -> EmailMessage:
+    due = activity.due_on.isoformat() if activity.due_on else "none"
+    subject = SUBJECTS[kind].format(title=activity.title, due=due)
+    body = (
+        f"{INTROS[kind].format(due=due)}\n\n"
+        f"{activity.title}\n\n"
+        f"Recommendation: {activity.recommendation.name}\n"
+        f"Device groups: {', '.join(sorted(g.name for g in activity.device_groups.all()))}\n"
+        f"Priority: {activity.get_priority_display()}\n"
+        f"Due date: {due}\n"
+        f"Requested by: {activity.requester_email or 'unknown'}\n"
+        f"Target devices: {activity.target_devices} (fixed: {activity.fixed_devices})\n\n"
+        f"Open the activity: {activity_url(activity)}\n"
+    )
+    # One message for all recipients: a single SMTP transaction, accepted or failed as a whole.
+    return EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=recipients)
+
+
+def _claim(activity: RemediationActivity, kind: str, recipients: int) -> ActivityNotification | None:
     try:
         with transaction.atomic():
-            ActivityNotification.objects.create(activity=activity, kind=kind, recipients=len(recipients))
-            if recipients:
-                subject = SUBJECTS[kind].format(title=activity.title, due=activity.due_on)
-                body = (
-                    f"{activity.title}\n\n"
-                    f"Recommendation: {activity.recommendation.name}\n"
-                    f"Priority: {activity.get_priority_display()}\n"
-                    f"Due date: {activity.due_on or 'none'}\n"
-                    f"Requested by: {activity.requester_email or 'unknown'}\n"
-                    f"Target devices: {activity.target_devices}\n\n"
-                    f"Open the activity: {activity_url(activity)}\n"
-                )
-                messages = [(subject, body, settings.DEFAULT_FROM_EMAIL, [to]) for to in recipients]
-                send_mass_mail(messages, fail_silently=False)
+            return ActivityNotification.objects.create(activity=activity, kind=kind, recipients=recipients)
     except IntegrityError:
-        return False  # already sent by an earlier or concurrent run
-    logger.info("Sent %s notification for activity %s to %d people", kind, activity.pk, len(recipients))
+        return None  # already claimed by an earlier or concurrent run
+
+
+def notify(*, activity: RemediationActivity, kind: str) -> bool:
+    """Send one kind of notification for an activity unless it was already sent. True if sent.
+
+    Call it outside a transaction (a task, a command, or `transaction.on_commit`) so the claim
+    is committed before the email leaves; see the module docstring.
+    """
+    recipients = it_staff_emails(activity)
+    claim = _claim(activity, kind, len(recipients))
+    if claim is None:
+        logger.info("The %s notification for activity %s was already sent; skipping.", kind, activity.pk)
+        return False
+    logger.info("Claimed the %s notification for activity %s (%d recipients).", kind, activity.pk, len(recipients))
+    if recipients:
+        try:
+            build_message(activity=activity, kind=kind, recipients=recipients).send(fail_silently=False)
+        except Exception:
+            # Nothing was delivered: release the claim so a retry sends it (still once).
+            ActivityNotification.objects.filter(pk=claim.pk).delete()
+            logger.warning("Sending the %s notification for activity %s failed; will retry.", kind, activity.pk)
+            raise
+    logger.info("Sent the %s notification for activity %s to %d people.", kind, activity.pk, len(recipients))
     return True
 
 
 def notify_new_activity(*, activity_id: str) -> bool:
-    activity = RemediationActivity.objects.select_related("recommendation").filter(pk=activity_id).first()
+    """Tell IT staff about a new request. Quietly does nothing for a deleted or completed activity."""
+    activity = (
+        RemediationActivity.objects.select_related("recommendation")
+        .prefetch_related("device_groups")
+        .filter(pk=activity_id)
+        .first()
+    )
     if activity is None:
+        logger.info("Activity %s no longer exists; no new-request notification.", activity_id)
+        return False
+    if activity.is_completed:
+        logger.info("Activity %s is already completed; no new-request notification.", activity_id)
         return False
     return notify(activity=activity, kind=ActivityNotification.Kind.NEW_REQUEST)

@@ -329,3 +329,360 @@ def activity_set_ticket_from_intune(
 
 def default_due_date() -> dt.date:
     return timezone.localdate() + dt.timedelta(days=getattr(settings, "DEFAULT_DUE_DAYS", 14))
+
+
+# --------------------------------------------------------------------------------------
+# Jobs: auto-completion, purge, due-date notifications and their beat schedules.
+#
+# Every job takes a named lock (portal.locks.job_lock): a second run that starts while the
+# first is still working returns {"skipped": True} at once and changes nothing. The lock
+# expires after JOB_TIME_LIMIT, the tasks' hard time limit, which is shorter than the
+# broker's visibility timeout, so a message redelivered after a killed worker never finds
+# the dead run's lock still held. Every job is idempotent and commits in bounded batches,
+# so a run killed half-way leaves consistent rows and the next run finishes the work.
+# --------------------------------------------------------------------------------------
+
+from collections import defaultdict  # noqa: E402
+
+from django.db.models import Count, Exists, F, OuterRef, Subquery, Value  # noqa: E402
+from django.db.models.functions import Coalesce  # noqa: E402
+
+from portal.locks import job_lock  # noqa: E402
+
+from .models import SYSTEM_CONFIRMATION, ActivityNotification  # noqa: E402
+
+JOB_TIME_LIMIT = settings.CELERY_TASK_TIME_LIMIT
+REFRESH_BATCH_SIZE = 5000
+ACTIVITY_CHUNK = 500
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _update_in_batches(queryset, *, batch_size: int, **values) -> int:
+    """UPDATE the rows of `queryset` in pk order, at most `batch_size` rows per transaction.
+
+    The queryset's filter is applied again inside each UPDATE, so rows that changed in the
+    meantime are left alone.
+    """
+    total, last_pk = 0, 0
+    while True:
+        pks = list(queryset.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            return total
+        last_pk = pks[-1]
+        with transaction.atomic():
+            total += queryset.filter(pk__in=pks).update(**values)
+
+
+def _refresh_devices(*, recommendation_id: int, activity_ids: list, batch_size: int) -> tuple[int, int]:
+    """Align the activities' device rows with the recommendation's exposures. Returns (fixed, reopened)."""
+    open_exposure = Exposure.objects.filter(
+        recommendation_id=recommendation_id, device_id=OuterRef("device_id"), remediated_at__isnull=True
+    )
+    exposure_remediated_at = Exposure.objects.filter(
+        recommendation_id=recommendation_id, device_id=OuterRef("device_id")
+    ).values("remediated_at")[:1]
+    rows = ActivityDevice.objects.filter(activity_id__in=activity_ids)
+    # No open exposure any more (remediated, or the exposure is gone): the device is fixed,
+    # as of the exposure's remediation time (now when the exposure row no longer exists).
+    fixed = _update_in_batches(
+        rows.filter(status=ActivityDevice.Status.EXPOSED).filter(~Exists(open_exposure)),
+        batch_size=batch_size,
+        status=ActivityDevice.Status.REMEDIATED,
+        remediated_at=Coalesce(Subquery(exposure_remediated_at), Value(timezone.now())),
+    )
+    # The device is exposed again (the fix was rolled back, the old version reinstalled):
+    # the activity is not done on it, so it counts as exposed again.
+    reopened = _update_in_batches(
+        rows.filter(status=ActivityDevice.Status.REMEDIATED).filter(Exists(open_exposure)),
+        batch_size=batch_size,
+        status=ActivityDevice.Status.EXPOSED,
+        remediated_at=None,
+    )
+    return fixed, reopened
+
+
+def _recount_fixed_devices(activity_ids: list) -> int:
+    """Set fixed_devices from the device rows, for the activities whose counter is off. Returns how many."""
+    remediated = (
+        ActivityDevice.objects.filter(activity_id=OuterRef("pk"), status=ActivityDevice.Status.REMEDIATED)
+        .order_by()
+        .values("activity_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    actual = Coalesce(Subquery(remediated), Value(0))
+    changed = 0
+    for chunk in _chunks(activity_ids, ACTIVITY_CHUNK):
+        with transaction.atomic():
+            stale = list(
+                RemediationActivity.objects.filter(pk__in=chunk)
+                .annotate(actual=actual)
+                .exclude(fixed_devices=F("actual"))
+                .values_list("pk", flat=True)
+            )
+            if stale:
+                changed += RemediationActivity.objects.filter(pk__in=stale).update(fixed_devices=actual)
+    return changed
+
+
+def _auto_complete(activity_ids: list) -> int:
+    """Complete (method automatic) the activities whose every target device is remediated."""
+    from intune.services import intune_task_record_decision
+
+    completed = 0
+    for chunk in _chunks(activity_ids, ACTIVITY_CHUNK):
+        with transaction.atomic():
+            ids = list(
+                RemediationActivity.objects.select_for_update()
+                .filter(
+                    pk__in=chunk,
+                    status=RemediationActivity.Status.ACTIVE,
+                    target_devices__gt=0,
+                    fixed_devices=F("target_devices"),
+                )
+                .exclude(remediation_option=RemediationOption.ATTENTION_REQUIRED)
+                .values_list("pk", flat=True)
+            )
+            if not ids:
+                continue
+            now = timezone.now()
+            completed += RemediationActivity.objects.filter(pk__in=ids).update(
+                status=RemediationActivity.Status.COMPLETED,
+                completion_method=RemediationActivity.CompletionMethod.AUTOMATIC,
+                completed_by=None,
+                completer_email=SYSTEM_CONFIRMATION,
+                completed_at=now,
+            )
+            ActivityEvent.objects.bulk_create(
+                [
+                    ActivityEvent(
+                        activity_id=pk,
+                        kind=ActivityEvent.Kind.COMPLETED,
+                        actor=None,
+                        actor_label=SYSTEM_LABEL,
+                        notes="Every target device is remediated (System confirmation).",
+                        at=now,
+                    )
+                    for pk in ids
+                ]
+            )
+            for pk in ids:
+                intune_task_record_decision(
+                    activity=RemediationActivity(pk=pk), decision="completed", note=SYSTEM_CONFIRMATION
+                )
+    return completed
+
+
+def activities_refresh_progress(
+    *, recommendation_ids: Iterable[int] | None = None, batch_size: int = REFRESH_BATCH_SIZE
+) -> dict:
+    """Bring the active activities of these recommendations (all when None) up to date with the exposures.
+
+    Device rows whose exposure is no longer open become remediated (at the exposure's
+    remediated_at); rows whose device is exposed again go back to exposed; fixed_devices is
+    recounted; an activity whose every target device is remediated completes itself
+    ("System confirmation"), except attention-required ones, which never auto-complete.
+    Works in set-based UPDATEs of at most `batch_size` rows per transaction.
+    """
+    counts = {
+        "skipped": False,
+        "activities": 0,
+        "devices_remediated": 0,
+        "devices_exposed_again": 0,
+        "counters_updated": 0,
+        "activities_completed": 0,
+    }
+    if recommendation_ids is not None:
+        try:
+            recommendation_ids = sorted({int(pk) for pk in recommendation_ids})
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "recommendation_ids must be a list of recommendation ids (integers).", field="recommendation_ids"
+            ) from None
+    if batch_size < 1:
+        raise ValidationError("batch_size must be at least 1.", field="batch_size")
+
+    with job_lock("refresh_activity_progress", timeout=JOB_TIME_LIMIT) as acquired:
+        if not acquired:
+            return {**counts, "skipped": True}
+        active = RemediationActivity.objects.filter(status=RemediationActivity.Status.ACTIVE)
+        if recommendation_ids is not None:
+            active = active.filter(recommendation_id__in=recommendation_ids)
+        by_recommendation: dict[int, list] = defaultdict(list)
+        for recommendation_id, pk in active.order_by("recommendation_id", "pk").values_list("recommendation_id", "pk"):
+            by_recommendation[recommendation_id].append(pk)
+        all_ids = [pk for ids in by_recommendation.values() for pk in ids]
+        counts["activities"] = len(all_ids)
+
+        for recommendation_id, ids in by_recommendation.items():
+            fixed, reopened = _refresh_devices(
+                recommendation_id=recommendation_id, activity_ids=ids, batch_size=batch_size
+            )
+            counts["devices_remediated"] += fixed
+            counts["devices_exposed_again"] += reopened
+        counts["counters_updated"] = _recount_fixed_devices(all_ids)
+        counts["activities_completed"] = _auto_complete(all_ids)
+
+    logger.info("Activity progress refreshed: %s", counts)
+    return counts
+
+
+def purge_completed_activities(
+    *, now: dt.datetime | None = None, dry_run: bool = False, batch_size: int | None = None
+) -> dict:
+    """Delete the activities completed COMPLETED_ACTIVITY_RETENTION_DAYS days ago or earlier.
+
+    An activity goes once the full retention period has passed since `completed_at`
+    (with 180 days: completed 180 days ago goes, 179 days and 23 hours stays). Device rows
+    go first, at most `batch_size` per transaction, then the activities with their events,
+    notifications and Intune task, a few hundred per transaction. Active activities are
+    never touched. `dry_run` only counts.
+    """
+    batch_size = settings.PURGE_BATCH_SIZE if batch_size is None else batch_size
+    if batch_size < 1:
+        raise ValidationError("batch_size must be at least 1.", field="batch_size")
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.COMPLETED_ACTIVITY_RETENTION_DAYS)
+    expired = RemediationActivity.objects.filter(
+        status=RemediationActivity.Status.COMPLETED, completed_at__lte=cutoff
+    )
+    counts = {"skipped": False, "dry_run": dry_run, "cutoff": cutoff.isoformat(), "activities": 0, "devices": 0}
+    if dry_run:
+        counts["activities"] = expired.count()
+        counts["devices"] = ActivityDevice.objects.filter(activity__in=expired).count()
+        logger.info("Purge dry run: %(activities)d activities and %(devices)d devices would be deleted.", counts)
+        return counts
+
+    activity_chunk = max(1, min(ACTIVITY_CHUNK, batch_size // 10))
+    with job_lock("purge_completed_activities", timeout=JOB_TIME_LIMIT) as acquired:
+        if not acquired:
+            return {**counts, "skipped": True}
+        while True:
+            ids = list(expired.order_by("completed_at", "pk").values_list("pk", flat=True)[:activity_chunk])
+            if not ids:
+                break
+            while True:
+                pks = list(ActivityDevice.objects.filter(activity_id__in=ids).values_list("pk", flat=True)[:batch_size])
+                if not pks:
+                    break
+                with transaction.atomic():
+                    deleted, _ = ActivityDevice.objects.filter(pk__in=pks).delete()
+                counts["devices"] += deleted
+            with transaction.atomic():
+                _, per_model = expired.filter(pk__in=ids).delete()
+            counts["activities"] += per_model.get(RemediationActivity._meta.label, 0)
+            logger.info("Purge: %(activities)d activities and %(devices)d devices deleted so far.", counts)
+    logger.info(
+        "Purged %(activities)d activities completed on or before %(cutoff)s and %(devices)d activity devices.",
+        counts,
+    )
+    return counts
+
+
+def notify_due_activities(*, today: dt.date | None = None) -> dict:
+    """Email IT staff about activities due within DUE_SOON_DAYS days and about overdue ones.
+
+    Each kind goes out at most once per activity. Only active activities with a due date
+    (so never attention-required ones) and whose request was not rejected. An activity that
+    is already overdue when first seen gets the overdue email only.
+    """
+    today = today or timezone.localdate()
+    soon_until = today + dt.timedelta(days=settings.DUE_SOON_DAYS)
+    candidates = (
+        RemediationActivity.objects.filter(status=RemediationActivity.Status.ACTIVE, due_on__isnull=False)
+        .exclude(remediation_option=RemediationOption.ATTENTION_REQUIRED)
+        .exclude(ticket_status=RemediationActivity.TicketStatus.REJECTED)
+        .select_related("recommendation")
+        .prefetch_related("device_groups")
+        .order_by("due_on", "pk")
+    )
+    kinds = [
+        (ActivityNotification.Kind.OVERDUE, candidates.filter(due_on__lt=today)),
+        (ActivityNotification.Kind.DUE_SOON, candidates.filter(due_on__gte=today, due_on__lte=soon_until)),
+    ]
+    counts = {"skipped": False, ActivityNotification.Kind.OVERDUE: 0, ActivityNotification.Kind.DUE_SOON: 0}
+    from .notifications import notify
+
+    with job_lock("notify_due_activities", timeout=JOB_TIME_LIMIT) as acquired:
+        if not acquired:
+            return {**counts, "skipped": True}
+        for kind, queryset in kinds:
+            for activity in queryset.exclude(notifications__kind=kind).iterator(chunk_size=200):
+                if notify(activity=activity, kind=kind):
+                    counts[kind] += 1
+    logger.info("Due-date notifications sent: %s", counts)
+    return counts
+
+
+# Beat entries of DESIGN.md section 10, by name. Only created when missing: a schedule an
+# admin edited (or disabled) is kept as it is.
+PERIODIC_TASKS = [
+    {"name": "intune_sync", "task": "intune.sync", "interval": {"every": 15, "period": "minutes"}},
+    {
+        "name": "purge_completed_activities",
+        "task": "remediation.purge_completed_activities",
+        "crontab": {"minute": "30", "hour": "3"},
+    },
+    {
+        "name": "expire_exceptions",
+        "task": "recommendations.expire_exceptions",
+        "crontab": {"minute": "5", "hour": "*"},
+    },
+    {
+        "name": "notify_due_activities",
+        "task": "remediation.notify_due_activities",
+        "crontab": {"minute": "0", "hour": "7"},
+    },
+    {
+        # Event-driven after each import; this nightly run is a safety net for missed events.
+        "name": "refresh_activity_progress",
+        "task": "remediation.refresh_activity_progress",
+        "crontab": {"minute": "45", "hour": "2"},
+    },
+]
+
+
+def periodic_tasks_setup(*, apps=None) -> dict:
+    """Create the missing beat entries of PERIODIC_TASKS, by name. Idempotent; never deletes.
+
+    An existing entry keeps its schedule, arguments and enabled flag (admin edits survive);
+    only its task name is corrected if it differs. `apps` is a migration's app registry.
+    """
+    if apps is None:
+        from django.apps import apps
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
+
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    with transaction.atomic():
+        for entry in PERIODIC_TASKS:
+            existing = PeriodicTask.objects.filter(name=entry["name"]).first()
+            if existing is not None:
+                if existing.task != entry["task"]:
+                    existing.task = entry["task"]
+                    existing.save(update_fields=["task"])
+                    counts["updated"] += 1
+                else:
+                    counts["unchanged"] += 1
+                continue
+            schedule = {}
+            if "interval" in entry:
+                schedule["interval"], _ = IntervalSchedule.objects.get_or_create(**entry["interval"])
+            else:
+                spec = {"day_of_week": "*", "day_of_month": "*", "month_of_year": "*", **entry["crontab"]}
+                schedule["crontab"] = CrontabSchedule.objects.filter(**spec, timezone=settings.TIME_ZONE).first()
+                if schedule["crontab"] is None:
+                    schedule["crontab"] = CrontabSchedule.objects.create(**spec, timezone=settings.TIME_ZONE)
+            PeriodicTask.objects.create(
+                name=entry["name"], task=entry["task"], description=entry.get("description", ""), **schedule
+            )
+            counts["created"] += 1
+        if counts["created"] or counts["updated"]:
+            # Tell a running beat (DatabaseScheduler) to reload its schedule.
+            PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+    return counts
