@@ -224,6 +224,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ActivityStatusEnum": "remediation.models.RemediationActivity.Status",
+        "ActivityDeviceStatusEnum": "remediation.models.ActivityDevice.Status",
+        "ExceptionStatusEnum": "recommendations.models.RecommendationException.Status",
+        "ExceptionDeviceGroupStatusEnum": "recommendations.models.ExceptionDeviceGroup.Status",
+    },
 }
 
 # --- Email ----------------------------------------------------------------------------
