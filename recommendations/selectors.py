@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -259,7 +260,26 @@ def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[Recom
     `filters` (optional) are the API's query parameters: status, scope, justification,
     recommendation (external id), device_group (name), expiring_within (days).
     """
-    qs = RecommendationException.objects.select_related("recommendation", "created_by", "canceled_by")
+    qs = RecommendationException.objects.select_related(
+        "recommendation", "created_by", "canceled_by"
+    ).annotate(
+        is_suspended=Case(
+            When(
+                Q(scope=RecommendationException.Scope.DEVICE_GROUPS)
+                & _in_force_q()
+                & Exists(
+                    RecommendationException.objects.filter(
+                        _in_force_q(),
+                        recommendation=OuterRef("recommendation"),
+                        scope=RecommendationException.Scope.GLOBAL,
+                    )
+                ),
+                then=Value(True),
+            ),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
     if not user_sees_all_device_groups(user):
         visible = device_group_ids_for_user(user=user)
         qs = qs.filter(
@@ -291,6 +311,8 @@ def exception_group_links(*, exception: RecommendationException) -> QuerySet[Exc
 
 def exception_is_suspended(*, exception: RecommendationException) -> bool:
     """A device-group exception in force while a global one for the same recommendation is."""
+    if hasattr(exception, "is_suspended"):  # annotated by exception_list
+        return exception.is_suspended
     return (
         exception.scope == RecommendationException.Scope.DEVICE_GROUPS
         and exception.status == RecommendationException.Status.ACTIVE

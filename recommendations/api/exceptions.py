@@ -1,0 +1,210 @@
+"""`/api/v1/exceptions/`: list, create, detail and cancel recommendation exceptions (DESIGN.md 8).
+
+Thin: input serializers parse the body, the selectors scope what the caller sees, and
+recommendations.services holds every rule.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError
+from portal.api import has_perm as role_permission
+from recommendations.exception_filters import ExceptionFilter
+from recommendations.models import (
+    ExceptionDeviceGroup,
+    ExceptionEvent,
+    RecommendationException,
+    SecurityRecommendation,
+)
+from recommendations.selectors import device_group_list, exception_list
+from recommendations.services import exception_cancel, exception_create
+
+HandlesExceptions = role_permission(
+    "recommendations.handle_exceptions",
+    message="Only security staff can create or cancel exceptions.",
+)
+ERROR_409 = OpenApiResponse(DetailError, description="The exception (or that group) is already canceled or expired.")
+
+
+# --- output -------------------------------------------------------------------------------
+def _email(user) -> str | None:
+    if user is None:
+        return None
+    return user.email or user.get_username()
+
+
+class ExceptionRecommendationOutput(serializers.Serializer):
+    id = serializers.CharField(source="external_id", help_text="The recommendation's external id.")
+    name = serializers.CharField()
+
+
+class ExceptionGroupOutput(serializers.Serializer):
+    name = serializers.CharField(source="device_group.name")
+    status = serializers.ChoiceField(choices=ExceptionDeviceGroup.Status.choices)
+    canceled_by = serializers.SerializerMethodField()
+    canceled_at = serializers.DateTimeField(allow_null=True)
+
+    def get_canceled_by(self, link) -> str | None:
+        return _email(link.canceled_by)
+
+
+class ExceptionEventOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ExceptionEvent.Kind.choices)
+    actor = serializers.CharField(source="actor_label", help_text="An email, or `System`.")
+    notes = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class ExceptionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    recommendation = ExceptionRecommendationOutput()
+    justification = serializers.ChoiceField(choices=RecommendationException.Justification.choices)
+    context = serializers.CharField()
+    expires_on = serializers.DateField()
+    scope = serializers.ChoiceField(choices=RecommendationException.Scope.choices)
+    device_groups = ExceptionGroupOutput(
+        many=True, source="group_links.all", help_text="Empty for a global exception."
+    )
+    status = serializers.ChoiceField(choices=RecommendationException.Status.choices)
+    suspended = serializers.BooleanField(
+        source="is_suspended",
+        help_text="A device-group exception while a global one is active: it takes effect again when "
+        "the global one ends.",
+    )
+    created_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    canceled_by = serializers.SerializerMethodField()
+    canceled_at = serializers.DateTimeField(allow_null=True)
+    expired_at = serializers.DateTimeField(allow_null=True)
+
+    def get_created_by(self, obj) -> str | None:
+        return _email(obj.created_by)
+
+    def get_canceled_by(self, obj) -> str | None:
+        return _email(obj.canceled_by)
+
+
+class ExceptionDetailOutput(ExceptionOutput):
+    events = ExceptionEventOutput(many=True, source="events.all", help_text="The history, oldest first.")
+
+
+# --- input --------------------------------------------------------------------------------
+class ExceptionCreateInput(serializers.Serializer):
+    recommendation = serializers.CharField(help_text="The recommendation's external id.")
+    justification = serializers.ChoiceField(choices=RecommendationException.Justification.choices)
+    context = serializers.CharField(help_text="Why the exception is needed (required).")
+    expires_on = serializers.DateField(help_text="The last day it applies (YYYY-MM-DD); after today.")
+    scope = serializers.ChoiceField(choices=RecommendationException.Scope.choices)
+    device_groups = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="Device group names; required for scope `device_groups`, omitted for `global`.",
+    )
+
+    def validate_recommendation(self, value: str) -> SecurityRecommendation:
+        recommendation = SecurityRecommendation.objects.filter(external_id=value).first()
+        if recommendation is None:
+            raise serializers.ValidationError(f'Unknown recommendation "{value}".')
+        return recommendation
+
+    def validate_device_groups(self, names: list[str]):
+        names = list(dict.fromkeys(names))
+        # Groups out of the caller's scope are as unknown as groups that do not exist.
+        groups = {g.name: g for g in device_group_list(user=self.context["request"].user).filter(name__in=names)}
+        unknown = [n for n in names if n not in groups]
+        if unknown:
+            raise serializers.ValidationError("Unknown device groups: " + ", ".join(unknown) + ".")
+        return [groups[n] for n in names]
+
+
+class ExceptionCancelInput(serializers.Serializer):
+    device_group = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Cancel for this device group only (its name); omit to cancel for all groups.",
+    )
+
+
+# --- views --------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="List exceptions",
+        description="Exceptions you may see: global ones and those covering one of your device groups.",
+        responses={200: ExceptionOutput(many=True), **COMMON_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One exception, with its history",
+        responses={200: ExceptionDetailOutput, 404: ERROR_404, **COMMON_ERRORS},
+    ),
+)
+class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    filterset_class = ExceptionFilter
+    serializer_class = ExceptionOutput
+
+    def get_permissions(self):
+        if self.action in ("create", "cancel"):
+            return [IsAuthenticated(), HandlesExceptions()]
+        return [IsAuthenticated()]
+
+    def get_queryset(self):
+        qs = exception_list(user=self.request.user).prefetch_related(
+            Prefetch(
+                "group_links",
+                queryset=ExceptionDeviceGroup.objects.select_related("device_group", "canceled_by").order_by(
+                    "device_group__name"
+                ),
+            )
+        )
+        if self.action != "list":
+            qs = qs.prefetch_related("events")
+        return qs
+
+    def get_serializer_class(self):
+        return ExceptionOutput if self.action == "list" else ExceptionDetailOutput
+
+    def _detail(self, pk, http_status=status.HTTP_200_OK) -> Response:
+        exception = self.get_queryset().get(pk=pk)
+        return Response(ExceptionDetailOutput(exception).data, status=http_status)
+
+    @extend_schema(
+        summary="File an exception",
+        request=ExceptionCreateInput,
+        responses={201: ExceptionDetailOutput, 400: ERROR_400, **COMMON_ERRORS},
+        description="Security staff only. A global scope is for superusers only.",
+    )
+    def create(self, request):
+        data = ExceptionCreateInput(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        exception = exception_create(user=request.user, **data.validated_data)
+        return self._detail(exception.pk, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Cancel an exception, for all its device groups or one",
+        request=ExceptionCancelInput,
+        responses={200: ExceptionDetailOutput, 400: ERROR_400, 404: ERROR_404, 409: ERROR_409, **COMMON_ERRORS},
+        description="Security staff only. A global exception is canceled whole; canceling the last "
+        "active group cancels the exception.",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        exception = self.get_object()
+        data = ExceptionCancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        name = data.validated_data.get("device_group") or ""
+        device_group = None
+        if name:
+            link = next((lk for lk in exception.group_links.all() if lk.device_group.name == name), None)
+            if link is None:
+                raise serializers.ValidationError(
+                    {"device_group": [f'This exception does not cover a device group named "{name}".']}
+                )
+            device_group = link.device_group
+        exception_cancel(exception=exception, user=request.user, device_group=device_group)
+        return self._detail(exception.pk)
