@@ -1,12 +1,36 @@
 """The activity list's filters, shared by the API, the admin export and the selectors."""
 
+import datetime as dt
+
 import django_filters
-from django.db.models import Q
+from django.db.models import DateField, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from recommendations.models import DeviceGroup
 
 from .models import Priority, RemediationActivity, RemediationOption
+
+NO_DUE_DATE = dt.date(9999, 12, 31)
+
+
+class ActivityOrdering(django_filters.OrderingFilter):
+    """One ordering field, then newest first and the id: a total order, so pages never skip rows.
+
+    `due_on` sorts on `due_sort` (no due date = after every date) so the key is never NULL, which
+    keyset pagination (portal.pagination) needs, and SQLite and PostgreSQL agree on the order.
+    """
+
+    def filter(self, qs, value):
+        if value in ([], (), {}, "", None):
+            return qs
+        if any(v.lstrip("-") == "due_on" for v in value):
+            qs = qs.annotate(due_sort=Coalesce("due_on", Value(NO_DUE_DATE), output_field=DateField()))
+        ordering = [self.get_ordering_value(param) for param in value]
+        for tie_breaker in ("-created_at", "-id"):
+            if tie_breaker.lstrip("-") not in {o.lstrip("-") for o in ordering}:
+                ordering.append(tie_breaker)
+        return qs.order_by(*ordering)
 
 
 class ActivityFilter(django_filters.FilterSet):
@@ -22,13 +46,15 @@ class ActivityFilter(django_filters.FilterSet):
     due_before = django_filters.DateFilter(field_name="due_on", lookup_expr="lte")
     overdue = django_filters.BooleanFilter(method="filter_overdue")
     search = django_filters.CharFilter(method="filter_search", label="Search title and description")
-    ordering = django_filters.OrderingFilter(
+    ordering = ActivityOrdering(
         fields=(
             ("created_at", "created_at"),
-            ("due_on", "due_on"),
+            ("due_sort", "due_on"),
             ("priority_rank", "priority"),
             ("progress_value", "progress"),
-        )
+        ),
+        help_text="created_at, due_on, priority (high first) or progress, each with - to reverse. "
+        "Ties are broken by newest first. Activities without a due date sort after every date.",
     )
 
     class Meta:

@@ -1,0 +1,140 @@
+"""Recommendation and device-group endpoints (DESIGN.md section 6). Read-only and scoped.
+
+Recommendations are visible to every role; their device counts and exposed devices count only
+the caller's device groups (recommendations.selectors applies the scope).
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+
+from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, has_perm
+from recommendations.models import Exposure, SecurityRecommendation
+from recommendations.selectors import (
+    device_group_ids_for_user,
+    device_group_list,
+    exposed_devices_for_recommendation,
+    recommendation_list,
+    user_sees_all_device_groups,
+)
+
+from .serializers import DeviceGroupOutput, ExposedDeviceOutput, RecommendationOutput
+
+CanViewRecommendations = has_perm("recommendations.view_securityrecommendation")
+CanViewDeviceGroups = has_perm("recommendations.view_devicegroup")
+
+ID_PARAMETER = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The recommendation's external id."
+)
+
+
+class RecommendationFilter(django_filters.FilterSet):
+    category = django_filters.ChoiceFilter(choices=SecurityRecommendation.Category.choices)
+    remediation_type = django_filters.ChoiceFilter(choices=SecurityRecommendation.RemediationType.choices)
+    public_exploit = django_filters.BooleanFilter()
+    exposed = django_filters.BooleanFilter(
+        method="filter_exposed", label="Only recommendations with (true) or without (false) exposed devices"
+    )
+    search = django_filters.CharFilter(method="filter_search", label="Search name, product and vendor")
+
+    class Meta:
+        model = SecurityRecommendation
+        fields = []
+
+    def filter_exposed(self, queryset, name, value):
+        return queryset.filter(exposed_in_scope__gt=0) if value else queryset.filter(exposed_in_scope=0)
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(product_name__icontains=value) | Q(vendor__icontains=value))
+
+
+def _with_scoped_exposure_count(queryset, user):
+    """`exposed_in_scope`: the stored counter for see-all users, else one subquery on the caller's groups."""
+    if user_sees_all_device_groups(user):
+        return queryset.annotate(exposed_in_scope=F("exposed_devices"))
+    counts = (
+        Exposure.objects.filter(
+            recommendation=OuterRef("pk"),
+            remediated_at__isnull=True,
+            device__device_group__in=device_group_ids_for_user(user=user),
+        )
+        .order_by()
+        .values("recommendation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return queryset.annotate(exposed_in_scope=Coalesce(Subquery(counts), 0))
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Security recommendations, with exposed device counts in your device groups",
+        responses={200: RecommendationOutput(many=True), 400: ERROR_400, **COMMON_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One security recommendation",
+        parameters=[ID_PARAMETER],
+        responses={200: RecommendationOutput, **COMMON_ERRORS, 404: ERROR_404},
+    ),
+)
+class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = RecommendationOutput
+    permission_classes = [IsAuthenticated, CanViewRecommendations]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RecommendationFilter
+    lookup_field = "external_id"
+    lookup_url_kwarg = "pk"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        return _with_scoped_exposure_count(recommendation_list(user=self.request.user), self.request.user)
+
+    def get_object(self) -> SecurityRecommendation:
+        recommendation = self.get_queryset().filter(external_id=self.kwargs["pk"]).first()
+        if recommendation is None:
+            raise NotFound("No security recommendation with this id.")
+        return recommendation
+
+    @extend_schema(
+        summary="Devices exposed to a recommendation, in your device groups",
+        parameters=[
+            ID_PARAMETER,
+            OpenApiParameter("device_group", OpenApiTypes.STR, description="Only this device group (name)."),
+        ],
+        filters=False,
+        responses={200: ExposedDeviceOutput(many=True), 400: ERROR_400, **COMMON_ERRORS, 404: ERROR_404},
+    )
+    @action(detail=True, methods=["get"])
+    def devices(self, request, pk=None):
+        recommendation = SecurityRecommendation.objects.filter(external_id=pk).first()
+        if recommendation is None:
+            raise NotFound("No security recommendation with this id.")
+        exposures = exposed_devices_for_recommendation(recommendation=recommendation, user=request.user)
+        group = request.query_params.get("device_group")
+        if group is not None:
+            exposures = exposures.filter(device__device_group__name=group)
+        page = self.paginate_queryset(exposures.order_by("device__computer_dns_name", "pk"))
+        return self.get_paginated_response(ExposedDeviceOutput(page, many=True).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The device groups you may see",
+        responses={200: DeviceGroupOutput(many=True), 400: ERROR_400, **COMMON_ERRORS},
+    )
+)
+class DeviceGroupViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = DeviceGroupOutput
+    permission_classes = [IsAuthenticated, CanViewDeviceGroups]
+
+    def get_queryset(self):
+        return device_group_list(user=self.request.user).order_by("name")

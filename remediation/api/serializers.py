@@ -1,0 +1,143 @@
+"""Input and output shapes of the remediation-activity API (DESIGN.md section 6). No rules here."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from recommendations.models import DeviceGroup, SecurityRecommendation
+from remediation.models import ActivityDevice, ActivityEvent, Priority, RemediationActivity, RemediationOption
+
+# --- input ---------------------------------------------------------------------------------
+
+
+class ActivityCreateInput(serializers.Serializer):
+    recommendation = serializers.SlugRelatedField(
+        slug_field="external_id",
+        queryset=SecurityRecommendation.objects.all(),
+        help_text="The recommendation's external id, e.g. va-_-microsoft-_-silverlight.",
+    )
+    remediation_option = serializers.ChoiceField(choices=RemediationOption.choices)
+    priority = serializers.ChoiceField(choices=Priority.choices)
+    due_on = serializers.DateField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="YYYY-MM-DD, today or later; omit or null for attention_required.",
+    )
+    device_groups = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=DeviceGroup.objects.all(),
+        many=True,
+        help_text="Device group names; at least one.",
+    )
+    requester_notes = serializers.CharField(required=False, allow_blank=True, default="")
+    create_intune_task = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also create a Microsoft Intune security task (only while the Intune connection is on).",
+    )
+
+
+class DecisionInput(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, default="", help_text="Required to reject.")
+
+
+class CompleteInput(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+class RecommendationRefOutput(serializers.Serializer):
+    id = serializers.CharField(source="external_id")
+    name = serializers.CharField()
+
+
+class IntuneTaskOutput(serializers.Serializer):
+    status = serializers.CharField(help_text="Graph's status of the task (empty until it is pushed).")
+    devices_sent = serializers.IntegerField()
+    devices_total = serializers.IntegerField()
+    last_synced_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField()
+
+
+class ActivityOutput(serializers.ModelSerializer):
+    recommendation = RecommendationRefOutput()
+    device_groups = serializers.SerializerMethodField()
+    completed_by = serializers.CharField(
+        source="completed_by_label",
+        help_text='Email of the person who completed it, "System confirmation" or "Not available".',
+    )
+    progress = serializers.IntegerField(
+        allow_null=True, min_value=0, max_value=100, help_text="0-100; null for attention_required."
+    )
+    intune = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RemediationActivity
+        fields = [
+            "id",
+            "title",
+            "description",
+            "recommendation",
+            "remediation_option",
+            "category",
+            "priority",
+            "due_on",
+            "requester_email",
+            "requester_notes",
+            "device_groups",
+            "created_at",
+            "status",
+            "ticket_status",
+            "it_notes",
+            "completion_method",
+            "completed_by",
+            "completed_at",
+            "target_devices",
+            "fixed_devices",
+            "progress",
+            "create_intune_task",
+            "intune",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_device_groups(self, activity: RemediationActivity) -> list[str]:
+        return sorted(group.name for group in activity.device_groups.all())
+
+    @extend_schema_field(IntuneTaskOutput(allow_null=True))
+    def get_intune(self, activity: RemediationActivity):
+        task = getattr(activity, "intune_task", None)  # reverse one-to-one: None when absent
+        return IntuneTaskOutput(task).data if task is not None else None
+
+
+class ActivityDeviceOutput(serializers.ModelSerializer):
+    device_id = serializers.CharField(source="device.machine_id")
+    device_name = serializers.CharField(source="device.computer_dns_name")
+    os_platform = serializers.CharField(source="device.os_platform")
+    device_group = serializers.CharField(source="device.device_group.name")
+
+    class Meta:
+        model = ActivityDevice
+        fields = [
+            "device_id",
+            "device_name",
+            "os_platform",
+            "device_group",
+            "status",
+            "remediated_at",
+            "sent_to_intune",
+        ]
+        read_only_fields = fields
+
+
+class ActivityEventOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label", help_text='An email, or "System".')
+
+    class Meta:
+        model = ActivityEvent
+        fields = ["kind", "actor", "notes", "at"]
+        read_only_fields = fields
