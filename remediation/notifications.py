@@ -23,6 +23,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -122,12 +123,15 @@ def notify(*, activity: RemediationActivity, kind: str) -> bool:
 
 def notify_new_activity(*, activity_id: str) -> bool:
     """Tell IT staff about a new request. Quietly does nothing for a deleted or completed activity."""
-    activity = (
-        RemediationActivity.objects.select_related("recommendation")
-        .prefetch_related("device_groups")
-        .filter(pk=activity_id)
-        .first()
-    )
+    try:
+        activity = (
+            RemediationActivity.objects.select_related("recommendation")
+            .prefetch_related("device_groups")
+            .filter(pk=activity_id)
+            .first()
+        )
+    except (ValueError, DjangoValidationError):  # not a UUID
+        activity = None
     if activity is None:
         logger.info("Activity %s no longer exists; no new-request notification.", activity_id)
         return False

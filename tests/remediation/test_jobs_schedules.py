@@ -1,0 +1,74 @@
+"""Beat schedules of DESIGN.md section 10, created by the migration and `setup_periodic_tasks`."""
+
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED = {
+    "intune_sync": "intune.sync",
+    "purge_completed_activities": "remediation.purge_completed_activities",
+    "expire_exceptions": "recommendations.expire_exceptions",
+    "notify_due_activities": "remediation.notify_due_activities",
+    "refresh_activity_progress": "remediation.refresh_activity_progress",
+}
+
+
+def test_the_migration_creates_every_job_of_section_10():
+    tasks = {p.name: p for p in PeriodicTask.objects.select_related("interval", "crontab")}
+
+    assert {name: p.task for name, p in tasks.items() if name in EXPECTED} == EXPECTED
+    assert all(tasks[name].enabled for name in EXPECTED)
+    assert (tasks["intune_sync"].interval.every, tasks["intune_sync"].interval.period) == (15, "minutes")
+    hourly = tasks["expire_exceptions"].crontab
+    assert (hourly.hour, hourly.day_of_month) == ("*", "*")
+    for daily in ("purge_completed_activities", "notify_due_activities"):
+        crontab = tasks[daily].crontab
+        assert crontab.hour.isdigit()
+        assert crontab.minute.isdigit()
+        assert (crontab.day_of_week, crontab.day_of_month, crontab.month_of_year) == ("*", "*", "*")
+
+
+def test_rerunning_keeps_admin_edits_and_creates_no_duplicates(capsys):
+    purge = PeriodicTask.objects.get(name="purge_completed_activities")
+    purge.crontab = CrontabSchedule.objects.create(minute="15", hour="1")
+    purge.enabled = False
+    purge.save()
+    sync = PeriodicTask.objects.get(name="intune_sync")
+    sync.interval = IntervalSchedule.objects.create(every=5, period="minutes")
+    sync.save()
+
+    call_command("setup_periodic_tasks")
+    call_command("setup_periodic_tasks")
+
+    purge.refresh_from_db()
+    sync.refresh_from_db()
+    assert (purge.crontab.minute, purge.crontab.hour, purge.enabled) == ("15", "1", False)
+    assert sync.interval.every == 5
+    assert PeriodicTask.objects.filter(name__in=EXPECTED).count() == len(EXPECTED)
+    assert capsys.readouterr().out.splitlines()[-1] == "Beat schedules: 0 created, 0 updated, 5 unchanged."
+
+
+def test_a_deleted_entry_is_recreated_and_a_wrong_task_name_corrected(capsys):
+    PeriodicTask.objects.filter(name="notify_due_activities").delete()
+    PeriodicTask.objects.filter(name="expire_exceptions").update(task="recommendations.old_name")
+    untouched = PeriodicTask.objects.get(name="intune_sync").pk
+
+    call_command("setup_periodic_tasks")
+
+    assert PeriodicTask.objects.get(name="notify_due_activities").task == "remediation.notify_due_activities"
+    assert PeriodicTask.objects.get(name="expire_exceptions").task == "recommendations.expire_exceptions"
+    assert PeriodicTask.objects.get(name="intune_sync").pk == untouched
+    assert "1 created, 1 updated, 3 unchanged" in capsys.readouterr().out
+
+
+def test_schedules_of_other_jobs_are_never_wiped():
+    mine = PeriodicTask.objects.create(
+        name="someone_elses_job", task="other.task",
+        interval=IntervalSchedule.objects.create(every=1, period="days"),
+    )
+
+    call_command("setup_periodic_tasks")
+
+    assert PeriodicTask.objects.filter(pk=mine.pk, task="other.task").exists()
