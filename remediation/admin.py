@@ -12,14 +12,16 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from portal.errors import ConflictError, PermissionError_
 from recommendations.admin import ScopedDeviceGroupFilter
+from recommendations.selectors import device_group_list, user_sees_all_device_groups
 
 from . import admin_views
 from .exports import activities_csv_response
@@ -72,9 +74,9 @@ def progress_bar(activity: RemediationActivity) -> str:
 @admin.register(RemediationActivity)
 class RemediationActivityAdmin(admin.ModelAdmin):
     list_display = [
-        "title",
+        "activity_column",
         "created_by_column",
-        "created_at",
+        "created_on_column",
         "priority",
         "due_column",
         "device_groups_column",
@@ -82,9 +84,9 @@ class RemediationActivityAdmin(admin.ModelAdmin):
         "progress_column",
         "status",
         "completed_by_column",
-        "completed_at",
+        "completed_on_column",
     ]
-    list_display_links = ["title"]
+    list_display_links = ["activity_column"]
     list_filter = [
         "status",
         "ticket_status",
@@ -117,13 +119,26 @@ class RemediationActivityAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Scoped to the user's device groups; device groups prefetched, counters stored.
-        return activity_list(user=request.user)
+        qs = activity_list(user=request.user)
+        if not user_sees_all_device_groups(request.user):
+            # Name only the groups the user may see, in the list and in the export.
+            visible = device_group_list(user=request.user).only("id", "name")
+            qs = qs.prefetch_related(None).prefetch_related(Prefetch("device_groups", queryset=visible))
+        return qs
 
     # --- columns ---------------------------------------------------------------------------
+
+    @admin.display(description="Remediation activity", ordering="title")
+    def activity_column(self, obj):
+        return obj.title
 
     @admin.display(description="Created by", ordering="requester_email")
     def created_by_column(self, obj):
         return obj.requester_email or "—"
+
+    @admin.display(description="Created on", ordering="created_at")
+    def created_on_column(self, obj):
+        return date_format(timezone.localtime(obj.created_at), "DATETIME_FORMAT")
 
     @admin.display(description="Due date", ordering="due_on")
     def due_column(self, obj):
@@ -148,6 +163,10 @@ class RemediationActivityAdmin(admin.ModelAdmin):
     @admin.display(description="Completed by")
     def completed_by_column(self, obj):
         return obj.completed_by_label or "—"
+
+    @admin.display(description="Completed on", ordering="completed_at")
+    def completed_on_column(self, obj):
+        return date_format(timezone.localtime(obj.completed_at), "DATETIME_FORMAT") if obj.completed_at else "—"
 
     # --- actions -----------------------------------------------------------------------------
 

@@ -135,6 +135,13 @@ def _scoped_devices(request, activity: RemediationActivity, status: str | None):
     return qs
 
 
+def _visible_groups(request, activity: RemediationActivity):
+    groups = activity.device_groups.all()
+    if not user_sees_all_device_groups(request.user):
+        groups = groups.filter(pk__in=device_group_list(user=request.user).values("pk"))
+    return groups
+
+
 def activity_page_view(request, model_admin, object_id):
     """The activity 'flyout': details, Intune, devices, history and actions."""
     activity = _get_activity_or_404(request, object_id)
@@ -155,7 +162,7 @@ def activity_page_view(request, model_admin, object_id):
             "admin:recommendations_securityrecommendation_change", args=[activity.recommendation_id]
         ),
         "steps": remediation_steps(activity),
-        "device_groups": sorted(g.name for g in activity.device_groups.all()),
+        "device_groups": sorted(g.name for g in _visible_groups(request, activity)),
         "intune_task": IntuneTask.objects.filter(activity=activity).first(),
         "intune_enabled": IntuneConnection.load().enabled,
         "device_page": page,
