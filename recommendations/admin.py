@@ -13,6 +13,12 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path
 
+from .admin_exceptions import (  # importing it also registers the exceptions admin
+    ExceptionStateFilter,
+    exception_state_column,
+    exception_summary,
+    exposed_after_exceptions_column,
+)
 from .models import Device, DeviceGroup, Exposure, SecurityRecommendation
 from .selectors import device_group_list, device_list, recommendation_list, user_sees_all_device_groups
 
@@ -69,13 +75,15 @@ class SecurityRecommendationAdmin(admin.ModelAdmin):
         "remediation_type",
         "severity_score",
         "exposed_devices_column",
+        exposed_after_exceptions_column,
+        exception_state_column,
         "public_exploit",
         "active_alert",
         "open_activities_column",
     ]
-    list_filter = ["category", "remediation_type", "public_exploit", "active_alert"]
+    list_filter = ["category", "remediation_type", "public_exploit", "active_alert", ExceptionStateFilter]
     search_fields = ["name", "product_name", "vendor", "=external_id"]
-    readonly_fields = ["exposed_devices"]
+    readonly_fields = ["exposed_devices", exception_summary]
 
     def get_queryset(self, request):
         qs = recommendation_list(user=request.user)

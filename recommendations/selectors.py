@@ -68,7 +68,8 @@ def device_list(*, user: User) -> QuerySet[Device]:
 def recommendation_list(*, user: User) -> QuerySet[SecurityRecommendation]:
     """Recommendations with `open_activities`, `exception_state` and `exposed_after_exceptions`.
 
-    Annotated with subqueries (see annotate_exception_state), not a query per row.
+    Annotated with subqueries (see annotate_exception_state), not a query per row; for a scoped
+    user `exposed_after_exceptions` counts only the devices of their groups.
     """
     from remediation.models import RemediationActivity
 
@@ -80,7 +81,8 @@ def recommendation_list(*, user: User) -> QuerySet[SecurityRecommendation]:
         .values("n")
     )
     return annotate_exception_state(
-        SecurityRecommendation.objects.annotate(open_activities=Coalesce(Subquery(open_activities), 0))
+        SecurityRecommendation.objects.annotate(open_activities=Coalesce(Subquery(open_activities), 0)),
+        visible_groups=None if user_sees_all_device_groups(user) else device_group_ids_for_user(user=user),
     )
 
 
@@ -185,13 +187,17 @@ def exception_group_ids_in_use(*, recommendation: SecurityRecommendation) -> set
     )
 
 
-def annotate_exception_state(qs: QuerySet[SecurityRecommendation]) -> QuerySet[SecurityRecommendation]:
+def annotate_exception_state(
+    qs: QuerySet[SecurityRecommendation], *, visible_groups: QuerySet | None = None
+) -> QuerySet[SecurityRecommendation]:
     """Adds `exception_state` ("exception" | "partial" | "none") and `exposed_after_exceptions`.
 
     Subqueries in the one SELECT, not a query per row. "exception": a global exception is in
     force, or every device group with exposed devices is covered; "partial": some groups are
     covered; "none": no exception in force. The count after exceptions is computed only for
     recommendations that have device-group exceptions (the others keep the stored counter).
+    With `visible_groups` (a scoped user's device groups) the count covers only their devices;
+    the state stays that of the whole recommendation.
     """
     global_in_force = Exists(
         RecommendationException.objects.filter(
@@ -209,18 +215,19 @@ def annotate_exception_state(qs: QuerySet[SecurityRecommendation]) -> QuerySet[S
             )
         )
     )
-    uncovered = uncovered_exposures.order_by().values("recommendation").annotate(n=Count("pk")).values("n")
+    counted = uncovered_exposures
+    if visible_groups is not None:
+        counted = counted.filter(device__device_group__in=visible_groups)
+    uncovered = counted.order_by().values("recommendation").annotate(n=Count("pk")).values("n")
+    uncovered_count = Coalesce(Subquery(uncovered, output_field=IntegerField()), Value(0))
     return qs.annotate(
         has_global_exception=global_in_force,
         has_group_exception=Exists(group_links),
     ).annotate(
         exposed_after_exceptions=Case(
             When(has_global_exception=True, then=Value(0)),
-            When(
-                has_group_exception=True,
-                then=Coalesce(Subquery(uncovered, output_field=IntegerField()), Value(0)),
-            ),
-            default=F("exposed_devices"),
+            When(has_group_exception=True, then=uncovered_count),
+            default=F("exposed_devices") if visible_groups is None else uncovered_count,
             output_field=IntegerField(),
         ),
     ).annotate(
