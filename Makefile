@@ -41,6 +41,13 @@ worker: venv
 beat: venv
 	$(BIN)/celery -A portal beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
+## Production settings behind gunicorn (needs DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL, REDIS_URL;
+## see deploy/portal.env.example). Run `make migrate` first. WEB_CONCURRENCY workers (default 4).
+serve: venv
+	DJANGO_SETTINGS_MODULE=portal.settings.production $(MANAGE) collectstatic --noinput --verbosity 0
+	DJANGO_SETTINGS_MODULE=portal.settings.production $(BIN)/gunicorn --config gunicorn.conf.py \
+		--workers $${WEB_CONCURRENCY:-4} --bind $${GUNICORN_BIND:-127.0.0.1:8000}
+
 lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
