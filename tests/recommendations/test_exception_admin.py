@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from recommendations.models import ExceptionDeviceGroup, RecommendationException
-from recommendations.services import exception_create
+from recommendations.services import exception_cancel, exception_create
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, UserFactory, expose
 
 pytestmark = pytest.mark.django_db
@@ -260,3 +260,12 @@ def test_recommendations_changelist_shows_and_filters_by_exception_state(
     assert names("partial") == {"Update Contoso Viewer", *(f"Extra {i}" for i in range(8))}
     assert names("exception") == {"Fully excepted"}
     assert names("none") == {"Nothing excepted"}
+
+
+def test_dashboard_card_counts_active_exceptions(security_user, exposed):
+    rec, servers, laptops = exposed
+    file(security_user, rec, [servers])
+    canceled = file(security_user, rec, [laptops])
+    exception_cancel(exception=canceled, user=security_user)
+    html = login(security_user).get("/admin/").content.decode()
+    assert "1 active exception" in html
