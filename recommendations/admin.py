@@ -19,7 +19,15 @@ from .admin_exceptions import (  # importing it also registers the exceptions ad
     exception_summary,
     exposed_after_exceptions_column,
 )
-from .models import Device, DeviceGroup, Exposure, SecurityRecommendation
+from .models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
+from .resources import (
+    DeviceGroupResource,
+    DeviceResource,
+    ExposureResource,
+    ImportJobAdmin,
+    InventoryImportExportMixin,
+    SecurityRecommendationResource,
+)
 from .selectors import device_group_list, device_list, recommendation_list, user_sees_all_device_groups
 
 
@@ -44,7 +52,8 @@ class ExposureDeviceGroupFilter(ScopedDeviceGroupFilter):
 
 
 @admin.register(DeviceGroup)
-class DeviceGroupAdmin(admin.ModelAdmin):
+class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+    resource_classes = [DeviceGroupResource]
     list_display = ["name", "description"]
     search_fields = ["name"]
     filter_horizontal = ["user_groups"]
@@ -54,7 +63,8 @@ class DeviceGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+    resource_classes = [DeviceResource]
     list_display = ["computer_dns_name", "machine_id", "os_platform", "device_group", "last_seen"]
     list_filter = [ScopedDeviceGroupFilter, "os_platform"]
     list_select_related = ["device_group"]
@@ -66,7 +76,8 @@ class DeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(SecurityRecommendation)
-class SecurityRecommendationAdmin(admin.ModelAdmin):
+class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+    resource_classes = [SecurityRecommendationResource]
     list_display = [
         "name",
         "product_name",
@@ -133,7 +144,8 @@ class SecurityRecommendationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Exposure)
-class ExposureAdmin(admin.ModelAdmin):
+class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+    resource_classes = [ExposureResource]
     list_display = ["recommendation", "device", "device_group", "first_seen", "last_seen", "remediated_at"]
     list_filter = [ExposureDeviceGroupFilter]
     list_select_related = ["recommendation", "device", "device__device_group"]
@@ -149,3 +161,6 @@ class ExposureAdmin(admin.ModelAdmin):
     @admin.display(description="Device group", ordering="device__device_group__name")
     def device_group(self, obj):
         return obj.device.device_group
+
+
+admin.site.register(ImportJob, ImportJobAdmin)

@@ -17,3 +17,11 @@ def expire_exceptions() -> int | None:
         if not acquired:
             return None
         return exceptions_expire()
+
+
+@shared_task(name="recommendations.run_import_job", bind=True, acks_late=True, ignore_result=True)
+def run_import_job(self, job_id: int) -> None:
+    """Run an admin import in the background (all or nothing; the ImportJob shows progress and result)."""
+    from .services import import_job_run
+
+    import_job_run(job_id=job_id)

@@ -1,0 +1,264 @@
+"""Inventory import services: upserts by id, exposure snapshots, all-or-nothing imports."""
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from recommendations.importers import ImportRejected, Record
+from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
+from recommendations.services import (
+    devices_upsert,
+    exposures_import_snapshot,
+    import_tvm_files,
+    recommendations_upsert,
+)
+from remediation.models import RemediationActivity
+from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory
+from tests.remediation.factories import make_activity
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def db_state():
+    """Everything an import could change, to compare before and after a rejected one."""
+    return (
+        list(DeviceGroup.objects.order_by("name").values_list("name", "description")),
+        list(Device.objects.order_by("machine_id").values()),
+        list(SecurityRecommendation.objects.order_by("external_id").values()),
+        list(Exposure.objects.order_by("pk").values()),
+    )
+
+
+def json_file(payload, name):
+    buffer = io.BytesIO(json.dumps(payload).encode())
+    buffer.name = name
+    return buffer
+
+
+@pytest.fixture
+def sample(db):
+    return import_tvm_files(
+        recommendations=DATA / "mde_recommendations.json",
+        machines=DATA / "mde_machines.json",
+        exposures=DATA / "mde_exposures.csv",
+    )
+
+
+def test_sample_files_import_every_record(sample):
+    assert SecurityRecommendation.objects.count() == 6
+    assert Device.objects.count() == 8
+    assert Exposure.objects.filter(remediated_at__isnull=True).count() == 15
+    assert sample["exposures"]["created"] == 15
+    # Devices without an rbacGroupName land in the built-in group.
+    lab = Device.objects.get(computer_dns_name="lab-kiosk-21.corp.contoso.com")
+    assert lab.device_group.name == UNASSIGNED_GROUP_NAME
+    assert set(DeviceGroup.objects.values_list("name", flat=True)) == {
+        "Servers", "Workstations", "Design", UNASSIGNED_GROUP_NAME,
+    }
+    chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
+    assert chrome.exposed_devices == 4
+    assert chrome.public_exploit is True
+    assert chrome.severity_score == 8.8
+    assert chrome.recommended_version == "131.0.6778.86"
+    pua = SecurityRecommendation.objects.get(external_id="scid-2010")
+    assert pua.category == "SecurityControls"
+    assert pua.remediation_type == "ConfigurationChange"
+    assert pua.product_name == ""  # null in the API
+    # Defender's 7-digit fractions of a second are read.
+    sql = Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com")
+    assert sql.last_seen == dt.datetime(2026, 11, 20, 0, 42, 15, 123456, tzinfo=dt.UTC)
+
+
+def test_second_snapshot_remediates_missing_devices(sample):
+    chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
+    before = {e.device.machine_id: e for e in Exposure.objects.filter(recommendation=chrome).select_related("device")}
+    kept = sorted(before)[:2]
+
+    counts = exposures_import_snapshot(pairs=[(chrome.external_id, m) for m in kept])
+
+    assert counts["updated"] == 2
+    assert counts["remediated"] == 2
+    assert counts["created"] == 0
+    assert counts["re_exposed"] == 0
+    open_ids = set(
+        Exposure.objects.filter(recommendation=chrome, remediated_at__isnull=True).values_list(
+            "device__machine_id", flat=True
+        )
+    )
+    assert open_ids == set(kept)
+    chrome.refresh_from_db()
+    assert chrome.exposed_devices == 2
+    for machine_id in kept:
+        exposure = Exposure.objects.get(recommendation=chrome, device__machine_id=machine_id)
+        assert exposure.first_seen == before[machine_id].first_seen
+        assert exposure.last_seen > before[machine_id].last_seen
+    # Recommendations the snapshot does not name keep their exposures.
+    jre_open = Exposure.objects.filter(recommendation__external_id="va-_-oracle-_-jre", remediated_at__isnull=True)
+    assert jre_open.count() == 3
+
+
+def test_device_coming_back_is_exposed_again_and_keeps_first_seen(sample):
+    jre = SecurityRecommendation.objects.get(external_id="va-_-oracle-_-jre")
+    machines = sorted(Exposure.objects.filter(recommendation=jre).values_list("device__machine_id", flat=True))
+    first_seen = Exposure.objects.get(recommendation=jre, device__machine_id=machines[0]).first_seen
+
+    exposures_import_snapshot(pairs=[(jre.external_id, m) for m in machines[1:]])
+    gone = Exposure.objects.get(recommendation=jre, device__machine_id=machines[0])
+    assert gone.remediated_at is not None
+
+    counts = exposures_import_snapshot(pairs=[(jre.external_id, m) for m in machines])
+    assert counts == {"created": 0, "updated": 2, "remediated": 0, "re_exposed": 1, "recommendations": 1}
+    back = Exposure.objects.get(recommendation=jre, device__machine_id=machines[0])
+    assert back.remediated_at is None
+    assert back.first_seen == first_seen
+    jre.refresh_from_db()
+    assert jre.exposed_devices == 3
+
+
+def test_snapshot_naming_a_recommendation_without_pairs_remediates_all_its_devices(sample):
+    counts = exposures_import_snapshot(pairs=[], recommendation_ids=["scid-44"])
+    assert counts["remediated"] == 2
+    rec = SecurityRecommendation.objects.get(external_id="scid-44")
+    assert rec.exposed_devices == 0
+    assert not Exposure.objects.filter(recommendation=rec, remediated_at__isnull=True).exists()
+
+
+def test_snapshots_drive_activity_progress_to_system_confirmation(
+    db, security_user, django_capture_on_commit_callbacks
+):
+    recommendation = RecommendationFactory(external_id="va-_-contoso-_-agent")
+    servers = DeviceGroupFactory(name="Servers")
+    devices = DeviceFactory.create_batch(4, device_group=servers)
+    pairs = [(recommendation.external_id, d.machine_id) for d in devices]
+    with django_capture_on_commit_callbacks(execute=True):
+        exposures_import_snapshot(pairs=pairs)
+    activity = make_activity(user=security_user, recommendation=recommendation, groups=[servers])
+    assert activity.target_devices == 4
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = exposures_import_snapshot(pairs=pairs[:1])
+    assert counts["remediated"] == 3
+    activity.refresh_from_db()
+    assert activity.fixed_devices == 3
+    assert activity.progress == 75
+    assert activity.status == RemediationActivity.Status.ACTIVE
+
+    with django_capture_on_commit_callbacks(execute=True):
+        exposures_import_snapshot(pairs=[], recommendation_ids=[recommendation.external_id])
+    activity.refresh_from_db()
+    assert activity.status == RemediationActivity.Status.COMPLETED
+    assert activity.completed_by_label == "System confirmation"
+    assert activity.progress == 100
+
+
+def test_file_with_bad_records_imports_nothing_and_names_each_problem(sample):
+    before = db_state()
+    machines = {"value": [
+        {"id": "a" * 40, "computerDnsName": "new-1.corp.contoso.com", "rbacGroupName": "Servers"},
+        "not an object",
+        {"id": "a" * 40, "computerDnsName": "dup.corp.contoso.com"},
+        {"id": "b" * 40, "lastSeen": "yesterday"},
+        {"computerDnsName": "no-id.corp.contoso.com"},
+    ]}
+    recommendations = {"value": [
+        {"id": "va-_-new-_-thing", "recommendationName": "Update thing", "severityScore": "high"},
+    ]}
+    exposures = io.BytesIO(
+        b"recommendationId,machineId\n"
+        b"va-_-google-_-chrome," + b"a" * 40 + b"\n"
+        b"va-_-nobody-_-nothing," + b"a" * 40 + b"\n"
+        b"va-_-google-_-chrome,extra,column\n"
+    )
+    exposures.name = "exposures.csv"
+
+    with pytest.raises(ImportRejected) as caught:
+        import_tvm_files(
+            recommendations=json_file(recommendations, "recs.json"),
+            machines=json_file(machines, "machines.json"),
+            exposures=exposures,
+        )
+
+    problems = [str(p) for p in caught.value.problems.items]
+    assert "machines.json record 2: malformed record: expected an object, got text" in problems
+    assert f"machines.json record 3: duplicate device id '{'a' * 40}' (first at record 1)" in problems
+    assert any(p.startswith("machines.json record 4: wrong type for 'lastSeen'") for p in problems)
+    assert "machines.json record 5: missing required field 'id'" in problems
+    assert any(p.startswith("recs.json record 1: wrong type for 'severityScore'") for p in problems)
+    assert "exposures.csv record 2 (line 3): unknown recommendation 'va-_-nobody-_-nothing'" in problems
+    assert "exposures.csv record 3 (line 4): malformed row: expected 2 columns, found 3" in problems
+    assert caught.value.problems.count == len(problems) == 7
+    assert "Nothing was imported" in caught.value.message
+    assert db_state() == before
+
+
+def test_unknown_device_and_duplicate_pair_are_rejected(sample):
+    before = db_state()
+    chrome = "va-_-google-_-chrome"
+    device = Device.objects.first().machine_id
+    with pytest.raises(ImportRejected) as caught:
+        exposures_import_snapshot(pairs=[(chrome, device), (chrome, "f" * 40), (chrome, device)])
+    problems = [str(p) for p in caught.value.problems.items]
+    assert problems == [
+        f"exposures record 2: unknown device '{'f' * 40}'",
+        f"exposures record 3: duplicate pair '{chrome}', '{device}' (first at record 1)",
+    ]
+    assert db_state() == before
+
+
+def test_upserts_update_by_id_and_move_devices_between_groups(sample):
+    machine = Device.objects.get(computer_dns_name="ws-hr-12.corp.contoso.com")
+    counts = devices_upsert(records=[
+        Record(1, None, {"id": machine.machine_id, "computerDnsName": "ws-hr-12.corp.contoso.com",
+                         "rbacGroupName": "HR laptops", "osPlatform": "Windows11"}),
+    ])
+    assert counts == {"created": 0, "updated": 1, "unchanged": 0, "device_groups_created": 1}
+    machine.refresh_from_db()
+    assert machine.device_group.name == "HR laptops"
+    assert machine.os_platform == "Windows11"
+    assert machine.aad_device_id  # not in the record: kept
+
+    counts = recommendations_upsert(records=[
+        {"id": "va-_-google-_-chrome", "recommendationName": "Update Google Chrome now", "severityScore": 9.1},
+        {"id": "va-_-7zip-_-7zip", "recommendationName": "Update 7-Zip", "recommendationCategory": "Software",
+         "remediationType": "Patch", "weaknesses": "4"},
+    ])
+    assert counts == {"created": 1, "updated": 1, "unchanged": 0}
+    chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
+    assert (chrome.name, chrome.severity_score, chrome.exposed_devices) == ("Update Google Chrome now", 9.1, 4)
+    zip_ = SecurityRecommendation.objects.get(external_id="va-_-7zip-_-7zip")
+    assert (zip_.category, zip_.remediation_type, zip_.weaknesses) == ("Application", "Update", 4)
+
+
+def test_unknown_category_and_remediation_type_fall_back_with_a_warning(db):
+    warnings = []
+    recommendations_upsert(
+        records=[
+            {"id": "scid-9000", "recommendationName": "Harden something", "recommendationCategory": "Quantum",
+             "remediationType": "Pray"},
+        ],
+        warnings=warnings,
+    )
+    rec = SecurityRecommendation.objects.get(external_id="scid-9000")
+    assert (rec.category, rec.remediation_type) == ("SecurityControls", "ConfigurationChange")
+    assert any("Quantum" in w for w in warnings)
+    assert any("Pray" in w for w in warnings)
+
+
+def test_invalid_json_is_one_clear_problem(db):
+    broken = io.BytesIO(b'{"value": [{"id": "x",}]}')
+    broken.name = "machines.json"
+    with pytest.raises(ImportRejected) as caught:
+        import_tvm_files(machines=broken)
+    assert caught.value.problems.count == 1
+    assert str(caught.value.problems.items[0]).startswith("machines.json: not valid JSON (line 1, column")
+    assert not Device.objects.exists()
+
+
+def test_exposures_json_snapshot_same_as_csv(sample):
+    counts = import_tvm_files(exposures=DATA / "mde_exposures.json")
+    assert counts["exposures"] == {"created": 0, "updated": 15, "remediated": 0, "re_exposed": 0, "recommendations": 6}
+    assert timezone.now() - Exposure.objects.latest("last_seen").last_seen < dt.timedelta(minutes=1)
