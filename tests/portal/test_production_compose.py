@@ -25,7 +25,8 @@ def test_compose_has_every_service_on_the_production_settings():
 
 def test_migrations_run_once_before_web_worker_and_beat():
     services = compose()["services"]
-    assert services["migrate"]["command"][-2:] == ["migrate", "--noinput"]
+    assert "manage.py migrate --noinput" in services["migrate"]["command"][-1]
+    assert "manage.py setup_periodic_tasks" in services["migrate"]["command"][-1]
     assert services["migrate"]["restart"] == "no"
     for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
