@@ -138,7 +138,7 @@ class RemediationActivityAdmin(admin.ModelAdmin):
 
     @admin.display(description="Created on", ordering="created_at")
     def created_on_column(self, obj):
-        return date_format(timezone.localtime(obj.created_at), "DATETIME_FORMAT")
+        return date_format(timezone.localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
 
     @admin.display(description="Due date", ordering="due_on")
     def due_column(self, obj):
@@ -166,7 +166,7 @@ class RemediationActivityAdmin(admin.ModelAdmin):
 
     @admin.display(description="Completed on", ordering="completed_at")
     def completed_on_column(self, obj):
-        return date_format(timezone.localtime(obj.completed_at), "DATETIME_FORMAT") if obj.completed_at else "—"
+        return date_format(timezone.localtime(obj.completed_at), "SHORT_DATETIME_FORMAT") if obj.completed_at else "—"
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -227,6 +227,7 @@ class RemediationActivityAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
+            "title": "Remediation activities",
             "can_export": self.has_export_permission(request),
         }
         return super().changelist_view(request, extra_context=extra_context)

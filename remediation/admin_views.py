@@ -103,7 +103,7 @@ def remediation_request_view(request, model_admin, object_id):
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Remediation options",
-        "subtitle": recommendation.name,
+        "subtitle": None,
         "opts": SecurityRecommendation._meta,
         "recommendation": recommendation,
         "recommendation_url": reverse(

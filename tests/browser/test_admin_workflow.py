@@ -1,0 +1,125 @@
+"""End to end in a real browser: a security user files a request, follows it, completes it, exports it.
+
+Drives Debian's /usr/bin/chromium through Playwright (no browser download); skipped without it.
+Set SCREENSHOT_DIR to keep screenshots of the changelist and the activity page.
+"""
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from remediation.models import RemediationActivity
+from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM refuses that without this.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+PASSWORD = "correct horse battery staple"  # UserFactory's
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+    # live_server flushes the database afterwards; restore the roles of the data migration first.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def browser_page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1500, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def screenshot(page, name):
+    directory = os.environ.get("SCREENSHOT_DIR")
+    if directory:
+        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
+
+
+def download_csv(page, selector) -> list[list[str]]:
+    with page.expect_download() as info:
+        page.click(selector)
+    path = info.value.path()
+    return list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+
+
+def test_security_user_files_follows_completes_and_exports_a_request(live_server, browser_page, security_user):
+    rec = RecommendationFactory(name="Update Contoso Viewer", product_name="viewer", vendor="contoso")
+    servers = DeviceGroupFactory(name="Servers")
+    expose(rec, servers, 3)
+    expose(rec, DeviceGroupFactory(name="Laptops"), 2)
+    page = browser_page
+
+    # Log in.
+    page.goto(live_server.url + reverse("admin:login"))
+    page.fill("input[name=username]", security_user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(live_server.url + reverse("admin:index"))
+    assert page.is_visible("#top-remediation-activities")
+
+    # File a request from the recommendation.
+    page.goto(live_server.url + reverse("admin:recommendations_securityrecommendation_change", args=[rec.pk]))
+    page.click("#remediation-options")
+    page.get_by_label("Software update").check()
+    page.get_by_label("Servers (3 exposed devices)").check()
+    page.select_option("select[name=priority]", "high")
+    assert page.input_value("input[name=due_on]")  # prefilled with the default due date
+    page.fill("textarea[name=requester_notes]", "Before the audit")
+    screenshot(page, "request-form")
+    page.click("input[name=_submit]")
+
+    activity = RemediationActivity.objects.get()
+    page.wait_for_url(live_server.url + reverse("admin:remediation_remediationactivity_change", args=[activity.pk]))
+    assert "created for 3 devices" in page.inner_text("ul.messagelist")
+    assert "Before the audit" in page.inner_text("#history")
+    screenshot(page, "activity-page")
+
+    # See it in the list, with its progress.
+    page.goto(live_server.url + reverse("admin:remediation_remediationactivity_changelist"))
+    row = page.locator("#result_list tbody tr", has_text="Update Contoso Viewer")
+    assert row.locator(".rp-progress-label").inner_text() == "0 / 3"
+    assert "Servers" in row.inner_text()
+    screenshot(page, "activity-changelist")
+    page.goto(live_server.url + reverse("admin:index"))
+    assert "Update Contoso Viewer" in page.inner_text("#top-remediation-activities")
+    screenshot(page, "index")
+    page.go_back()
+
+    # The changelist export.
+    rows = download_csv(page, "#export-activities-csv")
+    assert rows[0][0] == "Remediation activity"
+    assert [r[0] for r in rows[1:]] == ["Update Contoso Viewer"]
+
+    # Mark it complete from its page.
+    row.locator("th a, td a").first.click()
+    page.click("#mark-complete")
+    assert "was marked as complete" in page.inner_text("ul.messagelist")
+    assert page.inner_text(".rp-status") == "Completed"
+    activity.refresh_from_db()
+    assert activity.status == "completed"
+    assert activity.completer_email == "sec@example.com"
+
+    # And download its devices.
+    rows = download_csv(page, "#export-devices-csv")
+    assert rows[0] == ["Device ID", "Device name", "OS platform", "Device group", "Status", "Remediated on",
+                       "Sent to Intune"]
+    assert len(rows) == 4
+    assert {r[3] for r in rows[1:]} == {"Servers"}
