@@ -51,13 +51,15 @@ class CSVRenderer(renderers.BaseRenderer):
 
 
 class CSVDownloadMixin:
-    """For views that answer CSV: errors are still JSON (`{"detail": ...}`) whatever Accept says."""
+    """For views that answer CSV: errors are still JSON (`{"detail": ...}`) whatever Accept says,
+    and an unknown `?format=` or `Accept` falls back to the default instead of answering 404/406."""
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        if getattr(response, "accepted_renderer", None) is not None and not isinstance(
-            response.accepted_renderer, renderers.JSONRenderer
-        ):
+        if isinstance(getattr(response, "accepted_renderer", None), CSVRenderer):
             response.accepted_renderer = renderers.JSONRenderer()
             response.accepted_media_type = "application/json"
         return response

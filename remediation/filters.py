@@ -3,6 +3,7 @@
 import datetime as dt
 
 import django_filters
+from django import forms
 from django.db.models import DateField, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -12,6 +13,26 @@ from recommendations.models import DeviceGroup
 from .models import Priority, RemediationActivity, RemediationOption
 
 NO_DUE_DATE = dt.date(9999, 12, 31)
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0); anything else is an error instead of being silently ignored."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise forms.ValidationError("Use true or false.", code="invalid")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 class ActivityOrdering(django_filters.OrderingFilter):
@@ -44,7 +65,7 @@ class ActivityFilter(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     due_before = django_filters.DateFilter(field_name="due_on", lookup_expr="lte")
-    overdue = django_filters.BooleanFilter(method="filter_overdue")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Active and past its due date (true/false)")
     search = django_filters.CharFilter(method="filter_search", label="Search title and description")
     ordering = ActivityOrdering(
         fields=(

@@ -26,6 +26,7 @@ from recommendations.selectors import (
     recommendation_list,
     user_sees_all_device_groups,
 )
+from remediation.filters import StrictBooleanFilter
 
 from .serializers import DeviceGroupOutput, ExposedDeviceOutput, RecommendationOutput
 
@@ -40,8 +41,8 @@ ID_PARAMETER = OpenApiParameter(
 class RecommendationFilter(django_filters.FilterSet):
     category = django_filters.ChoiceFilter(choices=SecurityRecommendation.Category.choices)
     remediation_type = django_filters.ChoiceFilter(choices=SecurityRecommendation.RemediationType.choices)
-    public_exploit = django_filters.BooleanFilter()
-    exposed = django_filters.BooleanFilter(
+    public_exploit = StrictBooleanFilter(label="Has a public exploit (true/false)")
+    exposed = StrictBooleanFilter(
         method="filter_exposed", label="Only recommendations with (true) or without (false) exposed devices"
     )
     search = django_filters.CharFilter(method="filter_search", label="Search name, product and vendor")
