@@ -280,8 +280,10 @@ class GraphClient:
                 if sent and not idempotent:
                     raise GraphNoAnswer(f"{what}: the connection was lost before Graph answered ({exc}).") from exc
                 if attempt >= self.retry.max_attempts:
-                    raise GraphError(f"{what}: could not reach {urlsplit(url).hostname} after {attempt} attempts "
-                                     f"({exc.__class__.__name__}).") from exc
+                    raise GraphError(
+                        f"{what}: could not reach {urlsplit(url).hostname} after {attempt} attempts "
+                        f"({exc.__class__.__name__})."
+                    ) from exc
                 self._wait(self.retry.backoff(attempt), what, f"connection failed ({exc.__class__.__name__})")
                 continue
             except requests.exceptions.Timeout as exc:  # read timeout: the request was sent
@@ -300,8 +302,10 @@ class GraphClient:
             if status in (429, 503):
                 throttled += 1
                 if throttled > self.retry.max_throttled:
-                    raise GraphError(f"{what}: Graph is still throttling after {throttled} answers; "
-                                     f"{_describe(response)}", status=status)
+                    raise GraphError(
+                        f"{what}: Graph is still throttling after {throttled} answers; {_describe(response)}",
+                        status=status,
+                    )
                 attempt -= 1  # a throttled answer is not a failed attempt
                 self._wait(self.retry.retry_after(response, throttled), what, f"HTTP {status}")
                 continue
@@ -311,8 +315,9 @@ class GraphClient:
                 self._wait(self.retry.backoff(attempt), what, f"HTTP {status}")
                 continue
             if status in (400, 401) and what == "token request":
-                raise GraphAuthError(f"The token endpoint refused the Intune credentials: {_describe(response)}",
-                                     status=status)
+                raise GraphAuthError(
+                    f"The token endpoint refused the Intune credentials: {_describe(response)}", status=status
+                )
             if status == 401:
                 self._forget_token()
             raise GraphError(f"{what}: {_describe(response)}", status=status)
@@ -365,9 +370,7 @@ class GraphClient:
     def test_connection(self) -> str:
         """Fetch a token and make one read-only GET. Returns a short description of what worked."""
         self.token()
-        data = self._graph(
-            "GET", TASKS_PATH, params={"$top": "1"}, what="Listing Intune tasks", idempotent=True
-        ).json()
+        data = self._graph("GET", TASKS_PATH, params={"$top": "1"}, what="Listing Intune tasks", idempotent=True).json()
         return f"Token obtained and Graph answered ({len(data.get('value', []))} task(s) in the first page)."
 
 

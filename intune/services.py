@@ -250,7 +250,8 @@ def _push(*, activity_id, client: GraphClient) -> IntuneTask | None:
         recovering = task.push_started_at is not None
         if not recovering:
             task.push_started_at = timezone.now()
-            task.save(update_fields=["push_started_at"])
+        task.devices_total = activity.target_devices  # so the panel reads "0 of N sent" until it succeeds
+        task.save(update_fields=["push_started_at", "devices_total"])
 
     selection = _select_devices(activity)
     body = task_body(activity, selection)
@@ -523,9 +524,7 @@ def _remember(result: SyncResult) -> None:
     """The last run, for the Advanced features page."""
     if result.skipped:
         return
-    cache.set(
-        LAST_SYNC_CACHE_KEY, {"at": timezone.now(), "ok": result.ok, "summary": result.summary()}, 7 * 24 * 3600
-    )
+    cache.set(LAST_SYNC_CACHE_KEY, {"at": timezone.now(), "ok": result.ok, "summary": result.summary()}, 7 * 24 * 3600)
 
 
 def last_sync() -> dict | None:

@@ -33,10 +33,10 @@ def intune_sync_task() -> str:
 
 
 @shared_task(name="intune.sync_activity", time_limit=600, soft_time_limit=570, ignore_result=True)
-def intune_sync_activity_task(activity_id: str) -> str:
+def intune_sync_activity_task(activity_id: str) -> dict:
     """Retry now: push, send back and read the task of one activity."""
     from .services import intune_sync_activity
 
     result = intune_sync_activity(activity_id=activity_id)
     (logger.info if result.ok else logger.warning)(result.summary())
-    return result.summary()
+    return {"ok": result.ok, "summary": result.summary()}

@@ -49,8 +49,15 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -67,25 +74,19 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return ca_path, cert_path, key_path
 
@@ -226,15 +227,22 @@ class GraphFake:
             body = None
         with self._lock:
             self.requests.append(
-                Recorded(method, path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                         dict(handler.headers), body, time.monotonic())
+                Recorded(
+                    method,
+                    path,
+                    {k: v[0] for k, v in parse_qs(parts.query).items()},
+                    dict(handler.headers),
+                    body,
+                    time.monotonic(),
+                )
             )
             rule = next((r for r in self.rules if r.times > 0 and r.matches(method, path)), None)
             if rule:
                 rule.times -= 1
         if rule and rule.status:
-            self._reply(handler, rule.status, {"error": {"code": "injected", "message": f"HTTP {rule.status}"}},
-                        rule.headers)
+            self._reply(
+                handler, rule.status, {"error": {"code": "injected", "message": f"HTTP {rule.status}"}}, rule.headers
+            )
             return
         if rule and rule.delay:
             time.sleep(rule.delay)

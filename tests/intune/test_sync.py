@@ -56,12 +56,22 @@ def request_with_intune(user, *, devices: int = 3, **kwargs):
 
 
 def test_push_sends_one_task_with_at_most_10000_devices_and_the_contract_fields(graph, intune_on, security_user):
-    rec = RecommendationFactory(name="Update Microsoft Silverlight", product_name="silverlight", vendor="microsoft",
-                                recommended_version="5.1.50918.0")
+    rec = RecommendationFactory(
+        name="Update Microsoft Silverlight",
+        product_name="silverlight",
+        vendor="microsoft",
+        recommended_version="5.1.50918.0",
+    )
     group = DeviceGroupFactory(name="Servers")
     bulk_expose(rec, group, 10_050)
-    activity = make_activity(user=security_user, recommendation=rec, groups=[group], create_intune_task=True,
-                             priority="medium", requester_notes="Please patch before the audit.")
+    activity = make_activity(
+        user=security_user,
+        recommendation=rec,
+        groups=[group],
+        create_intune_task=True,
+        priority="medium",
+        requester_notes="Please patch before the audit.",
+    )
 
     call_command("intune_sync")
 
@@ -81,8 +91,10 @@ def test_push_sends_one_task_with_at_most_10000_devices_and_the_contract_fields(
     assert body["dueDateTime"].startswith(activity.due_on.isoformat())
     assert body["managedDeviceCount"] == 10_000
     assert len(body["managedDevices"]) == 10_000
-    assert body["managedDevices"][0] == {"id": "00000000-0000-4000-8000-000000000000",
-                                         "displayName": "pc-00000.corp.example"}
+    assert body["managedDevices"][0] == {
+        "id": "00000000-0000-4000-8000-000000000000",
+        "displayName": "pc-00000.corp.example",
+    }
     assert len({d["id"] for d in body["managedDevices"]}) == 10_000
     # The token went with the call and was fetched over the trusted private CA.
     assert graph.creates[0].headers["Authorization"] == "Bearer token-1"
@@ -129,8 +141,9 @@ def test_devices_without_an_entra_id_are_counted_not_sent(graph, intune_on, secu
 
 def test_configuration_change_creates_a_security_configuration_task(graph, intune_on, security_user):
     rec = RecommendationFactory(remediation_type="ConfigurationChange", category="SecurityControls")
-    activity = request_with_intune(security_user, recommendation=rec, remediation_option="configuration_change",
-                                   priority="low")
+    activity = request_with_intune(
+        security_user, recommendation=rec, remediation_option="configuration_change", priority="low"
+    )
 
     intune_sync()
 
@@ -264,8 +277,9 @@ def test_lost_answer_after_graph_created_the_task_is_recovered_not_repeated(grap
 def test_a_crash_after_graph_answered_is_recovered_by_looking_the_task_up(graph, intune_on, security_user):
     """The process died between Graph's answer and storing the id: the push was marked started."""
     activity = request_with_intune(security_user)
-    other = request_with_intune(security_user, recommendation=activity.recommendation,
-                                groups=list(activity.device_groups.all()))
+    other = request_with_intune(
+        security_user, recommendation=activity.recommendation, groups=list(activity.device_groups.all())
+    )
     assert other.title == activity.title  # same displayName and creator: the look-up must tell them apart
     intune_push(activity_id=other.pk)
     # What the crashed run had done: marked the push started; Graph created the task.
