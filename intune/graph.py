@@ -2,7 +2,9 @@
 
 - Token: OAuth2 client credentials, one POST to
   ``{INTUNE_AUTHORITY_URL}/{tenant}/oauth2/v2.0/token`` with scope
-  ``https://graph.microsoft.com/.default``, cached per process until shortly before it expires.
+  ``https://graph.microsoft.com/.default``, cached until shortly before it expires: in the
+  process, and (encrypted with a key derived from the client secret) in the database, so every
+  web and worker process shares one token.
   This is the same request msal's ``acquire_token_for_client`` makes, without msal's OpenID
   discovery round trip, so it works unchanged against Entra ID, a national cloud or a proxy.
 - Every call has a timeout (``INTUNE_HTTP_TIMEOUT``).
@@ -17,6 +19,9 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
 import logging
 import os
 import random
@@ -29,7 +34,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+from django.db import DatabaseError, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -213,12 +220,17 @@ class GraphClient:
         return (self.authority_url, self.tenant_id, self.client_id)
 
     def token(self) -> str:
-        """An access token for Graph, from the cache while it is valid, else from the token endpoint."""
+        """An access token for Graph: from this process, else from the shared store, else the token endpoint."""
         key = self._cache_key()
         with _token_lock:
             cached = _token_cache.get(key)
             if cached and cached[1] > time.monotonic():
                 return cached[0]
+            shared = self._shared_token()
+            if shared is not None:
+                access_token, seconds_left = shared
+                _token_cache[key] = (access_token, time.monotonic() + seconds_left)
+                return access_token
             response = self._send(
                 "POST",
                 self.token_url,
@@ -239,11 +251,67 @@ class GraphClient:
                 raise GraphAuthError("The token endpoint answered without an access token.") from exc
             lifetime = max(expires_in - TOKEN_EXPIRY_MARGIN, expires_in / 2)
             _token_cache[key] = (access_token, time.monotonic() + lifetime)
+            self._share_token(access_token, lifetime)
             return access_token
+
+    # The token is also kept in the database so that web and worker processes (and
+    # `manage.py intune_sync`) share one token instead of each asking for its own. It is
+    # encrypted with a key derived from the client secret: the row alone grants nothing.
+    def _fernet(self) -> Fernet:
+        material = hashlib.sha256(f"intune-graph-token|{self._client_secret}|{settings.SECRET_KEY}".encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(material))
+
+    def _shared_key(self) -> str:
+        secret_hash = hashlib.sha256(self._client_secret.encode()).hexdigest()
+        return hashlib.sha256("|".join((*self._cache_key(), secret_hash)).encode()).hexdigest()
+
+    def _shared_token(self) -> tuple[str, float] | None:
+        from django.utils import timezone
+
+        from .models import GraphAccessToken
+
+        try:
+            row = GraphAccessToken.objects.filter(cache_key=self._shared_key(), expires_at__gt=timezone.now()).first()
+            if row is None:
+                return None
+            token = self._fernet().decrypt(row.encrypted_token.encode()).decode()
+        except (DatabaseError, InvalidToken):
+            logger.info("No usable shared Graph token; asking for a new one.")
+            return None
+        return token, (row.expires_at - timezone.now()).total_seconds()
+
+    def _share_token(self, access_token: str, lifetime: float) -> None:
+        from django.utils import timezone
+
+        from .models import GraphAccessToken
+
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                GraphAccessToken.objects.filter(expires_at__lte=now).delete()
+                GraphAccessToken.objects.update_or_create(
+                    cache_key=self._shared_key(),
+                    defaults={
+                        "encrypted_token": self._fernet().encrypt(access_token.encode()).decode(),
+                        "expires_at": now + dt.timedelta(seconds=lifetime),
+                    },
+                )
+        except DatabaseError:
+            logger.warning("Could not share the Graph token with other processes.", exc_info=True)
+
+    def _forget_shared(self) -> None:
+        from .models import GraphAccessToken
+
+        try:
+            with transaction.atomic():
+                GraphAccessToken.objects.filter(cache_key=self._shared_key()).delete()
+        except DatabaseError:
+            logger.warning("Could not forget the shared Graph token.", exc_info=True)
 
     def _forget_token(self) -> None:
         with _token_lock:
             _token_cache.pop(self._cache_key(), None)
+        self._forget_shared()
 
     # --- transport ---------------------------------------------------------------------
     def _check_continue(self) -> None:
@@ -328,9 +396,15 @@ class GraphClient:
 
     def _graph(self, method: str, path: str, *, what: str, idempotent: bool, **kwargs: Any) -> requests.Response:
         url = path if path.startswith("https://") else f"{self.graph_url}{path}"
-        token = self.token()
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        return self._send(method, url, what=what, idempotent=idempotent, headers=headers, **kwargs)
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
+            try:
+                return self._send(method, url, what=what, idempotent=idempotent, headers=headers, **kwargs)
+            except GraphError as exc:
+                # A token revoked or expired early: Graph refused it without acting; ask for a new one once.
+                if exc.status != 401 or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- deviceAppManagementTasks --------------------------------------------------------
     def create_task(self, body: dict) -> dict:

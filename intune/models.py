@@ -48,3 +48,18 @@ class IntuneTask(models.Model):
 
     def __str__(self) -> str:
         return f"Intune task for {self.activity_id}"
+
+
+class GraphAccessToken(models.Model):
+    """The current Graph access token, shared by every web and worker process until it expires.
+
+    Encrypted with a key derived from the client secret, so the row is useless without the
+    secret (which is only in the environment). One row per credentials set.
+    """
+
+    cache_key = models.CharField(max_length=64, unique=True)
+    encrypted_token = models.TextField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Graph token until {self.expires_at:%Y-%m-%d %H:%M}"

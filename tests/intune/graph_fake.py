@@ -125,6 +125,7 @@ class GraphFake:
         self.status_updates: list[tuple[str, dict]] = []
         self.rules: list[Rule] = []
         self.token_lifetime = 3599
+        self.revoked: set[str] = set()  # access tokens Graph no longer accepts
         self._lock = threading.Lock()
         fake = self
 
@@ -272,7 +273,8 @@ class GraphFake:
             return self._token(body)
         if not path.startswith("/beta/"):
             return 404, {"error": {"code": "NotFound", "message": path}}
-        if headers.get("Authorization", "") not in {f"Bearer token-{i}" for i in range(1, 100)}:
+        valid = {f"Bearer token-{i}" for i in range(1, 100)} - {f"Bearer {t}" for t in self.revoked}
+        if headers.get("Authorization", "") not in valid:
             return 401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}}
         if path == TASKS and method == "POST":
             return 201, self.add_task(body)

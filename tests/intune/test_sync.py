@@ -475,3 +475,56 @@ def test_factories_device_without_aad_id_is_not_sent(graph, intune_on, security_
     assert graph.creates[0].body["managedDevices"] == []
     assert IntuneTask.objects.get(activity=activity).devices_without_aad_id == 1
     assert ActivityEvent.objects.filter(activity=activity, kind="intune_task_created").exists()
+
+
+def test_the_token_is_shared_by_processes_and_stored_encrypted(graph, intune_on, security_user):
+    from intune.graph import clear_token_cache
+    from intune.models import GraphAccessToken
+
+    request_with_intune(security_user)
+    intune_sync()
+    clear_token_cache()  # what a second process (a worker, `manage.py intune_sync`) starts with
+
+    intune_sync()
+
+    assert len(graph.token_requests) == 1
+    stored = GraphAccessToken.objects.get()
+    assert "token-1" not in stored.encrypted_token
+
+
+def test_an_expired_token_is_renewed(graph, intune_on, security_user):
+    graph.token_lifetime = 1  # seconds
+    request_with_intune(security_user)
+    intune_sync()
+    time.sleep(1.1)
+
+    intune_sync()
+
+    assert len(graph.token_requests) == 2
+    assert graph.calls("GET", TASK_ID)[-1].headers["Authorization"] == "Bearer token-2"
+
+
+def test_a_revoked_token_is_replaced_once_and_the_call_succeeds(graph, intune_on, security_user):
+    activity = request_with_intune(security_user)
+    intune_sync()
+    graph.revoked.add("token-1")
+
+    result = intune_sync()
+
+    assert result.ok
+    assert len(graph.token_requests) == 2
+    assert IntuneTask.objects.get(activity=activity).last_error == ""
+
+
+def test_a_changed_secret_does_not_reuse_the_old_token(graph, intune_on, security_user, settings):
+    from intune.graph import clear_token_cache
+
+    request_with_intune(security_user)
+    intune_sync()
+    clear_token_cache()
+    settings.INTUNE_CLIENT_SECRET = "rotated"
+
+    result = intune_sync()
+
+    assert len(graph.token_requests) == 2
+    assert "invalid_client" in result.fatal
