@@ -94,6 +94,7 @@ class InventoryJSON(base_formats.JSON):
         dataset = tablib.Dataset(headers=headers)
         dataset.malformed = {p.position: p.message for p in problems.items if p.position}
         dataset.lines = {}
+        dataset.line_offset = 0  # JSON records have positions, not lines
         by_position = {r.position: r.data for r in records}
         total = len(payload["value"] if isinstance(payload, dict) else payload)
         for position in range(1, total + 1):
@@ -125,10 +126,13 @@ class InventoryXLSX(base_formats.XLSX):
         except Exception as exc:  # defusedxml raises on DTDs/entities: a hostile or broken file
             from defusedxml import DefusedXmlException
 
-            if isinstance(exc, DefusedXmlException):
-                raise UnreadableFile(
-                    f"The XLSX file contains forbidden XML ({type(exc).__name__}); it was not read."
-                ) from None
+            cause, seen = exc, 0
+            while cause is not None and seen < 10:  # openpyxl wraps the parser's error in a ValueError
+                if isinstance(cause, DefusedXmlException):
+                    raise UnreadableFile(
+                        f"The XLSX file contains forbidden XML ({type(cause).__name__}); it was not read."
+                    ) from None
+                cause, seen = cause.__cause__ or cause.__context__, seen + 1
             raise
         dataset.malformed = {}
         dataset.lines = {}
@@ -154,11 +158,8 @@ class InventoryResource(resources.ModelResource):
         result.total_rows = len(dataset)
         records, problems = self.records(dataset)
         source = kwargs.get("file_name") or self.kind
-        if problems:
-            self.add_problems(result, problems, dataset)
-            return result
         try:
-            summary = inventory_import_records(kind=self.kind, records=records, source=source)
+            summary = inventory_import_records(kind=self.kind, records=records, source=source, problems=problems)
         except importers.ImportRejected as exc:
             self.add_problems(result, exc.problems, dataset)
             return result
@@ -171,7 +172,7 @@ class InventoryResource(resources.ModelResource):
         lines = getattr(dataset, "lines", {})
         problems = importers.Problems()
         records = []
-        for record in importers.dataset_records(dataset, line_offset=1):
+        for record in importers.dataset_records(dataset, line_offset=getattr(dataset, "line_offset", 1)):
             line = lines.get(record.position, record.line)
             if record.position in malformed:
                 problems.add("file", record.position, malformed[record.position], line)

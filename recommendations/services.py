@@ -529,9 +529,15 @@ def import_tvm_files(*, recommendations=None, machines=None, exposures=None, pro
 INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")
 
 
-def inventory_import_records(*, kind: str, records: Iterable, source: str, progress=None) -> dict:
-    """Import one kind of records (admin files): device_groups, devices, recommendations or exposures."""
-    problems = importers.Problems()
+def inventory_import_records(
+    *, kind: str, records: Iterable, source: str, progress=None, problems: importers.Problems | None = None
+) -> dict:
+    """Import one kind of records (admin files): device_groups, devices, recommendations or exposures.
+
+    `problems` may carry what the file reader already found (malformed rows): the records are
+    still checked so that every problem is listed, and nothing is imported.
+    """
+    problems = problems if problems is not None else importers.Problems()
     warnings: list[str] = []
     summary: dict = {"warnings": warnings}
     with transaction.atomic():
@@ -627,9 +633,9 @@ def import_job_run(*, job_id: int) -> inventory_models.ImportJob | None:
         dataset = read_dataset(content, name=job.original_name or job.file.name)
         resource = resource_for_kind(job.kind)()
         records, problems = resource.records(dataset)
-        problems.raise_if_any()
         summary = inventory_import_records(
-            kind=job.kind, records=records, source=job.original_name or job.kind, progress=progress
+            kind=job.kind, records=records, source=job.original_name or job.kind, progress=progress,
+            problems=problems,
         )
     except importers.ImportRejected as exc:
         errors = [str(p) for p in exc.problems.items]

@@ -1,0 +1,228 @@
+"""Admin imports (django-import-export): preview, confirm, all or nothing, limits, background jobs."""
+
+import io
+import json
+import zipfile
+
+import openpyxl
+import pytest
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from recommendations import resources
+from recommendations.models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
+from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory, UserFactory
+
+CSV, XLSX, JSON = "0", "1", "2"
+DEVICE_IMPORT = "admin:recommendations_device_import"
+DEVICE_PROCESS = "admin:recommendations_device_process_import"
+
+
+@pytest.fixture
+def security_client(client, db):
+    user = UserFactory(username="secadmin", email="secadmin@example.com")
+    user.groups.add(Group.objects.get(name="Security staff"))
+    client.force_login(user)
+    return client
+
+
+def upload(client, url_name, content: bytes, name: str, fmt: str):
+    return client.post(
+        reverse(url_name),
+        {"resource": "0", "format": fmt, "import_file": SimpleUploadedFile(name, content)},
+    )
+
+
+def confirm(client, preview, url_name):
+    form = preview.context["confirm_form"]
+    return client.post(reverse(url_name), {k: form.initial[k] for k in form.fields})
+
+
+DEVICES_CSV = (
+    "id,computerDnsName,osPlatform,rbacGroupName,aadDeviceId,lastSeen\n"
+    f"{'a' * 40},pc-a.corp,Windows11,Servers,,2026-11-20T10:00:00Z\n"
+    f"{'b' * 40},pc-b.corp,Windows10,,,\n"
+).encode()
+
+
+def test_preview_then_confirm_imports_devices(security_client):
+    preview = upload(security_client, DEVICE_IMPORT, DEVICES_CSV, "devices.csv", CSV)
+    assert preview.status_code == 200
+    assert preview.context["confirm_form"] is not None
+    assert preview.context["result"].totals["new"] == 2
+    assert not Device.objects.exists()  # the preview is a dry run
+
+    response = confirm(security_client, preview, DEVICE_PROCESS)
+    assert response.status_code == 302
+    assert set(Device.objects.values_list("computer_dns_name", "device_group__name")) == {
+        ("pc-a.corp", "Servers"),
+        ("pc-b.corp", "UnassignedGroup"),
+    }
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert "Import finished: created 4, updated 0, remediated 0, re-exposed 0, rejected 0." in messages
+
+
+def test_bad_rows_are_listed_with_their_line_and_nothing_is_imported(security_client):
+    DeviceFactory(machine_id="c" * 40, computer_dns_name="kept.corp")
+    content = (
+        "id,computerDnsName,lastSeen\n"
+        f"{'a' * 40},pc-a.corp,2026-11-20\n"
+        f"{'a' * 40},pc-a-again.corp,\n"
+        f"{'d' * 40},pc-d.corp,not a date\n"
+        f"{'e' * 40},too,many,columns\n"
+        ",no-id.corp,\n"
+    ).encode()
+    preview = upload(security_client, DEVICE_IMPORT, content, "devices.csv", CSV)
+
+    assert preview.status_code == 200
+    assert not preview.context.get("confirm_form")
+    errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
+    assert sorted(errors) == sorted([
+        f"line 3: duplicate device id '{'a' * 40}' (first at record 1)",
+        "line 4: wrong type for 'lastSeen': expected a date and time (ISO 8601), got 'not a date'",
+        "line 5: malformed row: expected 3 columns, found 4",
+        "line 6: missing required field 'id'",
+    ])
+    assert "line 5: malformed row: expected 3 columns, found 4" in preview.content.decode()
+    assert list(Device.objects.values_list("computer_dns_name", flat=True)) == ["kept.corp"]
+
+
+def test_json_export_shape_and_defender_response_both_import(security_client):
+    payload = {"value": [{"id": "va-_-x-_-y", "recommendationName": "Update Y", "severityScore": 5}, "junk"]}
+    preview = upload(
+        security_client, "admin:recommendations_securityrecommendation_import",
+        json.dumps(payload).encode(), "recs.json", JSON,
+    )
+    errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
+    assert errors == ["record 2: malformed record: expected an object, got text"]
+
+    payload["value"].pop()
+    preview = upload(
+        security_client, "admin:recommendations_securityrecommendation_import",
+        json.dumps(payload).encode(), "recs.json", JSON,
+    )
+    confirm(security_client, preview, "admin:recommendations_securityrecommendation_process_import")
+    assert SecurityRecommendation.objects.get(external_id="va-_-x-_-y").severity_score == 5
+
+
+def test_exposure_import_is_a_snapshot(security_client):
+    rec = RecommendationFactory(external_id="va-_-x-_-y")
+    devices = DeviceFactory.create_batch(3, device_group=DeviceGroupFactory(name="Servers"))
+    first = "recommendationId,machineId\n" + "".join(f"{rec.external_id},{d.machine_id}\n" for d in devices)
+    preview = upload(security_client, "admin:recommendations_exposure_import", first.encode(), "e.csv", CSV)
+    confirm(security_client, preview, "admin:recommendations_exposure_process_import")
+    assert Exposure.objects.filter(remediated_at__isnull=True).count() == 3
+
+    second = "recommendationId,machineId\n" + f"{rec.external_id},{devices[0].machine_id}\n"
+    preview = upload(security_client, "admin:recommendations_exposure_import", second.encode(), "e.csv", CSV)
+    response = confirm(security_client, preview, "admin:recommendations_exposure_process_import")
+    assert Exposure.objects.filter(remediated_at__isnull=True).count() == 1
+    rec.refresh_from_db()
+    assert rec.exposed_devices == 1
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert "Import finished: created 0, updated 1, remediated 2, re-exposed 0, rejected 0." in messages
+
+
+def test_xlsx_imports(security_client):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["name", "description"])
+    sheet.append(["Kiosks", "Shop-floor kiosks"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    preview = upload(security_client, "admin:recommendations_devicegroup_import", buffer.getvalue(), "g.xlsx", XLSX)
+    confirm(security_client, preview, "admin:recommendations_devicegroup_process_import")
+    assert DeviceGroup.objects.get(name="Kiosks").description == "Shop-floor kiosks"
+
+
+def billion_laughs_xlsx() -> bytes:
+    book = openpyxl.Workbook()
+    book.active.append(["name"])
+    book.active.append(["x"])
+    plain = io.BytesIO()
+    book.save(plain)
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
+    )
+    hostile = io.BytesIO()
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(hostile, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":  # openpyxl writes inline strings
+                text = data.decode()
+                assert "<t>x</t>" in text
+                data = (f"<!DOCTYPE worksheet [{entities}]>" + text.replace("<t>x</t>", "<t>&lol9;</t>")).encode()
+            dst.writestr(item, data)
+    return hostile.getvalue()
+
+
+def test_xlsx_with_entity_expansion_is_refused(security_client):
+    assert openpyxl.DEFUSEDXML is True
+    preview = upload(
+        security_client, "admin:recommendations_devicegroup_import", billion_laughs_xlsx(), "bomb.xlsx", XLSX
+    )
+    assert preview.status_code == 200
+    errors = preview.context["form"].errors["import_file"]
+    assert errors == ["The XLSX file contains forbidden XML (EntitiesForbidden); it was not read."]
+    assert not DeviceGroup.objects.filter(name__startswith="lol").exists()
+
+
+def test_file_over_the_size_limit_is_refused(security_client, settings):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 100
+    preview = upload(security_client, DEVICE_IMPORT, DEVICES_CSV, "devices.csv", CSV)
+    assert preview.context["form"].errors["import_file"] == [
+        "The file is 0.0 MB; imports are limited to 0 MB (IMPORT_MAX_UPLOAD_BYTES)."
+    ]
+    assert not Device.objects.exists()
+
+
+def test_it_staff_cannot_import(client, it_user):
+    client.force_login(it_user)
+    assert client.get(reverse(DEVICE_IMPORT)).status_code == 403
+
+
+def test_large_file_runs_as_a_background_job(
+    security_client, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = tmp_path
+    monkeypatch.setattr(resources, "BACKGROUND_ROWS", 1)
+    preview = upload(security_client, DEVICE_IMPORT, DEVICES_CSV, "devices.csv", CSV)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = confirm(security_client, preview, DEVICE_PROCESS)
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("admin:recommendations_importjob_change", args=[job.pk])
+    assert job.status == ImportJob.Status.SUCCEEDED
+    assert (job.kind, job.total, job.processed, job.percent) == ("devices", 2, 2, 100)
+    assert job.summary["created"] == 4
+    assert Device.objects.count() == 2
+    page = security_client.get(response.url)
+    assert page.status_code == 200
+    assert "created 4, updated 0, remediated 0, re-exposed 0, rejected 0" in page.content.decode()
+
+
+def test_background_job_with_a_bad_row_fails_and_imports_nothing(
+    security_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = tmp_path
+    from recommendations.services import import_job_create, import_job_run
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_job_create(
+            kind="devices", file=SimpleUploadedFile("bad.csv", b"id,lastSeen\n,2026-01-01\nx,soon\n"),
+            original_name="bad.csv", total=2,
+        )
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == [
+        "bad.csv record 1 (line 2): missing required field 'id'",
+        "bad.csv record 2 (line 3): wrong type for 'lastSeen': expected a date and time (ISO 8601), got 'soon'",
+    ]
+    assert job.finished_at is not None
+    assert not Device.objects.exists()
+    page = security_client.get(reverse("admin:recommendations_importjob_change", args=[job.pk]))
+    assert "missing required field" in page.content.decode()
+    # Running it again (a redelivered task) leaves the finished job alone.
+    assert import_job_run(job_id=job.pk).status == ImportJob.Status.FAILED
