@@ -60,7 +60,7 @@ class GraphNotConfigured(GraphError):
 
 
 class GraphAuthError(GraphError):
-    """The token endpoint refused the credentials."""
+    """No token could be obtained (credentials refused, endpoint unreachable or untrusted)."""
 
 
 class GraphNoAnswer(GraphError):
@@ -231,18 +231,23 @@ class GraphClient:
                 access_token, seconds_left = shared
                 _token_cache[key] = (access_token, time.monotonic() + seconds_left)
                 return access_token
-            response = self._send(
-                "POST",
-                self.token_url,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self.client_id,
-                    "client_secret": self._client_secret,
-                    "scope": GRAPH_SCOPE,
-                },
-                what="token request",
-                idempotent=True,  # asking twice for a token has no side effect
-            )
+            try:
+                response = self._send(
+                    "POST",
+                    self.token_url,
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": self.client_id,
+                        "client_secret": self._client_secret,
+                        "scope": GRAPH_SCOPE,
+                    },
+                    what="token request",
+                    idempotent=True,  # asking twice for a token has no side effect
+                )
+            except (GraphAuthError, GraphStopped):
+                raise
+            except GraphError as exc:  # without a token no call can work: the whole run stops
+                raise GraphAuthError(exc.message, status=exc.status) from exc
             try:
                 body = response.json()
                 access_token = body["access_token"]

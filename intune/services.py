@@ -108,7 +108,7 @@ class SyncResult:
         if self.stopped:
             text += "; stopped because the connection was turned off"
         if self.failures:
-            text += f"; {len(self.failures)} failure(s), first: {self.failures[0]}"
+            text += f"; {len(self.failures)} failure(s), first: {self.failures[0].rstrip('.')}"
         return text + "."
 
 
