@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import django_filters
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from .models import RecommendationException
+from .models import ExceptionDeviceGroup, RecommendationException
 
 
 class ExceptionFilter(django_filters.FilterSet):
@@ -19,7 +20,10 @@ class ExceptionFilter(django_filters.FilterSet):
     )
     device_group = django_filters.CharFilter(method="filter_device_group", help_text="Device group name.")
     expiring_within = django_filters.NumberFilter(
-        method="filter_expiring_within", min_value=0, help_text="Active exceptions ending within N days."
+        method="filter_expiring_within",
+        min_value=0,
+        max_value=3650,
+        help_text="Active exceptions ending within N days (0-3650).",
     )
 
     class Meta:
@@ -27,7 +31,9 @@ class ExceptionFilter(django_filters.FilterSet):
         fields = ["status", "scope", "justification", "recommendation", "device_group", "expiring_within"]
 
     def filter_device_group(self, queryset, name, value):
-        return queryset.filter(group_links__device_group__name=value).distinct()
+        return queryset.filter(
+            Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__name=value))
+        )
 
     def filter_expiring_within(self, queryset, name, value):
         today = timezone.localdate()

@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -137,7 +138,7 @@ class ExceptionCancelInput(serializers.Serializer):
     list=extend_schema(
         summary="List exceptions",
         description="Exceptions you may see: global ones and those covering one of your device groups.",
-        responses={200: ExceptionOutput(many=True), **COMMON_ERRORS},
+        responses={200: ExceptionOutput(many=True), 400: ERROR_400, **COMMON_ERRORS},
     ),
     retrieve=extend_schema(
         summary="One exception, with its history",
@@ -147,6 +148,7 @@ class ExceptionCancelInput(serializers.Serializer):
 class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     filterset_class = ExceptionFilter
     serializer_class = ExceptionOutput
+    lookup_value_regex = "[^/]+"  # a malformed id reaches get_object and answers a JSON 404
 
     def get_permissions(self):
         if self.action in ("create", "cancel"):
@@ -165,6 +167,16 @@ class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if self.action != "list":
             qs = qs.prefetch_related("events")
         return qs
+
+    def get_object(self) -> RecommendationException:
+        raw = str(self.kwargs.get("pk", ""))
+        exception = None
+        if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+            exception = self.get_queryset().filter(pk=int(raw)).first()
+        if exception is None:
+            raise NotFound("No exception with this id in your device groups.")
+        self.check_object_permissions(self.request, exception)
+        return exception
 
     def get_serializer_class(self):
         return ExceptionOutput if self.action == "list" else ExceptionDetailOutput

@@ -201,3 +201,16 @@ def test_schema_describes_the_exception_endpoints(security_user):
         schema["paths"]
     )
     assert "post" in schema["paths"]["/api/v1/exceptions/{id}/cancel/"]
+
+
+@pytest.mark.parametrize("bad_id", ["AAA", "0.5", "99999999999999999999999"])
+def test_malformed_ids_get_a_json_404(security_user, bad_id):
+    response = client_for(security_user).get(f"{URL}{bad_id}/")
+    assert response.status_code == 404
+    assert "detail" in response.json()
+
+
+def test_out_of_range_filter_values_get_400(security_user):
+    response = client_for(security_user).get(URL, {"expiring_within": "1e20"})
+    assert response.status_code == 400
+    assert "expiring_within" in response.json()
