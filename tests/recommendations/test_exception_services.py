@@ -2,10 +2,11 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from portal.errors import ConflictError, PermissionError_, ValidationError
+from portal.locks import job_lock
 from recommendations.models import ExceptionDeviceGroup, ExceptionEvent, RecommendationException
 from recommendations.selectors import (
     excepted_device_group_ids,
@@ -14,6 +15,7 @@ from recommendations.selectors import (
     recommendation_list,
 )
 from recommendations.services import exception_cancel, exception_create, exceptions_expire
+from recommendations.tasks import expire_exceptions
 from remediation.models import RemediationActivity
 from remediation.services import activity_create
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, UserFactory, expose
@@ -272,3 +274,18 @@ def test_scoped_user_with_the_permission_may_only_use_their_groups(it_group, two
         file_exception(user, rec, groups=[laptops])
     exception = file_exception(user, rec, groups=[servers])
     assert exception.created_by == user
+
+
+def test_overlapping_expiry_runs_do_not_both_act(security_user, two_groups):
+    rec, servers, _ = two_groups
+    exception = file_exception(security_user, rec, groups=[servers])
+    RecommendationException.objects.filter(pk=exception.pk).update(expires_on=TODAY - dt.timedelta(days=1))
+
+    with job_lock("expire_exceptions") as held:
+        assert held
+        assert expire_exceptions() is None
+        with pytest.raises(CommandError, match="in progress"):
+            call_command("expire_exceptions")
+    exception.refresh_from_db()
+    assert exception.status == "active"
+    assert expire_exceptions() == 1
