@@ -362,19 +362,18 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 
 def _update_in_batches(queryset, *, batch_size: int, **values) -> int:
-    """UPDATE the rows of `queryset` in pk order, at most `batch_size` rows per transaction.
+    """UPDATE the rows of `queryset`, at most `batch_size` rows per transaction.
 
-    The queryset's filter is applied again inside each UPDATE, so rows that changed in the
-    meantime are left alone.
+    The matching ids are read once (one scan, not one per batch), then updated chunk by
+    chunk; the queryset's filter is applied again inside each UPDATE, so rows that changed
+    in the meantime are left alone.
     """
-    total, last_pk = 0, 0
-    while True:
-        pks = list(queryset.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not pks:
-            return total
-        last_pk = pks[-1]
+    total = 0
+    pks = list(queryset.order_by("pk").values_list("pk", flat=True))
+    for chunk in _chunks(pks, batch_size):
         with transaction.atomic():
-            total += queryset.filter(pk__in=pks).update(**values)
+            total += queryset.filter(pk__in=chunk).update(**values)
+    return total
 
 
 def _refresh_devices(*, recommendation_id: int, activity_ids: list, batch_size: int) -> tuple[int, int]:
