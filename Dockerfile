@@ -22,6 +22,9 @@ COPY . .
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-key DJANGO_ALLOWED_HOSTS=build \
     python manage.py collectstatic --noinput --verbosity 0
 
+# Import uploads live here (a volume shared by web and worker in compose.yaml).
+RUN mkdir -p /app/media && chown portal:portal /app/media
+
 USER portal
 EXPOSE 8000
 

@@ -21,6 +21,9 @@ def test_compose_has_every_service_on_the_production_settings():
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["REDIS_URL"].startswith("redis://redis:6379/")
         assert services[name]["env_file"] == ".env"
+        # uploads written by web are read by the worker: one shared volume
+        assert "media:/app/media" in services[name]["volumes"]
+        assert env["DJANGO_MEDIA_ROOT"] == "/app/media"
 
 
 def test_migrations_run_once_before_web_worker_and_beat():
