@@ -239,3 +239,29 @@ def test_command_refuses_unknown_recommendation_and_changes_nothing(security_use
 
     activity.refresh_from_db()
     assert activity.status == "active"
+
+
+def test_auto_completion_is_sent_back_to_the_intune_task(security_user):
+    from intune.models import IntuneTask
+
+    activity = make_activity(user=security_user, devices=2)
+    IntuneTask.objects.create(activity=activity, graph_id="graph-1", status="active")
+    remediate(activity)
+
+    activities_refresh_progress()
+
+    task = IntuneTask.objects.get(activity=activity)
+    assert (task.pending_status, task.pending_note) == ("completed", "System confirmation")
+
+
+def test_second_run_on_a_partly_remediated_activity_changes_nothing(security_user):
+    activity = make_activity(user=security_user, devices=4)
+    remediate(activity, 1)
+    first = activities_refresh_progress()
+
+    second = activities_refresh_progress()
+
+    assert (first["devices_remediated"], first["counters_updated"]) == (1, 1)
+    assert (second["devices_remediated"], second["devices_exposed_again"], second["counters_updated"]) == (0, 0, 0)
+    activity.refresh_from_db()
+    assert (activity.status, activity.fixed_devices) == ("active", 1)
