@@ -111,6 +111,10 @@ class RemediationActivityAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Completed activities are deleted by the purge job only; history is never edited by hand.
+        return False
+
     def has_complete_permission(self, request):
         return request.user.has_perm("remediation.complete_activity")
 
