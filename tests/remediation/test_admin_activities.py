@@ -136,7 +136,10 @@ def test_plain_add_and_change_forms_are_closed(admin_client):
 
 
 @pytest.mark.parametrize("rows", [1, 100])
-def test_changelist_queries_do_not_grow_with_rows(security_client, security_user, django_assert_max_num_queries, rows):
+@pytest.mark.parametrize("who", ["security_user", "it_user"])
+def test_changelist_queries_do_not_grow_with_rows(
+    client, request, security_user, django_assert_max_num_queries, rows, who
+):
     rec = RecommendationFactory()
     servers, laptops = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Laptops")
     expose(rec, servers, 1)
@@ -147,8 +150,10 @@ def test_changelist_queries_do_not_grow_with_rows(security_client, security_user
         [IntuneTask(activity=a, devices_sent=1, devices_total=2) for a in RemediationActivity.objects.all()]
     )
 
+    client.force_login(request.getfixturevalue(who))
+
     with django_assert_max_num_queries(12):
-        response = security_client.get(reverse(CHANGELIST))
+        response = client.get(reverse(CHANGELIST))
 
     assert len(response.context["cl"].result_list) == rows
 
@@ -206,6 +211,16 @@ def test_device_table_is_paginated_and_filtered_by_status(security_client, secur
     assert {d.status for d in fixed.context["device_page"]} == {"remediated"}
     exposed = security_client.get(page_url(activity), {"device_status": "exposed"})
     assert exposed.context["device_count"] == 55
+
+
+@pytest.mark.parametrize("devices", [1, 60])
+def test_activity_page_queries_do_not_grow_with_devices(
+    security_client, security_user, django_assert_max_num_queries, devices
+):
+    activity = make_activity(user=security_user, devices=devices)
+    with django_assert_max_num_queries(16):
+        response = security_client.get(page_url(activity))
+    assert response.context["device_count"] == devices
 
 
 def test_unknown_activity_is_404(security_client):
