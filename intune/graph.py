@@ -37,6 +37,7 @@ import requests
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -271,8 +272,6 @@ class GraphClient:
         return hashlib.sha256("|".join((*self._cache_key(), secret_hash)).encode()).hexdigest()
 
     def _shared_token(self) -> tuple[str, float] | None:
-        from django.utils import timezone
-
         from .models import GraphAccessToken
 
         try:
@@ -286,8 +285,6 @@ class GraphClient:
         return token, (row.expires_at - timezone.now()).total_seconds()
 
     def _share_token(self, access_token: str, lifetime: float) -> None:
-        from django.utils import timezone
-
         from .models import GraphAccessToken
 
         now = timezone.now()

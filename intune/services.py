@@ -279,8 +279,9 @@ def _push(*, activity_id, client: GraphClient) -> IntuneTask | None:
 
 def _find_existing(client: GraphClient, activity: RemediationActivity, body: dict) -> dict | None:
     candidates = client.find_tasks(display_name=body["displayName"], creator=body["creator"])
-    known = set(IntuneTask.objects.exclude(graph_id="").values_list("graph_id", flat=True))
-    candidates = [c for c in candidates if c.get("id") and c["id"] not in known]
+    ids = [str(c["id"]) for c in candidates if c.get("id")]
+    known = set(IntuneTask.objects.filter(graph_id__in=ids).values_list("graph_id", flat=True))  # other activities'
+    candidates = [c for c in candidates if c.get("id") and str(c["id"]) not in known]
     reference = _reference(activity)
     ours = [c for c in candidates if reference in (c.get("description") or "")]
     if ours:
