@@ -528,3 +528,12 @@ def test_a_changed_secret_does_not_reuse_the_old_token(graph, intune_on, securit
 
     assert len(graph.token_requests) == 2
     assert "invalid_client" in result.fatal
+
+
+def test_a_private_ca_is_also_trusted_through_ssl_cert_file(graph, intune_on, security_user, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv("SSL_CERT_FILE", str(graph.ca_path))
+    activity = request_with_intune(security_user)
+
+    assert intune_sync().ok
+    assert IntuneTask.objects.get(activity=activity).graph_id
