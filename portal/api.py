@@ -77,3 +77,8 @@ ERROR_409 = OpenApiResponse(DetailError, description="The activity's state forbi
 ERROR_429 = OpenApiResponse(DetailError, description="Too many requests; retry after `Retry-After` seconds.")
 
 COMMON_ERRORS = {401: ERROR_401, 403: ERROR_403, 429: ERROR_429}
+
+
+def json_errors(errors: dict) -> dict:
+    """Error responses for views whose success is not JSON (CSV): errors are always JSON."""
+    return {(code, "application/json"): response for code, response in errors.items()}

@@ -24,6 +24,7 @@ from portal.api import (
     CSVDownloadMixin,
     CSVRenderer,
     has_perm,
+    json_errors,
 )
 from remediation.exports import activities_csv_response, activity_devices_csv_response
 from remediation.filters import ActivityFilter
@@ -171,6 +172,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         return self._respond(activity, code=status.HTTP_201_CREATED)
 
     @extend_schema(
+        operation_id="remediation_activities_approve",
         summary="Approve a request (IT staff; not its creator)",
         parameters=[ID_PARAMETER],
         request=DecisionInput,
@@ -184,6 +186,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         return self._respond(activity_approve(activity=activity, user=request.user, **data.validated_data))
 
     @extend_schema(
+        operation_id="remediation_activities_reject",
         summary="Reject a request (IT staff; notes required)",
         parameters=[ID_PARAMETER],
         request=DecisionInput,
@@ -197,6 +200,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         return self._respond(activity_reject(activity=activity, user=request.user, **data.validated_data))
 
     @extend_schema(
+        operation_id="remediation_activities_complete",
         summary="Mark an activity complete (manual)",
         parameters=[ID_PARAMETER],
         request=CompleteInput,
@@ -211,20 +215,22 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
 
     # --- CSV (routed explicitly in urls.py: the contract paths have no trailing slash) -----
     @extend_schema(
+        operation_id="remediation_activities_export_csv",
         summary="The filtered activity list as CSV",
         description="Takes the same filters and ordering as the list. Streams; any number of rows.",
         filters=True,
-        responses={**CSV_200, 400: ERROR_400, **READ_ERRORS},
+        responses={**CSV_200, **json_errors({400: ERROR_400, **READ_ERRORS})},
     )
     def export_csv(self, request):
         queryset = self.filter_queryset(self.get_queryset())
         return activities_csv_response(queryset)
 
     @extend_schema(
+        operation_id="remediation_activities_devices_csv",
         summary="An activity's devices as CSV",
         parameters=[ID_PARAMETER],
         filters=False,
-        responses={**CSV_200, **DETAIL_ERRORS},
+        responses={**CSV_200, **json_errors(DETAIL_ERRORS)},
     )
     def devices_csv(self, request, pk=None):
         return activity_devices_csv_response(self.get_object())

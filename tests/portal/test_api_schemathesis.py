@@ -25,6 +25,11 @@ CHECKS = [
 
 # Generating the schema touches no database, so it can load when the module is collected.
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
+# Phases: explicit examples, the coverage phase (boundary and invalid values of every parameter
+# and body field: unknown enum members, wrong types, missing required fields) and a few random
+# examples. Unexpected HTTP methods are left out (405 is tested in tests/remediation/test_api.py).
+schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
+schema.config.phases.coverage.unexpected_methods = set()
 
 
 @pytest.fixture
