@@ -144,11 +144,15 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     if not args.keep:
-        RemediationActivity.objects.all().delete()
-        Exposure.objects.all().delete()
-        Device.objects.all().delete()
-        SecurityRecommendation.objects.all().delete()
-        DeviceGroup.objects.all().delete()
+        models = [Exposure, Device, SecurityRecommendation, DeviceGroup]
+        if connection.vendor == "postgresql":  # a clean start: empty tables, no dead rows
+            with connection.cursor() as cursor:
+                tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+                cursor.execute(f"TRUNCATE {tables} CASCADE")
+        else:
+            RemediationActivity.objects.all().delete()
+            for model in models:
+                model.objects.all().delete()
     connection.close()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -565,3 +565,62 @@ def dataset_records(dataset, *, line_offset: int = 1) -> Iterator[Record]:
     for position, values in enumerate(dataset, 1):
         data = {h: v for h, v in zip(headers, values, strict=False) if h}
         yield Record(position, position + line_offset if line_offset else None, data)
+
+
+def read_exposure_csv_pairs(
+    file: str | Path | IO, *, source: str, problems: Problems
+) -> Iterator[tuple[int, int | None, str, str]]:
+    """(position, line, recommendation id, machine id) from a CSV of pairs; the fast path for big snapshots."""
+    stream, opened = _open_text(file)
+    try:
+        reader = csv.reader(stream)
+        try:
+            headers = [normalize_key(h) for h in next(reader)]
+        except StopIteration:
+            problems.add(source, None, "the file is empty")
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.add(source, None, f"cannot read the header row: {exc}", line=1)
+            return
+        rec_col = next((headers.index(k) for k in EXPOSURE_RECOMMENDATION_KEYS if k in headers), None)
+        dev_col = next((headers.index(k) for k in EXPOSURE_DEVICE_KEYS if k in headers), None)
+        if rec_col is None or dev_col is None:
+            missing = [n for n, c in (("recommendationId", rec_col), ("machineId", dev_col)) if c is None]
+            problems.add(source, None, "missing column(s): " + ", ".join(missing), line=1)
+            return
+        width = len(headers)
+        rec_max = _max(SecurityRecommendation, "external_id")
+        dev_max = _max(Device, "machine_id")
+        position = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                position += 1
+                problems.add(source, position, f"malformed row: {exc}", line=reader.line_num)
+                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            position += 1
+            if len(row) != width:
+                problems.add(
+                    source, position, f"malformed row: expected {width} columns, found {len(row)}", reader.line_num
+                )
+                continue
+            rec, machine = row[rec_col].strip(), row[dev_col].strip()
+            if not rec or not machine or len(rec) > rec_max or len(machine) > dev_max:
+                for value, name, limit in ((rec, "recommendationId", rec_max), (machine, "machineId", dev_max)):
+                    if not value:
+                        problems.add(source, position, f"missing required field {name!r}", reader.line_num)
+                    elif len(value) > limit:
+                        problems.add(
+                            source, position, f"wrong type for {name!r}: longer than {limit} characters",
+                            reader.line_num,
+                        )
+                continue
+            yield position, reader.line_num, rec, machine
+    finally:
+        if opened:
+            stream.close()

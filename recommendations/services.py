@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 INVENTORY_BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 2000
+SNAPSHOT_WORK_MEM = "256MB"
 
 Record = importers.Record
 Problems = importers.Problems
@@ -254,11 +255,7 @@ def _stage_pairs(cursor, items, *, source: str, problems: importers.Problems, pr
                     source=source, problems=problems,
                 )
             else:
-                pos, line, rec, machine = item
-                row = importers.normalize_exposure(
-                    importers.Record(pos, line, {"recommendationId": rec, "machineId": machine}),
-                    source=source, problems=problems,
-                )
+                row = item  # (position, line, recommendation id, machine id), already checked by the reader
             if row is not None:
                 staged += 1
                 if staged % INVENTORY_BATCH_SIZE == 0:
@@ -301,7 +298,8 @@ def exposures_import_snapshot(
     """Apply a snapshot of the devices exposed now, for the recommendations it names.
 
     `pairs`: (recommendation external id, machine id) tuples, `importers.Record`s of
-    `recommendationId`/`machineId`, or (position, line, recommendation id, machine id).
+    `recommendationId`/`machineId`, or the checked (position, line, recommendation id,
+    machine id) tuples of `importers.read_exposure_csv_pairs`.
     `recommendation_ids` (external ids) adds recommendations the snapshot covers even with no
     pair left (all their devices are then remediated).
 
@@ -323,6 +321,8 @@ def exposures_import_snapshot(
         if postgres:
             # One snapshot at a time: two concurrent imports would race on the same pairs.
             cursor.execute("SELECT pg_advisory_xact_lock(7007)")
+            # Room for the hash joins and aggregates of a million-row snapshot (this transaction only).
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [SNAPSHOT_WORK_MEM])
         _drop_temp_tables(cursor)
         temp = "TEMPORARY TABLE"
         cursor.execute(
@@ -330,9 +330,12 @@ def exposures_import_snapshot(
         )
         _stage_pairs(cursor, pairs, source=source, problems=problems, progress=progress)
         cursor.execute(
+            # Resolve ids and find each pair's exposure row in one pass (hash joins on PostgreSQL).
             f"CREATE {temp} tvm_pairs AS SELECT s.pos, s.line, s.rec_ext, s.machine,"  # noqa: S608 (table names)
-            f" r.id AS rec_id, d.id AS dev_id FROM tvm_stage s"
+            " r.id AS rec_id, d.id AS dev_id, e.id AS exp_id,"
+            " CASE WHEN e.remediated_at IS NULL THEN 0 ELSE 1 END AS was_remediated FROM tvm_stage s"
             f" LEFT JOIN {R} r ON r.external_id = s.rec_ext LEFT JOIN {D} d ON d.machine_id = s.machine"
+            f" LEFT JOIN {E} e ON e.recommendation_id = r.id AND e.device_id = d.id"
         )
         cursor.execute("DROP TABLE tvm_stage")
 
@@ -388,47 +391,44 @@ def exposures_import_snapshot(
                 problems.raise_if_any()
             return counts
 
-        cursor.execute("CREATE INDEX tvm_pairs_pair ON tvm_pairs (rec_id, dev_id)")
+        cursor.execute("CREATE INDEX tvm_pairs_exp ON tvm_pairs (exp_id)")
         if postgres:
             cursor.execute("ANALYZE tvm_pairs")
             cursor.execute("ANALYZE tvm_recs")
         at = connection.ops.adapt_datetimefield_value(now)
-        match = "e.recommendation_id = p.rec_id AND e.device_id = p.dev_id"
-        # Still exposed: last seen now.
+        # Still exposed: last seen now (rows found by primary key).
         cursor.execute(
-            f"UPDATE {E} AS e SET last_seen = %s FROM tvm_pairs p WHERE {match} AND e.remediated_at IS NULL",  # noqa: S608
+            f"UPDATE {E} SET last_seen = %s FROM tvm_pairs p WHERE {E}.id = p.exp_id AND p.was_remediated = 0",  # noqa: S608
             [at],
         )
         counts["updated"] = cursor.rowcount
         # Back after a remediation: exposed again (first seen kept).
         cursor.execute(
-            f"UPDATE {E} AS e SET last_seen = %s, remediated_at = NULL FROM tvm_pairs p"  # noqa: S608
-            f" WHERE {match} AND e.remediated_at IS NOT NULL",
+            f"UPDATE {E} SET last_seen = %s, remediated_at = NULL FROM tvm_pairs p"  # noqa: S608
+            f" WHERE {E}.id = p.exp_id AND p.was_remediated = 1",
             [at],
         )
         counts["re_exposed"] = cursor.rowcount
-        # Gone from the snapshot: remediated now.
+        # Exposed before, absent from the snapshot: remediated now.
         cursor.execute(
             f"UPDATE {E} SET remediated_at = %s WHERE remediated_at IS NULL"  # noqa: S608
             " AND recommendation_id IN (SELECT rec_id FROM tvm_recs)"
-            " AND NOT EXISTS (SELECT 1 FROM tvm_pairs p"
-            f"  WHERE p.rec_id = {E}.recommendation_id AND p.dev_id = {E}.device_id)",
+            f" AND NOT EXISTS (SELECT 1 FROM tvm_pairs p WHERE p.exp_id = {E}.id)",
             [at],
         )
         counts["remediated"] = cursor.rowcount
-        # New pairs.
+        # New pairs (the advisory lock keeps a concurrent import from inserting them first).
         cursor.execute(
             f"INSERT INTO {E} (recommendation_id, device_id, first_seen, last_seen, remediated_at)"  # noqa: S608
-            " SELECT p.rec_id, p.dev_id, %s, %s, NULL FROM tvm_pairs p"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {E} e WHERE {match})",
+            " SELECT p.rec_id, p.dev_id, %s, %s, NULL FROM tvm_pairs p WHERE p.exp_id IS NULL",
             [at, at],
         )
         counts["created"] = cursor.rowcount
-        # Stored counters of the covered recommendations, in one statement.
+        # Stored counters of the covered recommendations: one grouped pass.
         cursor.execute(
-            f"UPDATE {R} SET exposed_devices = (SELECT COUNT(*) FROM {E} e"  # noqa: S608
-            f" WHERE e.recommendation_id = {R}.id AND e.remediated_at IS NULL)"
-            " WHERE id IN (SELECT rec_id FROM tvm_recs)"
+            f"UPDATE {R} SET exposed_devices = c.n FROM (SELECT t.rec_id, COUNT(e.id) AS n FROM tvm_recs t"  # noqa: S608
+            f" LEFT JOIN {E} e ON e.recommendation_id = t.rec_id AND e.remediated_at IS NULL GROUP BY t.rec_id) c"
+            f" WHERE {R}.id = c.rec_id"
         )
         cursor.execute("SELECT rec_id FROM tvm_recs ORDER BY rec_id")
         touched = [r for (r,) in cursor.fetchall()]
@@ -517,8 +517,10 @@ def import_tvm_files(*, recommendations=None, machines=None, exposures=None, pro
             summary["devices"] = devices_upsert(records=records, source=source, problems=problems, progress=progress)
         if exposures is not None:
             source = importers.source_name(exposures, "exposures")
-            records = _open_records(exposures, source=source, problems=problems,
-                                    csv_required=("recommendationId", "machineId"))
+            if importers.sniff_is_json(exposures):
+                records = importers.read_json_records(exposures, source=source, problems=problems)
+            else:
+                records = importers.read_exposure_csv_pairs(exposures, source=source, problems=problems)
             summary["exposures"] = exposures_import_snapshot(
                 pairs=records, source=source, problems=problems, progress=progress
             )

@@ -226,3 +226,24 @@ def test_background_job_with_a_bad_row_fails_and_imports_nothing(
     assert "missing required field" in page.content.decode()
     # Running it again (a redelivered task) leaves the finished job alone.
     assert import_job_run(job_id=job.pk).status == ImportJob.Status.FAILED
+
+
+def test_export_round_trips_through_import(security_client):
+    rec = RecommendationFactory(external_id="va-_-x-_-y")
+    device = DeviceFactory(device_group=DeviceGroupFactory(name="Servers"))
+    from recommendations.services import exposures_import_snapshot
+
+    exposures_import_snapshot(pairs=[(rec.external_id, device.machine_id)])
+    form = {"format": CSV, "resource": "0"}
+    form.update({f"exposureresource_{f}": "on" for f in (
+        "recommendation_id", "machine_id", "first_seen", "last_seen", "remediated_at")})
+    exported = security_client.post(reverse("admin:recommendations_exposure_export"), form)
+    assert exported.status_code == 200
+    lines = exported.content.decode().splitlines()
+    assert lines[0].startswith("recommendationId,machineId,")
+    assert lines[1].startswith(f"{rec.external_id},{device.machine_id},")
+
+    preview = upload(
+        security_client, "admin:recommendations_exposure_import", exported.content, "exposures.csv", CSV
+    )
+    assert preview.context["result"].totals["update"] == 1
