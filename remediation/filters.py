@@ -7,6 +7,7 @@ from django import forms
 from django.db.models import DateField, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
 
 from recommendations.models import DeviceGroup
 
@@ -33,6 +34,23 @@ class StrictBooleanField(forms.NullBooleanField):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """ISO 8601, converted to UTC: PostgreSQL refuses offsets beyond +-15:59 that Python accepts."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except (OverflowError, ValueError) as exc:
+            raise forms.ValidationError("Enter a date and time within years 1-9999.", code="invalid") from exc
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
 
 
 class ActivityOrdering(django_filters.OrderingFilter):
@@ -62,8 +80,8 @@ class ActivityFilter(django_filters.FilterSet):
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
     remediation_option = django_filters.ChoiceFilter(choices=RemediationOption.choices)
     device_group = django_filters.CharFilter(method="filter_device_group", label="Device group name")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
     due_before = django_filters.DateFilter(field_name="due_on", lookup_expr="lte")
     overdue = StrictBooleanFilter(method="filter_overdue", label="Active and past its due date (true/false)")
     search = django_filters.CharFilter(method="filter_search", label="Search title and description")

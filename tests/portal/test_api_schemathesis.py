@@ -7,7 +7,9 @@ examples per operation so the run stays well under a minute.
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis import checks
@@ -30,6 +32,17 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application(
 # examples. Unexpected HTTP methods are left out (405 is tested in tests/remediation/test_api.py).
 schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
 schema.config.phases.coverage.unexpected_methods = set()
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transaction_open():
+    """The WSGI handler closes DB connections at each request's end; Django's test client does not,
+    and neither may we here, or every request after the first loses the test's transaction."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -183,3 +183,21 @@ def test_a_cursor_from_another_ordering_answers_400(activities, security_user):
     response = client.get(next_url.replace("ordering=priority", "ordering=due_on"))
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "count"),
+    [
+        ("0345-04-09T12:04:03+22:48", 200, 5),
+        ("2000-01-01T00:00:00-23:59", 200, 5),
+        ("0001-01-01T00:00:00+05:00", 400, 0),
+    ],
+)
+def test_extreme_time_zone_offsets_are_handled(activities, security_user, value, status, count):
+    response = client_for(security_user).get(API, {"created_after": value})
+
+    assert response.status_code == status
+    if status == 200:
+        assert len(response.json()["results"]) == count
+    else:
+        assert "created_after" in response.json()
