@@ -273,8 +273,8 @@ Each request is `GET /api/v1/remediation-activities/` (first page) or `GET .../{
 
 With {r["clients"]} clients always waiting on an answer, {r["clients"]} / {r["throughput_rps"]} requests/s =
 {queue_s} s per request is time spent queueing for a busy CPU: the server is CPU-bound on the
-shared cores, so latency falls with fewer clients, more cores or more web machines (scale-out
-is linear: gunicorn workers share nothing but PostgreSQL).
+shared cores (not measured here: how far more cores or web machines help; gunicorn workers
+share only PostgreSQL and Redis).
 
 | endpoint | requests | median (ms) | p99 (ms) | max (ms) |
 |---|---|---|---|---|
