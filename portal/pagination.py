@@ -23,6 +23,7 @@ import binascii
 import datetime as dt
 import decimal
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,19 @@ def _encode(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
+    return value
+
+
+def _storable(value: Any) -> Any:
+    """Refuse cursor values a database would choke on (a forged cursor must answer 400, not 500)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("NUL character")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("integer out of range")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)  # PostgreSQL refuses offsets beyond +-15:59
     return value
 
 
@@ -114,7 +128,7 @@ class KeysetPagination(BasePagination):
             if value is None or isinstance(value, dict | list):
                 raise InvalidCursor()
             try:
-                parsed.append(field.to_python(value))
+                parsed.append(_storable(field.to_python(value)))
             except (DjangoValidationError, ValueError, TypeError, OverflowError) as exc:
                 raise InvalidCursor() from exc
         return backwards, parsed

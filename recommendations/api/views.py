@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 
 from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, has_perm
@@ -76,6 +76,13 @@ def _with_scoped_exposure_count(queryset, user):
     return queryset.annotate(exposed_in_scope=Coalesce(Subquery(counts), 0))
 
 
+def _found(queryset, external_id: str) -> SecurityRecommendation:
+    recommendation = None if "\x00" in external_id else queryset.filter(external_id=external_id).first()
+    if recommendation is None:
+        raise NotFound("No security recommendation with this id.")
+    return recommendation
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Security recommendations, with exposed device counts in your device groups",
@@ -100,10 +107,7 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         return _with_scoped_exposure_count(recommendation_list(user=self.request.user), self.request.user)
 
     def get_object(self) -> SecurityRecommendation:
-        recommendation = self.get_queryset().filter(external_id=self.kwargs["pk"]).first()
-        if recommendation is None:
-            raise NotFound("No security recommendation with this id.")
-        return recommendation
+        return _found(self.get_queryset(), self.kwargs["pk"])
 
     @extend_schema(
         summary="Devices exposed to a recommendation, in your device groups",
@@ -116,12 +120,12 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     )
     @action(detail=True, methods=["get"])
     def devices(self, request, pk=None):
-        recommendation = SecurityRecommendation.objects.filter(external_id=pk).first()
-        if recommendation is None:
-            raise NotFound("No security recommendation with this id.")
+        recommendation = _found(SecurityRecommendation.objects.all(), pk)
         exposures = exposed_devices_for_recommendation(recommendation=recommendation, user=request.user)
         group = request.query_params.get("device_group")
         if group is not None:
+            if "\x00" in group:
+                raise ValidationError({"device_group": ["Null characters are not allowed."]})
             exposures = exposures.filter(device__device_group__name=group)
         page = self.paginate_queryset(exposures.order_by("device__computer_dns_name", "pk"))
         return self.get_paginated_response(ExposedDeviceOutput(page, many=True).data)

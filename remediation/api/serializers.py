@@ -11,8 +11,17 @@ from remediation.models import ActivityDevice, ActivityEvent, Priority, Remediat
 # --- input ---------------------------------------------------------------------------------
 
 
+class SlugField(serializers.SlugRelatedField):
+    """A reference by name; a value no database could hold (NUL byte) is "does not exist", not a 500."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\x00"))
+        return super().to_internal_value(data)
+
+
 class ActivityCreateInput(serializers.Serializer):
-    recommendation = serializers.SlugRelatedField(
+    recommendation = SlugField(
         slug_field="external_id",
         queryset=SecurityRecommendation.objects.all(),
         help_text="The recommendation's external id, e.g. va-_-microsoft-_-silverlight.",
@@ -25,7 +34,7 @@ class ActivityCreateInput(serializers.Serializer):
         default=None,
         help_text="YYYY-MM-DD, today or later; omit or null for attention_required.",
     )
-    device_groups = serializers.SlugRelatedField(
+    device_groups = SlugField(
         slug_field="name",
         queryset=DeviceGroup.objects.all(),
         many=True,

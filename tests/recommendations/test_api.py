@@ -131,3 +131,12 @@ def test_device_groups_are_the_callers(it_user, security_user):
         "Workstations",
     ]
     assert client_for(stranger).get("/api/v1/device-groups/").json()["results"] == []
+
+
+def test_nul_characters_in_ids_and_filters_never_reach_the_database(catalogue, it_user):
+    client = client_for(it_user)
+
+    assert client.get(f"{R}va%00x/").status_code == 404
+    assert client.get(f"{R}va%00x/devices/").status_code == 404
+    assert client.get(f"{R}va-_-contoso-_-widget/devices/?device_group=Serv%00ers").status_code == 400
+    assert client.get(f"{R}?search=a%00").status_code == 400

@@ -381,3 +381,22 @@ def test_system_events_show_system_as_actor(security_user, it_user):
     events = client_for(it_user).get(f"{API}{activity.pk}/events/").json()["results"]
 
     assert events[-1]["actor"] == "System"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"recommendation": "va\x00"}, {"device_groups": ["Serv\x00ers"]}, {"requester_notes": "a\x00b"}],
+)
+def test_nul_characters_in_a_body_answer_400_on_every_database(security_user, servers_rec, overrides):
+    response = client_for(security_user).post(API, create_body(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()) == set(overrides)
+    assert RemediationActivity.objects.count() == 0
+
+
+def test_nul_characters_in_filters_answer_400(security_user):
+    client = client_for(security_user)
+    for query in ("search=a%00", "device_group=a%00"):
+        assert client.get(f"{API}?{query}").status_code == 400
+        assert client.get(f"{API}export.csv?{query}").status_code == 400
