@@ -23,7 +23,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-# Load the application before forking: a broken configuration fails at once, and workers
-# share the imported code.
-preload_app = True
+# Not preloaded, so that `kill -HUP` (systemctl reload) starts workers on the new code after
+# an upgrade while the old ones finish their requests.
+preload_app = False
 wsgi_app = "portal.wsgi:application"
