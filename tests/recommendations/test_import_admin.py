@@ -247,3 +247,12 @@ def test_export_round_trips_through_import(security_client):
         security_client, "admin:recommendations_exposure_import", exported.content, "exposures.csv", CSV
     )
     assert preview.context["result"].totals["update"] == 1
+
+
+@pytest.mark.parametrize("model", ["devicegroup", "device", "securityrecommendation", "exposure"])
+def test_changelists_offer_import_and_export(security_client, model):
+    page = security_client.get(reverse(f"admin:recommendations_{model}_changelist"))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert reverse(f"admin:recommendations_{model}_import") in body
+    assert reverse(f"admin:recommendations_{model}_export") in body
