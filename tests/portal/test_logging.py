@@ -124,3 +124,23 @@ def test_log_format_json_setting_makes_the_console_json():
         "hello world",
         "-",
     )
+
+
+@pytest.mark.django_db
+def test_api_token_user_and_activity_id_are_on_the_line(client, json_lines, security_user, it_user):
+    from rest_framework.authtoken.models import Token
+
+    from tests.remediation.factories import make_activity
+
+    activity = make_activity(user=security_user)
+    token = Token.objects.create(user=it_user)
+    response = client.get(
+        f"/api/v1/remediation-activities/{activity.pk}/",
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+        HTTP_X_REQUEST_ID="api-1",
+    )
+    assert response.status_code == 200
+    access = [line for line in json_lines() if line["logger"] == "portal.access"]
+    assert [(line["user"], line["activity_id"], line["request_id"]) for line in access] == [
+        ("it", str(activity.pk), "api-1")
+    ]
