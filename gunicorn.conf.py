@@ -27,3 +27,16 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # an upgrade while the old ones finish their requests.
 preload_app = False
 wsgi_app = "portal.wsgi:application"
+
+# LOG_FORMAT=json: gunicorn's own lines (boot, worker restarts, timeouts) as JSON too.
+if os.environ.get("LOG_FORMAT") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "portal.logging.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["console"], "level": loglevel.upper(), "propagate": False},
+            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }
