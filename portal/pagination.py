@@ -152,7 +152,11 @@ class KeysetPagination(BasePagination):
             for prev, value in zip(ordering[:i], values[:i], strict=True):
                 step &= Q(**{prev.lstrip("-"): value})
             condition = step if i == 0 else condition | step
-        return condition
+        # Redundant with the OR chain, but gives the database an index range to start from
+        # (`created_at <= X`) instead of a filter applied while scanning from the first row.
+        first = ordering[0].lstrip("-")
+        first_descending = ordering[0].startswith("-") != backwards
+        return Q(**{f"{first}__{'lte' if first_descending else 'gte'}": values[0]}) & condition
 
     # --- DRF API ----------------------------------------------------------------------
     def get_page_size(self, request) -> int:
