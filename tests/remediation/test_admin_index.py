@@ -63,3 +63,8 @@ def test_index_renders_for_it_staff(client, it_user):
     response = client.get(reverse("admin:index"))
     assert response.status_code == 200
     assert "Top remediation activities" in response.content.decode()
+
+
+def test_index_links_to_advanced_features(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:intune_advanced_features") in html
