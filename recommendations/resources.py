@@ -158,6 +158,15 @@ class InventoryResource(resources.ModelResource):
         result.total_rows = len(dataset)
         records, problems = self.records(dataset)
         source = kwargs.get("file_name") or self.kind
+        if dry_run and len(dataset) > BACKGROUND_ROWS:
+            # Large file: the preview shows the first rows and the malformed ones; every rule is
+            # checked by the background job, which imports nothing if any row is bad.
+            if problems:
+                self.add_problems(result, problems, dataset)
+            else:
+                result.deferred = True
+                self.add_rows(result, dataset, records)
+            return result
         try:
             summary = inventory_import_records(kind=self.kind, records=records, source=source, problems=problems)
         except importers.ImportRejected as exc:
@@ -201,11 +210,12 @@ class InventoryResource(resources.ModelResource):
 
     def add_rows(self, result: Result, dataset, records: list[importers.Record]) -> None:
         """Row results for the preview (the first PREVIEW_ROWS rows) and the totals."""
-        summary = result.inventory_summary
-        part = next(v for k, v in summary.items() if isinstance(v, dict))
-        result.totals[RowResult.IMPORT_TYPE_NEW] = part.get("created", 0)
-        result.totals[RowResult.IMPORT_TYPE_UPDATE] = part.get("updated", 0)
-        result.totals[RowResult.IMPORT_TYPE_SKIP] = part.get("unchanged", 0)
+        summary = getattr(result, "inventory_summary", None)
+        if summary is not None:
+            part = next(v for k, v in summary.items() if isinstance(v, dict))
+            result.totals[RowResult.IMPORT_TYPE_NEW] = part.get("created", 0)
+            result.totals[RowResult.IMPORT_TYPE_UPDATE] = part.get("updated", 0)
+            result.totals[RowResult.IMPORT_TYPE_SKIP] = part.get("unchanged", 0)
         shown = records[:PREVIEW_ROWS]
         existing = self.existing_keys(shown)
         for record in shown:
@@ -350,6 +360,18 @@ class InventoryImportExportMixin(ImportExportMixin):
         return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}") and request.user.has_perm(
             f"{opts.app_label}.change_{opts.model_name}"
         )
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        result = getattr(response, "context_data", {}).get("result")
+        if getattr(result, "deferred", False):
+            messages.info(
+                request,
+                f"This file has {result.total_rows} rows: below are the first {min(PREVIEW_ROWS, result.total_rows)}. "
+                "On confirmation it is checked and imported in the background; if any row is bad nothing is "
+                "imported and the job page lists every problem.",
+            )
+        return response
 
     def add_data_read_fail_error_to_form(self, form, e):
         if isinstance(e, UnreadableFile):

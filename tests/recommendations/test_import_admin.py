@@ -188,6 +188,8 @@ def test_large_file_runs_as_a_background_job(
     settings.MEDIA_ROOT = tmp_path
     monkeypatch.setattr(resources, "BACKGROUND_ROWS", 1)
     preview = upload(security_client, DEVICE_IMPORT, DEVICES_CSV, "devices.csv", CSV)
+    assert "checked and imported in the background" in preview.content.decode()
+    assert not Device.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
         response = confirm(security_client, preview, DEVICE_PROCESS)
 
@@ -256,3 +258,12 @@ def test_changelists_offer_import_and_export(security_client, model):
     body = page.content.decode()
     assert reverse(f"admin:recommendations_{model}_import") in body
     assert reverse(f"admin:recommendations_{model}_export") in body
+
+
+def test_large_file_preview_still_lists_malformed_rows(security_client, monkeypatch):
+    monkeypatch.setattr(resources, "BACKGROUND_ROWS", 1)
+    content = DEVICES_CSV + b"x,y\n"
+    preview = upload(security_client, DEVICE_IMPORT, content, "devices.csv", CSV)
+    errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
+    assert errors == ["line 4: malformed row: expected 6 columns, found 2"]
+    assert not preview.context.get("confirm_form")
