@@ -13,6 +13,10 @@ api_v1 = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]
 
+admin.site.site_header = "Remediation portal"
+admin.site.site_title = "Remediation portal"
+admin.site.index_title = "Remediation"
+
 urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("admin/", admin.site.urls),
