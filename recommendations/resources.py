@@ -28,6 +28,7 @@ from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from import_export.forms import ImportForm
 from import_export.results import Result, RowResult
+from import_export.tmp_storages import CacheStorage, TempFolderStorage
 
 from . import importers
 from .models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
@@ -354,6 +355,13 @@ class InventoryImportExportMixin(ImportExportMixin):
     import_form_class = SizeLimitedImportForm
     formats = INVENTORY_FORMATS
     skip_admin_log = True
+
+    def get_tmp_storage_class(self):
+        # The confirmation may reach another web process or host than the preview: with Redis
+        # configured, keep the upload in the shared cache; otherwise in the local temp folder.
+        if getattr(settings, "REDIS_URL", ""):
+            return CacheStorage
+        return TempFolderStorage
 
     def has_import_permission(self, request):
         opts = self.opts
