@@ -92,25 +92,25 @@ def _upsert(model, *, key: str, fields: list[str], rows: list[dict], progress=No
     Returns counts created / updated (something changed) / unchanged.
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    existing = _existing(model, key, [r[key] for r in rows], fields)
     defaults = {f: model._meta.get_field(f).get_default() for f in fields}
-    objs = []
-    for values in rows:
-        before = existing.get(values[key])
-        merged = {**(before or defaults), **values}
-        if before is None:
-            counts["created"] += 1
-        elif any(merged[f] != before[f] for f in fields):
-            counts["updated"] += 1
-        else:
-            counts["unchanged"] += 1
-            continue
-        objs.append(model(**{key: values[key], **{f: merged[f] for f in fields}}))
-    for start in range(0, len(objs), INVENTORY_BATCH_SIZE):
-        batch = objs[start : start + INVENTORY_BATCH_SIZE]
-        model.objects.bulk_create(batch, update_conflicts=True, unique_fields=[key], update_fields=fields)
-        _tick(progress, len(batch))
-    _tick(progress, counts["unchanged"])
+    for start in range(0, len(rows), INVENTORY_BATCH_SIZE):  # one batch in memory at a time
+        chunk = rows[start : start + INVENTORY_BATCH_SIZE]
+        existing = _existing(model, key, [r[key] for r in chunk], fields)
+        objs = []
+        for values in chunk:
+            before = existing.get(values[key])
+            merged = {**(before or defaults), **values}
+            if before is None:
+                counts["created"] += 1
+            elif any(merged[f] != before[f] for f in fields):
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+                continue
+            objs.append(model(**{key: values[key], **{f: merged[f] for f in fields}}))
+        if objs:
+            model.objects.bulk_create(objs, update_conflicts=True, unique_fields=[key], update_fields=fields)
+        _tick(progress, len(chunk))
     return counts
 
 
