@@ -267,3 +267,21 @@ def test_large_file_preview_still_lists_malformed_rows(security_client, monkeypa
     errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
     assert errors == ["line 4: malformed row: expected 6 columns, found 2"]
     assert not preview.context.get("confirm_form")
+
+
+def test_running_job_page_shows_live_progress_and_refreshes(security_client, settings, tmp_path):
+    from django.core.cache import cache
+
+    from recommendations.services import _job_progress_key
+
+    settings.MEDIA_ROOT = tmp_path
+    job = ImportJob.objects.create(
+        kind="exposures", file=SimpleUploadedFile("e.csv", b"x"), original_name="e.csv", total=200,
+        status=ImportJob.Status.RUNNING,
+    )
+    cache.set(_job_progress_key(job.pk), 50)
+    page = security_client.get(reverse("admin:recommendations_importjob_change", args=[job.pk]))
+    body = page.content.decode()
+    assert '<meta http-equiv="refresh" content="3">' in body
+    assert '<progress max="100" value="25"></progress> 25% (50 of 200 rows)' in body
+    cache.delete(_job_progress_key(job.pk))
