@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 from django.utils import timezone
@@ -31,7 +32,7 @@ from portal.locks import job_lock
 from recommendations.models import Device, Exposure
 from remediation import tasks
 from remediation.models import ActivityDevice, ActivityNotification, RemediationActivity
-from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory
+from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, UserFactory
 from tests.remediation.factories import make_activity
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +45,7 @@ VISIBILITY_TIMEOUT = 10
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real broker)"),
-    # serialized_rollback: the roles and beat schedules of the data migrations survive the flush.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 
@@ -168,6 +168,22 @@ def start_worker(tmp_path):
         worker.stop()
 
 
+@pytest.fixture
+def requester():
+    # Another transactional test may have flushed the roles of the data migration: a superuser
+    # and the IT staff group made here do not depend on them.
+    return UserFactory(username="requester", email="requester@example.com", is_superuser=True)
+
+
+@pytest.fixture
+def it_person():
+    team = Group.objects.create(name="Server team")
+    DeviceGroupFactory(name="Servers").user_groups.add(team)
+    person = UserFactory(username="it-person", email="it@example.com")
+    person.groups.add(Group.objects.get_or_create(name="IT staff")[0], team)
+    return person
+
+
 def old_completed_activities(*, count: int, devices_each: int, days_ago: int = 200) -> list:
     """Completed activities with many device rows, created in bulk (no per-row factories)."""
     group = DeviceGroupFactory(name="Bulk group")
@@ -190,10 +206,10 @@ def old_completed_activities(*, count: int, devices_each: int, days_ago: int = 2
     return [a.pk for a in activities]
 
 
-def test_jobs_queued_through_the_broker_change_the_database(start_worker, security_user, it_user):
-    to_complete = make_activity(user=security_user, devices=3)
+def test_jobs_queued_through_the_broker_change_the_database(start_worker, requester, it_person):
+    to_complete = make_activity(user=requester, devices=3)
     Exposure.objects.filter(recommendation=to_complete.recommendation).update(remediated_at=timezone.now())
-    due_soon = make_activity(user=security_user, devices=1)
+    due_soon = make_activity(user=requester, devices=1)
     RemediationActivity.objects.filter(pk=due_soon.pk).update(due_on=timezone.localdate() + dt.timedelta(days=1))
     old = old_completed_activities(count=2, devices_each=5)
     young = old_completed_activities(count=1, devices_each=5, days_ago=179)
@@ -261,10 +277,10 @@ def test_a_worker_killed_mid_purge_leaves_consistent_rows_and_the_job_is_redeliv
     assert "remediation.purge_completed_activities" in worker.text()
 
 
-def test_a_worker_killed_mid_notifications_sends_no_email_twice(start_worker, security_user, it_user):
+def test_a_worker_killed_mid_notifications_sends_no_email_twice(start_worker, requester, it_person):
     due = []
     for _ in range(12):
-        activity = make_activity(user=security_user, devices=1)
+        activity = make_activity(user=requester, devices=1)
         due.append(activity.pk)
     RemediationActivity.objects.filter(pk__in=due).update(due_on=timezone.localdate() + dt.timedelta(days=2))
     worker = start_worker(PORTAL_TEST_MAIL_DELAY="0.4")
