@@ -13,6 +13,7 @@ import logging
 import smtplib
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
@@ -74,6 +75,10 @@ def refresh_activity_progress(self, recommendation_ids: list[int] | None = None)
     except TRANSIENT_DB_ERRORS as exc:
         _retry_later(self, exc)
         return
+    except SoftTimeLimitExceeded:
+        # The batches done so far are committed; the next run (the nightly one at the latest) finishes.
+        logger.warning("The refresh of %s reached its time limit; the next run finishes it.", recommendation_ids)
+        return
     if result["skipped"] and not self.request.is_eager:
         # Another refresh holds the lock; it may have started before this change was
         # committed, so run again once it is done instead of dropping this one.
@@ -90,6 +95,9 @@ def purge_completed_activities(self) -> None:
         purge()
     except TRANSIENT_DB_ERRORS as exc:
         _retry_later(self, exc)
+    except SoftTimeLimitExceeded:
+        # Every batch already deleted is committed; the next run (tomorrow) carries on.
+        logger.warning("The purge reached its time limit; the next run deletes the rest.")
 
 
 @shared_task(name="remediation.notify_due_activities", **JOB)
