@@ -17,12 +17,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from intune.models import IntuneConnection, IntuneTask
-from portal.csv import streaming_csv_response
 from portal.errors import ConflictError, PermissionError_, ValidationError
 from recommendations.models import SecurityRecommendation
 from recommendations.selectors import device_group_list, user_sees_all_device_groups
 
-from .exports import DEVICE_HEADER, activity_devices_csv_response, device_rows
+from .exports import activity_devices_csv_response
 from .forms import RemediationRequestForm
 from .models import ActivityDevice, RemediationActivity, RemediationOption
 from .selectors import activity_device_list, activity_event_list, activity_get
@@ -106,9 +105,7 @@ def remediation_request_view(request, model_admin, object_id):
         "subtitle": None,
         "opts": SecurityRecommendation._meta,
         "recommendation": recommendation,
-        "recommendation_url": reverse(
-            "admin:recommendations_securityrecommendation_change", args=[recommendation.pk]
-        ),
+        "recommendation_url": reverse("admin:recommendations_securityrecommendation_change", args=[recommendation.pk]),
         "form": form,
         "intune_enabled": intune_enabled,
         "has_groups": device_group_list(user=request.user).exists(),
@@ -129,10 +126,7 @@ def _add_service_errors(form: RemediationRequestForm, exc: ValidationError) -> N
 
 
 def _scoped_devices(request, activity: RemediationActivity, status: str | None):
-    qs = activity_device_list(activity=activity, status=status)
-    if not user_sees_all_device_groups(request.user):
-        qs = qs.filter(device__device_group__in=device_group_list(user=request.user))
-    return qs
+    return activity_device_list(activity=activity, user=request.user, status=status)
 
 
 def _visible_groups(request, activity: RemediationActivity):
@@ -199,9 +193,4 @@ def activity_devices_csv_view(request, model_admin, object_id):
     if not request.user.has_perm("remediation.export_activity"):
         raise PermissionDenied("You may not export remediation activities.")
     activity = _get_activity_or_404(request, object_id)
-    if user_sees_all_device_groups(request.user):
-        return activity_devices_csv_response(activity)
-    # Same header and rows as the shared export, minus the devices of groups out of scope.
-    visible = set(device_group_list(user=request.user).values_list("name", flat=True))
-    rows = (row for row in device_rows(activity) if row[3] in visible)
-    return streaming_csv_response(f"remediation-activity-{activity.pk}-devices.csv", DEVICE_HEADER, rows)
+    return activity_devices_csv_response(activity, user=request.user)

@@ -69,12 +69,17 @@ def activity_get(*, user: User, pk) -> RemediationActivity | None:
         raise
 
 
-def activity_device_list(*, activity: RemediationActivity, status: str | None = None) -> QuerySet[ActivityDevice]:
+def activity_device_list(
+    *, activity: RemediationActivity, user: User | None = None, status: str | None = None
+) -> QuerySet[ActivityDevice]:
+    """An activity's devices; with `user`, only those in the device groups the user may see."""
     qs = (
         ActivityDevice.objects.filter(activity=activity)
         .select_related("device", "device__device_group")
         .order_by("device__computer_dns_name", "pk")
     )
+    if user is not None and not user_sees_all_device_groups(user):
+        qs = qs.filter(device__device_group__in=device_group_ids_for_user(user=user))
     if status:
         qs = qs.filter(status=status)
     return qs

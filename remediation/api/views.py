@@ -145,7 +145,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
                 {"status": [f"Choose one of: {', '.join(ActivityDevice.Status.values)}."]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        page = self.paginate_queryset(activity_device_list(activity=activity, status=wanted))
+        page = self.paginate_queryset(activity_device_list(activity=activity, user=request.user, status=wanted))
         return self.get_paginated_response(ActivityDeviceOutput(page, many=True).data)
 
     @extend_schema(
@@ -233,4 +233,4 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         responses={**CSV_200, **json_errors(DETAIL_ERRORS)},
     )
     def devices_csv(self, request, pk=None):
-        return activity_devices_csv_response(self.get_object())
+        return activity_devices_csv_response(self.get_object(), user=request.user)

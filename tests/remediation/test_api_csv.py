@@ -15,9 +15,20 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/v1/remediation-activities/"
 ACTIVITY_HEADER = [
-    "Remediation activity", "Status", "Priority", "Remediation option", "Device groups", "Created by",
-    "Created on", "Due date", "Ticket status", "Completed by", "Completed on", "Target devices",
-    "Fixed devices", "Progress",
+    "Remediation activity",
+    "Status",
+    "Priority",
+    "Remediation option",
+    "Device groups",
+    "Created by",
+    "Created on",
+    "Due date",
+    "Ticket status",
+    "Completed by",
+    "Completed on",
+    "Target devices",
+    "Fixed devices",
+    "Progress",
 ]
 DEVICE_HEADER = ["Device ID", "Device name", "OS platform", "Device group", "Status", "Remediated on", "Sent to Intune"]
 
@@ -105,3 +116,20 @@ def test_csv_errors_are_json_even_when_csv_is_asked_for(it_user):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert "detail" in response.json()
+
+
+def test_scoped_it_staff_see_only_their_groups_devices_in_an_activity_that_spans_groups(security_user, it_user):
+    rec = RecommendationFactory()
+    servers, finance = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Finance laptops")
+    expose(rec, servers, 2)
+    expose(rec, finance, 3)
+    activity = make_activity(user=security_user, recommendation=rec, groups=[servers, finance])
+    client = client_for(it_user)
+
+    rows = read_csv(client.get(f"{API}{activity.pk}/devices.csv"))
+    listed = client.get(f"{API}{activity.pk}/devices/").json()["results"]
+
+    assert {row[3] for row in rows[1:]} == {"Servers"}
+    assert len(rows) == 1 + 2
+    assert {item["device_group"] for item in listed} == {"Servers"}
+    assert len(read_csv(client_for(security_user).get(f"{API}{activity.pk}/devices.csv"))) == 1 + 5
