@@ -550,13 +550,18 @@ def normalize_exposure(record: Record, *, source: str, problems: Problems) -> tu
             bad = True
     if bad:
         return None
-    try:
-        rec = as_text(rec, max_length=_max(SecurityRecommendation, "external_id"))
-        machine = as_text(machine, max_length=_max(Device, "machine_id"))
-    except _Bad as exc:
-        problems.add(source, record.position, f"wrong type: {exc}", record.line)
+    values = []
+    for raw, name, limit in (
+        (rec, "recommendationId", _max(SecurityRecommendation, "external_id")),
+        (machine, "machineId", _max(Device, "machine_id")),
+    ):
+        try:
+            values.append(as_text(raw, max_length=limit))
+        except _Bad as exc:
+            problems.add(source, record.position, f"wrong type for {name!r}: {exc}", record.line)
+    if len(values) != 2:
         return None
-    return record.position, record.line, rec, machine
+    return record.position, record.line, values[0], values[1]
 
 
 def dataset_records(dataset, *, line_offset: int = 1) -> Iterator[Record]:

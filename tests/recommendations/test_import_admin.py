@@ -285,3 +285,29 @@ def test_running_job_page_shows_live_progress_and_refreshes(security_client, set
     assert '<meta http-equiv="refresh" content="3">' in body
     assert '<progress max="100" value="25"></progress> 25% (50 of 200 rows)' in body
     cache.delete(_job_progress_key(job.pk))
+
+
+def test_exposure_file_with_every_kind_of_problem_imports_nothing(security_client):
+    rec = RecommendationFactory(external_id="va-_-x-_-y")
+    device = DeviceFactory(device_group=DeviceGroupFactory(name="Servers"))
+    before = list(Exposure.objects.values_list("pk", flat=True))
+    content = (
+        "recommendationId,machineId\n"
+        f"{rec.external_id},{device.machine_id}\n"
+        f"{rec.external_id},{device.machine_id}\n"
+        f"va-_-nobody-_-nothing,{device.machine_id}\n"
+        f"{rec.external_id},{'9' * 40}\n"
+        f"{rec.external_id}\n"
+        f"{rec.external_id},{'x' * 65}\n"
+    ).encode()
+    preview = upload(security_client, "admin:recommendations_exposure_import", content, "e.csv", CSV)
+    errors = sorted(" ".join(row.error.messages) for row in preview.context["result"].invalid_rows)
+    assert errors == sorted([
+        f"line 3: duplicate pair '{rec.external_id}', '{device.machine_id}' (first at record 1)",
+        "line 4: unknown recommendation 'va-_-nobody-_-nothing'",
+        f"line 5: unknown device '{'9' * 40}'",
+        "line 6: malformed row: expected 2 columns, found 1",
+        "line 7: wrong type for 'machineId': longer than 64 characters",
+    ])
+    assert not preview.context.get("confirm_form")
+    assert list(Exposure.objects.values_list("pk", flat=True)) == before
