@@ -45,10 +45,6 @@ INVENTORY_BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 2000
 SNAPSHOT_WORK_MEM = "256MB"
 
-Record = importers.Record
-Problems = importers.Problems
-
-
 def _as_records(items: Iterable) -> Iterable[importers.Record]:
     for position, item in enumerate(items, 1):
         yield item if isinstance(item, importers.Record) else importers.Record(position, None, dict(item))
