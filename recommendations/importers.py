@@ -125,21 +125,145 @@ def sniff_is_json(file: str | Path | IO) -> bool:
     return head[:1] in (b"{", b"[")
 
 
-def read_json_records(file: str | Path | IO, *, source: str, problems: Problems) -> list[Record]:
-    """Records of a Defender API response (`{"value": [...]}`) or of a plain JSON array."""
+class _JSONSyntaxError(Exception):
+    def __init__(self, msg: str, line: int, column: int):
+        super().__init__(msg)
+        self.msg, self.line, self.column = msg, line, column
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class _JSONStream:
+    """Reads a JSON document piece by piece: one array element at a time, bounded memory."""
+
+    def __init__(self, stream: IO[str], chunk: int = 1 << 20):
+        self.stream, self.chunk = stream, chunk
+        self.decoder = json.JSONDecoder()
+        self.buf, self.pos, self.eof = "", 0, False
+        self.lines_before, self.column_before = 0, 0  # position of the dropped text
+        self.fill()
+
+    def fill(self) -> None:
+        dropped = self.buf[: self.pos]
+        newlines = dropped.count("\n")
+        if newlines:
+            self.lines_before += newlines
+            self.column_before = len(dropped) - dropped.rfind("\n") - 1
+        else:
+            self.column_before += len(dropped)
+        more = self.stream.read(self.chunk)
+        self.eof = not more
+        self.buf, self.pos = self.buf[self.pos :] + more, 0
+
+    def error(self, msg: str, at: int | None = None) -> _JSONSyntaxError:
+        at = self.pos if at is None else at
+        head = self.buf[:at]
+        newlines = head.count("\n")
+        line = self.lines_before + newlines + 1
+        column = (at - head.rfind("\n") if newlines else self.column_before + at + 1)
+        return _JSONSyntaxError(msg, line, column)
+
+    def peek(self) -> str:
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos : self.pos + 1]
+            self.fill()
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise self.error(f"Expecting {char!r}")
+        self.pos += 1
+
+    def value(self) -> Any:
+        while True:
+            self.peek()
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise self.error(exc.msg, exc.pos) from None
+                self.fill()
+                continue
+            if not self.eof and len(self.buf) - end < 64:  # a number may go on in the next chunk
+                self.fill()
+                continue
+            self.pos = end
+            return value
+
+    def array_items(self) -> Iterator[Any]:
+        self.expect("[")
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            yield self.value()
+            char = self.peek()
+            if char == ",":
+                self.pos += 1
+            elif char == "]":
+                self.pos += 1
+                return
+            else:
+                raise self.error("Expecting ',' delimiter")
+
+    def records(self) -> Iterator[Any]:
+        """The elements of `{"value": [...]}` (other keys skipped) or of a top-level array."""
+        char = self.peek()
+        if char == "[":
+            yield from self.array_items()
+        elif char == "{":
+            self.pos += 1
+            found = False
+            while True:
+                if self.peek() == "}":
+                    self.pos += 1
+                    break
+                key = self.value()
+                self.expect(":")
+                if key == "value" and self.peek() == "[":
+                    found = True
+                    yield from self.array_items()
+                else:
+                    self.value()
+                char = self.peek()
+                if char == ",":
+                    self.pos += 1
+                elif char != "}":
+                    raise self.error("Expecting ',' delimiter")
+            if not found:
+                raise ValueError('expected a Defender API response {"value": [...]} or a JSON array')
+        else:
+            raise ValueError('expected a Defender API response {"value": [...]} or a JSON array')
+        if self.peek() != "":
+            raise self.error("Extra data")
+
+
+def read_json_records(file: str | Path | IO, *, source: str, problems: Problems) -> Iterator[Record]:
+    """Records of a Defender API response (`{"value": [...]}`) or of a plain JSON array.
+
+    Streams: memory holds one record at a time, whatever the file size. A syntax error stops
+    the reading with one problem (the records before it are still checked).
+    """
     stream, opened = _open_text(file)
+    position = 0
     try:
-        payload = json.load(stream)
-    except json.JSONDecodeError as exc:
-        problems.add(source, None, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}")
-        return []
+        for item in _JSONStream(stream).records():
+            position += 1
+            if not isinstance(item, dict):
+                problems.add(source, position, f"malformed record: expected an object, got {_type_name(item)}")
+                continue
+            yield Record(position, None, item)
+    except _JSONSyntaxError as exc:
+        problems.add(source, None, f"not valid JSON (line {exc.line}, column {exc.column}): {exc.msg}")
+    except ValueError as exc:  # the shape is wrong
+        problems.add(source, None, str(exc))
     except UnicodeDecodeError:
         problems.add(source, None, "not UTF-8 text")
-        return []
     finally:
         if opened:
             stream.close()
-    return json_payload_records(payload, source=source, problems=problems)
 
 
 def json_payload_records(payload: Any, *, source: str, problems: Problems) -> list[Record]:

@@ -262,3 +262,28 @@ def test_exposures_json_snapshot_same_as_csv(sample):
     counts = import_tvm_files(exposures=DATA / "mde_exposures.json")
     assert counts["exposures"] == {"created": 0, "updated": 15, "remediated": 0, "re_exposed": 0, "recommendations": 6}
     assert timezone.now() - Exposure.objects.latest("last_seen").last_seen < dt.timedelta(minutes=1)
+
+
+def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
+    from recommendations.importers import Problems, read_json_records
+
+    records = [
+        {"recommendationId": f"va-_-vendor{i}-_-product{i}", "machineId": f"{i:040x}", "note": "é\"}]" * (i % 7),
+         "score": i * 1.5}
+        for i in range(25_000)
+    ]
+    path = tmp_path / "exposures.json"
+    path.write_text(json.dumps({"@odata.context": "x", "value": records, "@odata.nextLink": None}, indent=1))
+    assert path.stat().st_size > 3 * 1024 * 1024  # several read chunks
+    problems = Problems()
+    read = [r.data for r in read_json_records(path, source="exposures.json", problems=problems)]
+    assert not problems
+    assert read == records
+
+    path.write_text(json.dumps({"value": records[:3]}, indent=1).replace('"score": 3.0', '"score": 3.0,,'))
+    problems = Problems()
+    read = list(read_json_records(path, source="exposures.json", problems=problems))
+    assert len(read) == 2
+    assert [str(p) for p in problems.items] == [
+        "exposures.json: not valid JSON (line 19, column 17): Expecting property name enclosed in double quotes"
+    ]
