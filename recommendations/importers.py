@@ -635,13 +635,15 @@ def normalize_recommendation(
 
 def normalize_device(record: Record, *, source: str, problems: Problems) -> dict[str, Any] | None:
     row, values, bad = _fields(Device, record, DEVICE_FIELDS, DEVICE_REQUIRED, source, problems)
-    _, raw = _lookup(row, DEVICE_GROUP_KEYS)
+    found, raw = _lookup(row, DEVICE_GROUP_KEYS)
     try:
         group = as_text(raw, max_length=_max(DeviceGroup, "name"))
     except _Bad as exc:
         problems.add(source, record.position, f"wrong type for 'rbacGroupName': {exc}", record.line)
         return None
-    values["device_group"] = group or UNASSIGNED_GROUP_NAME
+    if found:  # present but empty or null: the device belongs to no group
+        values["device_group"] = group or UNASSIGNED_GROUP_NAME
+    # absent: an existing device keeps its group, a new one goes to UnassignedGroup (service)
     return None if bad else values
 
 

@@ -45,6 +45,7 @@ INVENTORY_BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 2000
 SNAPSHOT_WORK_MEM = "256MB"
 
+
 def _as_records(items: Iterable) -> Iterable[importers.Record]:
     for position, item in enumerate(items, 1):
         yield item if isinstance(item, importers.Record) else importers.Record(position, None, dict(item))
@@ -183,16 +184,20 @@ def devices_upsert(
     rows = _check_duplicates(rows, "machine_id", "device id", source, problems)
     if own:
         problems.raise_if_any()
-    groups_created = _device_groups_ensure({v["device_group"] for _, v in rows})
-    group_ids = dict(
-        inventory_models.DeviceGroup.objects.filter(name__in={v["device_group"] for _, v in rows}).values_list(
-            "name", "pk"
-        )
-    ) if rows else {}
+    # A record without a group column keeps the device's group; a new device goes to UnassignedGroup.
+    ungrouped = [v["machine_id"] for _, v in rows if "device_group" not in v]
+    known = set(_existing(inventory_models.Device, "machine_id", ungrouped, [])) if ungrouped else set()
+    for _, v in rows:
+        if "device_group" not in v and v["machine_id"] not in known:
+            v["device_group"] = inventory_models.UNASSIGNED_GROUP_NAME
+    names = {v["device_group"] for _, v in rows if "device_group" in v}
+    groups_created = _device_groups_ensure(names)
+    group_ids = dict(inventory_models.DeviceGroup.objects.filter(name__in=names).values_list("name", "pk"))
     values = []
     for _, v in rows:
         v = dict(v)
-        v["device_group_id"] = group_ids[v.pop("device_group")]
+        if "device_group" in v:
+            v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
     counts = _upsert(inventory_models.Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values,
                      progress=progress)

@@ -287,3 +287,15 @@ def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
     assert [str(p) for p in problems.items] == [
         "exposures.json: not valid JSON (line 19, column 17): Expecting property name enclosed in double quotes"
     ]
+
+
+def test_device_file_without_a_group_column_keeps_groups(sample):
+    sql = Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com")
+    counts = devices_upsert(records=[
+        {"id": sql.machine_id, "osPlatform": "WindowsServer2025"},
+        {"id": "e" * 40, "computerDnsName": "new.corp.contoso.com"},
+    ])
+    assert counts["created"] == 1
+    sql.refresh_from_db()
+    assert (sql.device_group.name, sql.os_platform) == ("Servers", "WindowsServer2025")
+    assert Device.objects.get(machine_id="e" * 40).device_group.name == UNASSIGNED_GROUP_NAME
