@@ -116,8 +116,12 @@ def _normalized(records, normalize, *, problems, **kwargs) -> list[tuple[importe
     for record in _as_records(records):
         values = normalize(record, problems=problems, **kwargs)
         if values is not None:
-            rows.append((record, values))
+            # Keep where the record was, not its raw fields (memory of big files).
+            rows.append((importers.Record(record.position, record.line, _NO_DATA), values))
     return rows
+
+
+_NO_DATA: dict = {}
 
 
 @transaction.atomic
