@@ -122,6 +122,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded import files wait here for the worker: shared storage when there are several hosts.
+MEDIA_URL = "media/"
+MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT", str(BASE_DIR / "media"))
 
 LOGIN_URL = "admin:login"
 
@@ -246,6 +249,10 @@ COMPLETED_ACTIVITY_RETENTION_DAYS = env_int("COMPLETED_ACTIVITY_RETENTION_DAYS",
 PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 2000)
 DUE_SOON_DAYS = env_int("DUE_SOON_DAYS", 3)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+# Admin imports with more rows than this run as a background ImportJob on a worker.
+IMPORT_BACKGROUND_ROWS = env_int("IMPORT_BACKGROUND_ROWS", 5000)
+# An XLSX whose content would inflate beyond this is refused before it is opened.
+IMPORT_XLSX_MAX_INFLATED_BYTES = env_int("IMPORT_XLSX_MAX_INFLATED_BYTES", 1000 * 1024 * 1024)
 
 # --- Intune / Microsoft Graph ---------------------------------------------------------
 INTUNE_TENANT_ID = os.environ.get("INTUNE_TENANT_ID", "")
@@ -255,6 +262,10 @@ INTUNE_AUTHORITY_URL = os.environ.get("INTUNE_AUTHORITY_URL", "https://login.mic
 INTUNE_GRAPH_URL = os.environ.get("INTUNE_GRAPH_URL", "https://graph.microsoft.com/beta").rstrip("/")
 INTUNE_MAX_DEVICES_PER_TASK = env_int("INTUNE_MAX_DEVICES_PER_TASK", 10000)
 INTUNE_HTTP_TIMEOUT = env_int("INTUNE_HTTP_TIMEOUT", 30)
+INTUNE_MAX_ATTEMPTS = env_int("INTUNE_MAX_ATTEMPTS", 3)
+INTUNE_BACKOFF_BASE_SECONDS = float(os.environ.get("INTUNE_BACKOFF_BASE_SECONDS", "1"))
+INTUNE_BACKOFF_CAP_SECONDS = float(os.environ.get("INTUNE_BACKOFF_CAP_SECONDS", "30"))
+INTUNE_RETRY_AFTER_CAP_SECONDS = float(os.environ.get("INTUNE_RETRY_AFTER_CAP_SECONDS", "120"))
 
 # LOG_FORMAT=json: one JSON object per line with request_id, user and activity_id (portal.logging).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
