@@ -201,6 +201,17 @@ def run(args, port: int, token: str) -> None:
             for key, count in local_errors.items():
                 errors[key] = errors.get(key, 0) + count
 
+    # One client alone first: the time a request takes when it never waits for a CPU.
+    serial = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for n in range(100):
+        path = LIST_PATH if n % 2 == 0 else f"{LIST_PATH}{ids[n % len(ids)]}/"
+        started = time.perf_counter()
+        request(conn, path, headers)
+        serial.append(time.perf_counter() - started)
+    conn.close()
+    serial_median_ms = round(statistics.median(serial) * 1000, 1)
+
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
@@ -225,6 +236,7 @@ def run(args, port: int, token: str) -> None:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
         "load_average_1min_before": round(load_before, 2),
+        "serial_median_ms": serial_median_ms,
         "clients": args.clients,
         "duration_s": round(wall, 1),
         "workers": args.workers,
@@ -271,10 +283,11 @@ Each request is `GET /api/v1/remediation-activities/` (first page) or `GET .../{
 
 **Errors: {r["errors"]}** {by_status} · throughput {r["throughput_rps"]} requests/s
 
-With {r["clients"]} clients always waiting on an answer, {r["clients"]} / {r["throughput_rps"]} requests/s =
-{queue_s} s per request is time spent queueing for a busy CPU: the server is CPU-bound on the
-shared cores (not measured here: how far more cores or web machines help; gunicorn workers
-share only PostgreSQL and Redis).
+A request alone (one client, 100 requests before the run) takes {r["serial_median_ms"]} ms (median).
+With {r["clients"]} clients always waiting on an answer, the mean time per request is
+{r["clients"]} / {r["throughput_rps"]} requests/s = {queue_s} s (Little's law): the rest is waiting for
+one of the 2 shared cores. How far more cores or more web machines help was not measured here
+(gunicorn workers share only PostgreSQL and Redis).
 
 | endpoint | requests | median (ms) | p99 (ms) | max (ms) |
 |---|---|---|---|---|
