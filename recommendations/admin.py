@@ -9,8 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib import admin
-from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef
 from django.urls import path
 
 from .admin_exceptions import (  # importing it also registers the exceptions admin
@@ -28,7 +27,13 @@ from .resources import (
     InventoryImportExportMixin,
     SecurityRecommendationResource,
 )
-from .selectors import device_group_list, device_list, recommendation_list, user_sees_all_device_groups
+from .selectors import (
+    annotate_exposed_in_scope,
+    device_group_list,
+    device_list,
+    recommendation_list,
+    user_sees_all_device_groups,
+)
 
 
 class ScopedDeviceGroupFilter(admin.SimpleListFilter):
@@ -97,24 +102,12 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     readonly_fields = ["exposed_devices", exception_summary]
 
     def get_queryset(self, request):
-        qs = recommendation_list(user=request.user)
-        if not user_sees_all_device_groups(request.user):
-            # Scoped users see exposures only on devices of their groups (one subquery, not per row).
-            scoped = (
-                Exposure.objects.filter(
-                    recommendation=OuterRef("pk"),
-                    remediated_at__isnull=True,
-                    device__device_group__in=device_group_list(user=request.user),
-                )
-                .order_by()
-                .values("recommendation")
-                .annotate(n=Count("pk"))
-                .values("n")
-            )
-            qs = qs.annotate(scoped_exposed=Coalesce(Subquery(scoped, output_field=IntegerField()), 0))
-        return qs
+        # Scoped users see exposures only on devices of their groups (stored per-group counters).
+        return annotate_exposed_in_scope(
+            recommendation_list(user=request.user), user=request.user, name="scoped_exposed"
+        )
 
-    @admin.display(description="Exposed devices", ordering="exposed_devices")
+    @admin.display(description="Exposed devices", ordering="scoped_exposed")
     def exposed_devices_column(self, obj):
         return getattr(obj, "scoped_exposed", obj.exposed_devices)
 

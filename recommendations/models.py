@@ -125,6 +125,31 @@ class Exposure(models.Model):
         return self.remediated_at is None
 
 
+class RecommendationGroupExposure(models.Model):
+    """Stored counter: open exposures of a recommendation on the devices now in one device group.
+
+    Rebuilt set-based by services.recommendations_refresh_exposed_devices (and the exposure
+    snapshot import); lists sum these rows over the caller's groups instead of counting exposures.
+    A group without open exposures has no row.
+    """
+
+    recommendation = models.ForeignKey(
+        SecurityRecommendation, on_delete=models.CASCADE, related_name="group_exposures"
+    )
+    device_group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="+")
+    exposed_devices = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recommendation", "device_group"], name="recommendation_group_exposure_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recommendation_id} in {self.device_group_id}: {self.exposed_devices}"
+
+
 class RecommendationException(models.Model):
     class Justification(models.TextChoices):
         THIRD_PARTY_CONTROL = "third_party_control", "Third party control"

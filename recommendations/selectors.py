@@ -15,6 +15,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -27,6 +28,7 @@ from .models import (
     ExceptionDeviceGroup,
     Exposure,
     RecommendationException,
+    RecommendationGroupExposure,
     SecurityRecommendation,
 )
 
@@ -99,14 +101,55 @@ def exposed_devices_for_recommendation(
 
 
 def exposed_counts_by_group(*, recommendation: SecurityRecommendation) -> dict[int, int]:
-    """{device_group_id: open exposures} for one recommendation, in one query."""
-    rows = (
-        Exposure.objects.filter(recommendation=recommendation, remediated_at__isnull=True)
-        .values("device__device_group")
-        .annotate(n=Count("pk"))
+    """{device_group_id: open exposures} for one recommendation (the stored per-group counters)."""
+    return dict(
+        RecommendationGroupExposure.objects.filter(recommendation=recommendation, exposed_devices__gt=0)
         .order_by()
+        .values_list("device_group_id", "exposed_devices")
     )
-    return {row["device__device_group"]: row["n"] for row in rows}
+
+
+def _group_exposure_rows(
+    *, visible_groups: QuerySet | None = None, uncovered_only: bool = False
+) -> QuerySet[RecommendationGroupExposure]:
+    """Per-group counter rows of the outer recommendation (OuterRef("pk")) with open exposures.
+
+    `visible_groups`: only these device groups; `uncovered_only`: only the groups no active
+    device-group exception in force covers.
+    """
+    rows = RecommendationGroupExposure.objects.filter(recommendation=OuterRef("pk"), exposed_devices__gt=0)
+    if uncovered_only:
+        rows = rows.filter(
+            ~Exists(
+                _covered_group_links().filter(
+                    exception__recommendation=OuterRef("recommendation_id"),
+                    device_group_id=OuterRef("device_group_id"),
+                )
+            )
+        )
+    if visible_groups is not None:
+        rows = rows.filter(device_group__in=visible_groups)
+    return rows
+
+
+def _summed(rows: QuerySet[RecommendationGroupExposure]) -> Coalesce:
+    total = rows.order_by().values("recommendation").annotate(n=Sum("exposed_devices")).values("n")
+    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
+
+
+def annotate_exposed_in_scope(
+    qs: QuerySet[SecurityRecommendation], *, user: User, name: str = "exposed_in_scope"
+) -> QuerySet:
+    """Adds `name` (default `exposed_in_scope`): open exposures on the devices of the user's groups.
+
+    The stored total for users who see every group; else the sum of the stored per-group
+    counters over their groups (one subquery on the small counter table, not a count of
+    exposures per row).
+    """
+    if user_sees_all_device_groups(user):
+        return qs.annotate(**{name: F("exposed_devices")})
+    visible = device_group_ids_for_user(user=user)
+    return qs.annotate(**{name: _summed(_group_exposure_rows(visible_groups=visible))})
 
 
 # --- Exceptions -----------------------------------------------------------------------
@@ -205,21 +248,10 @@ def annotate_exception_state(
         )
     )
     group_links = _covered_group_links().filter(exception__recommendation=OuterRef("pk"))
-    uncovered_exposures = Exposure.objects.filter(
-        recommendation=OuterRef("pk"), remediated_at__isnull=True
-    ).exclude(
-        Exists(
-            _covered_group_links().filter(
-                exception__recommendation=OuterRef(OuterRef("pk")),
-                device_group_id=OuterRef("device__device_group_id"),
-            )
-        )
-    )
-    counted = uncovered_exposures
-    if visible_groups is not None:
-        counted = counted.filter(device__device_group__in=visible_groups)
-    uncovered = counted.order_by().values("recommendation").annotate(n=Count("pk")).values("n")
-    uncovered_count = Coalesce(Subquery(uncovered, output_field=IntegerField()), Value(0))
+    # Stored per-group counters (RecommendationGroupExposure), not a count of exposures per row.
+    uncovered_groups = _group_exposure_rows(uncovered_only=True)
+    uncovered_count = _summed(_group_exposure_rows(visible_groups=visible_groups, uncovered_only=True))
+    scoped_count = None if visible_groups is None else _summed(_group_exposure_rows(visible_groups=visible_groups))
     return qs.annotate(
         has_global_exception=global_in_force,
         has_group_exception=Exists(group_links),
@@ -227,14 +259,14 @@ def annotate_exception_state(
         exposed_after_exceptions=Case(
             When(has_global_exception=True, then=Value(0)),
             When(has_group_exception=True, then=uncovered_count),
-            default=F("exposed_devices") if visible_groups is None else uncovered_count,
+            default=F("exposed_devices") if scoped_count is None else scoped_count,
             output_field=IntegerField(),
         ),
     ).annotate(
         exception_state=Case(
             When(has_global_exception=True, then=Value(EXCEPTION_STATE_FULL)),
             When(
-                Q(has_group_exception=True) & ~Exists(uncovered_exposures),
+                Q(has_group_exception=True) & ~Exists(uncovered_groups),
                 then=Value(EXCEPTION_STATE_FULL),
             ),
             When(has_group_exception=True, then=Value(EXCEPTION_STATE_PARTIAL)),

@@ -82,11 +82,14 @@ def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, 
     return found
 
 
-def _upsert(model, *, key: str, fields: list[str], rows: list[dict], progress=None) -> dict[str, int]:
+def _upsert(
+    model, *, key: str, fields: list[str], rows: list[dict], progress=None, changed: tuple[str, set] | None = None
+) -> dict[str, int]:
     """Insert or update `rows` by `key` with INSERT ... ON CONFLICT, in batches.
 
     A row that omits a field keeps the stored value (or the model default when new).
-    Returns counts created / updated (something changed) / unchanged.
+    Returns counts created / updated (something changed) / unchanged. `changed`
+    (field, set): the keys of existing rows whose `field` changes are added to the set.
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     defaults = {f: model._meta.get_field(f).get_default() for f in fields}
@@ -101,6 +104,8 @@ def _upsert(model, *, key: str, fields: list[str], rows: list[dict], progress=No
                 counts["created"] += 1
             elif any(merged[f] != before[f] for f in fields):
                 counts["updated"] += 1
+                if changed is not None and merged[changed[0]] != before[changed[0]]:
+                    changed[1].add(values[key])
             else:
                 counts["unchanged"] += 1
                 continue
@@ -203,8 +208,12 @@ def devices_upsert(
         if "device_group" in v:
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
+    moved: set[str] = set()
     counts = _upsert(inventory_models.Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values,
-                     progress=progress)
+                     progress=progress, changed=("device_group_id", moved))
+    if moved:
+        # Their exposures now count in other groups: one rebuild of the per-group counters.
+        device_group_exposures_refresh()
     counts["device_groups_created"] = groups_created
     return counts
 
@@ -310,8 +319,9 @@ def exposures_import_snapshot(
 
     For the covered recommendations: a pair present is exposed (first_seen kept, last_seen =
     now; remediated_at cleared if it had been set: re-exposed); a pair exposed before and
-    absent now gets remediated_at = now. The recommendations' exposed_devices counters are
-    recounted, and after commit the activities' progress is refreshed (auto-completion).
+    absent now gets remediated_at = now. The recommendations' exposed_devices counters and
+    their per-device-group counters (RecommendationGroupExposure) are recounted, and after
+    commit the activities' progress is refreshed (auto-completion).
     Returns counts created / updated / remediated / re_exposed / recommendations.
     """
     own = problems is None
@@ -435,6 +445,7 @@ def exposures_import_snapshot(
             f" LEFT JOIN {E} e ON e.recommendation_id = t.rec_id AND e.remediated_at IS NULL GROUP BY t.rec_id) c"
             f" WHERE {R}.id = c.rec_id"
         )
+        _rebuild_group_exposures(cursor, where="recommendation_id IN (SELECT rec_id FROM tvm_recs)")
         cursor.execute("SELECT rec_id FROM tvm_recs ORDER BY rec_id")
         touched = [r for (r,) in cursor.fetchall()]
         _drop_temp_tables(cursor)
@@ -450,8 +461,36 @@ def _queue_activity_refresh(recommendation_ids: list[int]) -> None:
     refresh_activity_progress.delay(recommendation_ids)
 
 
+def _rebuild_group_exposures(cursor, *, where: str = "", params: Iterable = ()) -> None:
+    """Rebuild RecommendationGroupExposure rows: DELETE then one grouped INSERT ... SELECT.
+
+    `where` selects the recommendations by a condition on `recommendation_id` (with `params`);
+    empty rebuilds every recommendation's rows.
+    """
+    G = _q(inventory_models.RecommendationGroupExposure._meta.db_table)
+    E = _q(inventory_models.Exposure._meta.db_table)
+    D = _q(inventory_models.Device._meta.db_table)
+    params = list(params)
+    cursor.execute(f"DELETE FROM {G}" + (f" WHERE {where}" if where else ""), params)  # noqa: S608
+    cursor.execute(
+        f"INSERT INTO {G} (recommendation_id, device_group_id, exposed_devices)"  # noqa: S608 (table names)
+        f" SELECT e.recommendation_id, d.device_group_id, COUNT(*) FROM {E} e JOIN {D} d ON d.id = e.device_id"
+        " WHERE e.remediated_at IS NULL" + (f" AND e.{where}" if where else "")
+        + " GROUP BY e.recommendation_id, d.device_group_id",
+        params,
+    )
+
+
+@transaction.atomic
 def recommendations_refresh_exposed_devices(*, recommendation_ids: Iterable[int] | None = None) -> int:
-    """Recount SecurityRecommendation.exposed_devices (all recommendations when None)."""
+    """Recount the stored exposure counters (all recommendations when None).
+
+    SecurityRecommendation.exposed_devices (open exposures) and the per-device-group rows of
+    RecommendationGroupExposure (open exposures of the devices now in each group), set-based:
+    a few statements per chunk of ids, never a query per recommendation. Call it after any
+    write to exposures outside the snapshot import, or after devices move between groups.
+    Returns the number of recommendations recounted.
+    """
     E = _q(inventory_models.Exposure._meta.db_table)
     R = _q(inventory_models.SecurityRecommendation._meta.db_table)
     sql = (
@@ -461,14 +500,28 @@ def recommendations_refresh_exposed_devices(*, recommendation_ids: Iterable[int]
     with connection.cursor() as cursor:
         if recommendation_ids is None:
             cursor.execute(sql)
-            return cursor.rowcount
+            total = cursor.rowcount
+            _rebuild_group_exposures(cursor)
+            return total
         ids = sorted({int(pk) for pk in recommendation_ids})
         total = 0
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start : start + _LOOKUP_CHUNK]
-            cursor.execute(sql + f" WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(sql + f" WHERE id IN ({placeholders})", chunk)
             total += cursor.rowcount
+            _rebuild_group_exposures(cursor, where=f"recommendation_id IN ({placeholders})", params=chunk)
         return total
+
+
+@transaction.atomic
+def device_group_exposures_refresh() -> None:
+    """Rebuild every per-device-group exposure counter (after devices moved between groups).
+
+    Moving a device changes no recommendation's total, only how it splits over the groups.
+    """
+    with connection.cursor() as cursor:
+        _rebuild_group_exposures(cursor)
 
 
 def _open_records(file, *, source: str, problems: importers.Problems, csv_required=()):

@@ -7,8 +7,7 @@ the caller's device groups (recommendations.selectors applies the scope).
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -18,13 +17,12 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 
 from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, has_perm
-from recommendations.models import Exposure, SecurityRecommendation
+from recommendations.models import SecurityRecommendation
 from recommendations.selectors import (
-    device_group_ids_for_user,
+    annotate_exposed_in_scope,
     device_group_list,
     exposed_devices_for_recommendation,
     recommendation_list,
-    user_sees_all_device_groups,
 )
 from remediation.filters import StrictBooleanFilter
 
@@ -59,21 +57,8 @@ class RecommendationFilter(django_filters.FilterSet):
 
 
 def _with_scoped_exposure_count(queryset, user):
-    """`exposed_in_scope`: the stored counter for see-all users, else one subquery on the caller's groups."""
-    if user_sees_all_device_groups(user):
-        return queryset.annotate(exposed_in_scope=F("exposed_devices"))
-    counts = (
-        Exposure.objects.filter(
-            recommendation=OuterRef("pk"),
-            remediated_at__isnull=True,
-            device__device_group__in=device_group_ids_for_user(user=user),
-        )
-        .order_by()
-        .values("recommendation")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return queryset.annotate(exposed_in_scope=Coalesce(Subquery(counts), 0))
+    """`exposed_in_scope`: the stored total for see-all users, else the per-group counters of the caller's groups."""
+    return annotate_exposed_in_scope(queryset, user=user)
 
 
 def _found(queryset, external_id: str) -> SecurityRecommendation:

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from recommendations.models import Device, DeviceGroup, Exposure, SecurityRecommendation
+from recommendations.services import recommendations_refresh_exposed_devices
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -67,8 +68,6 @@ def expose(recommendation, group, count: int) -> list[Device]:
     devices = DeviceFactory.create_batch(count, device_group=group)
     for device in devices:
         ExposureFactory(recommendation=recommendation, device=device)
-    recommendation.exposed_devices = Exposure.objects.filter(
-        recommendation=recommendation, remediated_at__isnull=True
-    ).count()
-    recommendation.save(update_fields=["exposed_devices"])
+    recommendations_refresh_exposed_devices(recommendation_ids=[recommendation.pk])
+    recommendation.refresh_from_db(fields=["exposed_devices"])
     return devices

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from portal.errors import ApplicationError
 from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
+from recommendations.services import recommendations_refresh_exposed_devices
 from remediation.models import RemediationActivity
 
 DEVICE_GROUPS = {
@@ -250,8 +251,8 @@ class Command(BaseCommand):
             ]
             Exposure.objects.bulk_create(batch, batch_size=5000)
             created += len(batch)
-            rec.exposed_devices = Exposure.objects.filter(recommendation=rec, remediated_at__isnull=True).count()
-            rec.save(update_fields=["exposed_devices"])
+        # Stored counters (totals and per device group), recounted set-based by the service.
+        recommendations_refresh_exposed_devices(recommendation_ids=[rec.pk for rec in recs])
         return created
 
     # --- people -------------------------------------------------------------------
@@ -359,8 +360,7 @@ class Command(BaseCommand):
             remediated_at=now
         )
         rec = activity.recommendation
-        rec.exposed_devices = rec.exposures.filter(remediated_at__isnull=True).count()
-        rec.save(update_fields=["exposed_devices"])
+        recommendations_refresh_exposed_devices(recommendation_ids=[rec.pk])
         from remediation.services import activities_refresh_progress
 
         activities_refresh_progress(recommendation_ids=[rec.pk])

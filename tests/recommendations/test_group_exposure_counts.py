@@ -1,0 +1,259 @@
+"""Stored per-device-group exposure counters and the scoped counts the lists show from them."""
+
+import datetime as dt
+import re
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from recommendations.importers import ImportRejected
+from recommendations.models import (
+    DeviceGroup,
+    Exposure,
+    RecommendationGroupExposure,
+    SecurityRecommendation,
+)
+from recommendations.selectors import exposed_counts_by_group, recommendation_list
+from recommendations.services import (
+    devices_upsert,
+    exception_create,
+    exposures_import_snapshot,
+    import_tvm_files,
+    recommendations_refresh_exposed_devices,
+    recommendations_upsert,
+)
+from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/recommendations/securityrecommendation/"
+API = "/api/v1/recommendations/"
+
+MACHINES = [
+    ("srv-1", "Servers"),
+    ("srv-2", "Servers"),
+    ("ws-1", "Workstations"),
+    ("lap-1", "Laptops"),
+    ("lap-2", "Laptops"),
+    ("lap-3", "Laptops"),
+]
+
+
+def machine(machine_id: str, group: str) -> dict:
+    return {"id": machine_id, "computerDnsName": f"{machine_id}.corp.example.com", "rbacGroupName": group}
+
+
+def group_counts(external_id: str) -> dict[str, int]:
+    """{device group name: stored open exposures} of one recommendation."""
+    return dict(
+        RecommendationGroupExposure.objects.filter(recommendation__external_id=external_id).values_list(
+            "device_group__name", "exposed_devices"
+        )
+    )
+
+
+def live_counts(external_id: str) -> dict[str, int]:
+    """The same, counted from the exposures (what the counters must equal)."""
+    counts: dict[str, int] = {}
+    for group in Exposure.objects.filter(
+        recommendation__external_id=external_id, remediated_at__isnull=True
+    ).values_list("device__device_group__name", flat=True):
+        counts[group] = counts.get(group, 0) + 1
+    return counts
+
+
+@pytest.fixture
+def inventory(it_group):
+    """widget on srv-1, srv-2, ws-1, lap-1, lap-2; firewall on lap-1..3; quiet on none."""
+    recommendations_upsert(records=[
+        {"id": "va-widget", "recommendationName": "Update Widget", "severityScore": 9.0},
+        {"id": "scid-firewall", "recommendationName": "Turn on the firewall", "severityScore": 5.0},
+        {"id": "scid-quiet", "recommendationName": "Quiet", "severityScore": 1.0},
+    ])
+    devices_upsert(records=[machine(m, g) for m, g in MACHINES])
+    exposures_import_snapshot(pairs=[
+        *[("va-widget", m) for m in ("srv-1", "srv-2", "ws-1", "lap-1", "lap-2")],
+        *[("scid-firewall", m) for m in ("lap-1", "lap-2", "lap-3")],
+    ])
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.get_or_create(user=user)[0].key)
+    return client
+
+
+def test_import_snapshot_stores_open_exposures_per_device_group(inventory):
+    assert group_counts("va-widget") == {"Servers": 2, "Workstations": 1, "Laptops": 2}
+    assert group_counts("scid-firewall") == {"Laptops": 3}
+    assert group_counts("scid-quiet") == {}
+    assert SecurityRecommendation.objects.get(external_id="va-widget").exposed_devices == 5
+
+
+def test_remediation_snapshot_lowers_the_group_counts_and_drops_empty_groups(inventory):
+    counts = exposures_import_snapshot(pairs=[("va-widget", "srv-1"), ("va-widget", "lap-2")])
+
+    assert counts["remediated"] == 3
+    assert group_counts("va-widget") == {"Servers": 1, "Laptops": 1}
+    assert group_counts("va-widget") == live_counts("va-widget")
+    # A recommendation the snapshot does not name keeps its counters.
+    assert group_counts("scid-firewall") == {"Laptops": 3}
+
+    # The device comes back: counted again.
+    exposures_import_snapshot(pairs=[("va-widget", m) for m in ("srv-1", "lap-2", "ws-1")])
+    assert group_counts("va-widget") == {"Servers": 1, "Workstations": 1, "Laptops": 1}
+
+
+def test_device_moving_to_another_group_moves_its_exposures_in_the_counters(inventory):
+    counts = devices_upsert(records=[machine("lap-1", "Servers"), machine("ws-1", "Design")])
+
+    assert counts["updated"] == 2
+    assert group_counts("va-widget") == {"Servers": 3, "Design": 1, "Laptops": 1}
+    assert group_counts("scid-firewall") == {"Servers": 1, "Laptops": 2}
+    assert group_counts("va-widget") == live_counts("va-widget")
+    # Totals do not change when devices move.
+    assert SecurityRecommendation.objects.get(external_id="va-widget").exposed_devices == 5
+
+
+def test_device_import_from_files_keeps_the_counters(inventory, tmp_path):
+    path = tmp_path / "machines.json"
+    path.write_text('{"value": [{"id": "lap-2", "rbacGroupName": "Workstations"}]}')
+
+    import_tvm_files(machines=path)
+
+    assert group_counts("va-widget") == {"Servers": 2, "Workstations": 2, "Laptops": 1}
+    assert group_counts("scid-firewall") == {"Workstations": 1, "Laptops": 2}
+
+
+def test_rejected_snapshot_leaves_the_counters_unchanged(inventory):
+    before = list(RecommendationGroupExposure.objects.order_by("pk").values())
+
+    with pytest.raises(ImportRejected):
+        exposures_import_snapshot(pairs=[("va-widget", "srv-1"), ("va-widget", "no-such-device")])
+
+    assert list(RecommendationGroupExposure.objects.order_by("pk").values()) == before
+    assert group_counts("va-widget") == {"Servers": 2, "Workstations": 1, "Laptops": 2}
+
+
+def test_direct_writes_are_recounted_by_the_refresh_service(it_group):
+    """What seed_demo does: bulk-create exposures, remediate some, then call the service."""
+    servers = DeviceGroupFactory(name="Servers")
+    laptops = DeviceGroupFactory(name="Laptops")
+    widget = RecommendationFactory(external_id="va-widget")
+    other = RecommendationFactory(external_id="va-other")
+    devices = [
+        *DeviceFactory.create_batch(3, device_group=servers),
+        *DeviceFactory.create_batch(4, device_group=laptops),
+    ]
+    now = timezone.now()
+    Exposure.objects.bulk_create(
+        [Exposure(recommendation=r, device=d, first_seen=now, last_seen=now) for r in (widget, other) for d in devices]
+    )
+    Exposure.objects.filter(recommendation=widget, device__in=devices[:1] + devices[3:5]).update(remediated_at=now)
+
+    assert recommendations_refresh_exposed_devices(recommendation_ids=[widget.pk]) == 1
+
+    assert group_counts("va-widget") == {"Servers": 2, "Laptops": 2}
+    widget.refresh_from_db()
+    assert widget.exposed_devices == 4
+    assert group_counts("va-other") == {}  # not named: not recounted
+
+    recommendations_refresh_exposed_devices()
+    assert group_counts("va-other") == {"Servers": 3, "Laptops": 4}
+    assert group_counts("va-widget") == {"Servers": 2, "Laptops": 2}
+
+
+def test_seed_demo_leaves_counters_equal_to_the_exposures():
+    call_command("seed_demo", devices=60, verbosity=0)
+
+    recommendations = list(SecurityRecommendation.objects.values_list("external_id", "exposed_devices"))
+    assert any(total for _, total in recommendations)
+    for external_id, total in recommendations:
+        assert group_counts(external_id) == live_counts(external_id)
+        assert sum(group_counts(external_id).values()) == total
+
+
+def test_request_form_counts_by_group_read_the_counters(inventory):
+    widget = SecurityRecommendation.objects.get(external_id="va-widget")
+    by_name = dict(DeviceGroup.objects.values_list("pk", "name"))
+
+    counts = exposed_counts_by_group(recommendation=widget)
+
+    assert {by_name[pk]: n for pk, n in counts.items()} == {"Servers": 2, "Workstations": 1, "Laptops": 2}
+
+
+def test_admin_changelist_shows_counts_in_the_it_users_groups(
+    client, inventory, it_user, security_user, django_assert_max_num_queries
+):
+    client.force_login(it_user)
+    with django_assert_max_num_queries(10):
+        html = client.get(CHANGELIST).content.decode()
+    assert '<td class="field-exposed_devices_column">3</td>' in html  # widget: Servers 2 + Workstations 1
+    assert '<td class="field-exposed_devices_column">5</td>' not in html
+
+    # A laptop joins Servers: the IT user now sees it.
+    devices_upsert(records=[machine("lap-1", "Servers")])
+    html = client.get(CHANGELIST).content.decode()
+    assert '<td class="field-exposed_devices_column">4</td>' in html
+
+    client.force_login(security_user)
+    html = client.get(CHANGELIST).content.decode()
+    assert '<td class="field-exposed_devices_column">5</td>' in html
+
+
+def test_admin_changelist_sorts_by_the_scoped_count(client, inventory, it_user):
+    # firewall: 6 exposed in all (more than widget's 5), none in the IT user's groups (widget: 3).
+    devices_upsert(records=[machine(f"lap-{n}", "Laptops") for n in (4, 5, 6)])
+    exposures_import_snapshot(pairs=[("scid-firewall", f"lap-{n}") for n in range(1, 7)])
+    client.force_login(it_user)
+    header = client.get(CHANGELIST).content.decode()
+    order = re.search(r'column-exposed_devices_column">\s*<div class="text"><a href="\?o=(\d+)', header).group(1)
+
+    html = client.get(CHANGELIST, {"o": order}).content.decode()
+
+    assert html.index("Turn on the firewall") < html.index("Update Widget")
+    html = client.get(CHANGELIST, {"o": f"-{order}"}).content.decode()
+    assert html.index("Update Widget") < html.index("Turn on the firewall")
+
+
+def test_api_list_shows_counts_in_the_it_users_groups(inventory, it_user, security_user):
+    rows = client_for(it_user).get(API).json()["results"]
+    assert [(r["id"], r["exposed_devices"]) for r in rows] == [
+        ("va-widget", 3), ("scid-firewall", 0), ("scid-quiet", 0),
+    ]
+
+    devices_upsert(records=[machine("lap-3", "Workstations")])
+
+    rows = client_for(it_user).get(API).json()["results"]
+    assert [(r["id"], r["exposed_devices"]) for r in rows] == [
+        ("va-widget", 3), ("scid-firewall", 1), ("scid-quiet", 0),
+    ]
+    exposed = client_for(it_user).get(API, {"exposed": "true"}).json()["results"]
+    assert [r["id"] for r in exposed] == ["va-widget", "scid-firewall"]
+    rows = client_for(security_user).get(API).json()["results"]
+    assert [(r["id"], r["exposed_devices"]) for r in rows] == [
+        ("va-widget", 5), ("scid-firewall", 3), ("scid-quiet", 0),
+    ]
+
+
+def test_exposed_after_exceptions_sums_the_uncovered_groups(inventory, it_user, security_user):
+    widget = SecurityRecommendation.objects.get(external_id="va-widget")
+    exception_create(
+        user=security_user, recommendation=widget, justification="risk_accepted", context="Vendor fix next quarter.",
+        expires_on=timezone.localdate() + dt.timedelta(days=30), scope="device_groups",
+        device_groups=[DeviceGroup.objects.get(name="Servers")],
+    )
+
+    everyone = recommendation_list(user=security_user).get(pk=widget.pk)
+    scoped = recommendation_list(user=it_user).get(pk=widget.pk)
+
+    assert (everyone.exception_state, everyone.exposed_after_exceptions) == ("partial", 3)  # Workstations + Laptops
+    assert (scoped.exception_state, scoped.exposed_after_exceptions) == ("partial", 1)  # Workstations only
+
+    # Every exposed device moves into the covered group: nothing is left uncovered.
+    devices_upsert(records=[machine("ws-1", "Servers"), machine("lap-1", "Servers"), machine("lap-2", "Servers")])
+    everyone = recommendation_list(user=security_user).get(pk=widget.pk)
+    assert (everyone.exception_state, everyone.exposed_after_exceptions) == ("exception", 0)
