@@ -109,6 +109,16 @@ def exposed_counts_by_group(*, recommendation: SecurityRecommendation) -> dict[i
     )
 
 
+def recommendation_ids_exposed_on(*, device_ids) -> set[int]:
+    """Recommendations with an open exposure on these devices (ids or a values("pk") queryset)."""
+    return set(
+        Exposure.objects.filter(device_id__in=device_ids, remediated_at__isnull=True)
+        .order_by()
+        .values_list("recommendation_id", flat=True)
+        .distinct()
+    )
+
+
 def _group_exposure_rows(
     *, visible_groups: QuerySet | None = None, uncovered_only: bool = False
 ) -> QuerySet[RecommendationGroupExposure]:

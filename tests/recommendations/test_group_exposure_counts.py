@@ -5,12 +5,14 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recommendations.importers import ImportRejected
 from recommendations.models import (
+    Device,
     DeviceGroup,
     Exposure,
     RecommendationGroupExposure,
@@ -257,3 +259,46 @@ def test_exposed_after_exceptions_sums_the_uncovered_groups(inventory, it_user, 
     devices_upsert(records=[machine("ws-1", "Servers"), machine("lap-1", "Servers"), machine("lap-2", "Servers")])
     everyone = recommendation_list(user=security_user).get(pk=widget.pk)
     assert (everyone.exception_state, everyone.exposed_after_exceptions) == ("exception", 0)
+
+
+def test_device_moved_in_the_admin_moves_its_exposures_in_the_counters(client, inventory, superuser):
+    laptop = Device.objects.get(machine_id="lap-1")
+    servers = DeviceGroup.objects.get(name="Servers")
+    client.force_login(superuser)
+
+    response = client.post(
+        reverse("admin:recommendations_device_change", args=[laptop.pk]),
+        {
+            "machine_id": laptop.machine_id, "computer_dns_name": laptop.computer_dns_name, "os_platform": "",
+            "device_group": servers.pk, "aad_device_id": "", "last_seen_0": "", "last_seen_1": "",
+        },
+    )
+
+    assert response.status_code == 302
+    assert group_counts("va-widget") == {"Servers": 3, "Workstations": 1, "Laptops": 1}
+    assert group_counts("scid-firewall") == {"Servers": 1, "Laptops": 2}
+
+
+def test_device_deleted_in_the_admin_leaves_the_counters(client, inventory, superuser):
+    laptop = Device.objects.get(machine_id="lap-2")
+    client.force_login(superuser)
+
+    response = client.post(reverse("admin:recommendations_device_delete", args=[laptop.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert group_counts("va-widget") == {"Servers": 2, "Workstations": 1, "Laptops": 1}
+    assert SecurityRecommendation.objects.get(external_id="scid-firewall").exposed_devices == 2
+
+
+def test_exposures_deleted_in_the_admin_leave_the_counters(client, inventory, superuser):
+    servers = Exposure.objects.filter(recommendation__external_id="va-widget", device__device_group__name="Servers")
+    client.force_login(superuser)
+
+    response = client.post(
+        reverse("admin:recommendations_exposure_changelist"),
+        {"action": "delete_selected", "post": "yes", "_selected_action": [e.pk for e in servers]},
+    )
+
+    assert response.status_code == 302
+    assert group_counts("va-widget") == {"Workstations": 1, "Laptops": 2}
+    assert SecurityRecommendation.objects.get(external_id="va-widget").exposed_devices == 3
