@@ -461,6 +461,9 @@ def _queue_activity_refresh(recommendation_ids: list[int]) -> None:
     refresh_activity_progress.delay(recommendation_ids)
 
 
+GROUP_EXPOSURE_LOCK = 7008  # advisory lock key (7007 serializes exposure snapshots)
+
+
 def _rebuild_group_exposures(cursor, *, where: str = "", params: Iterable = ()) -> None:
     """Rebuild RecommendationGroupExposure rows: DELETE then one grouped INSERT ... SELECT.
 
@@ -471,6 +474,9 @@ def _rebuild_group_exposures(cursor, *, where: str = "", params: Iterable = ()) 
     E = _q(inventory_models.Exposure._meta.db_table)
     D = _q(inventory_models.Device._meta.db_table)
     params = list(params)
+    if connection.vendor == "postgresql":
+        # One rebuild at a time: two concurrent DELETE + INSERT would collide on the unique pair.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GROUP_EXPOSURE_LOCK])
     cursor.execute(f"DELETE FROM {G}" + (f" WHERE {where}" if where else ""), params)  # noqa: S608
     cursor.execute(
         f"INSERT INTO {G} (recommendation_id, device_group_id, exposed_devices)"  # noqa: S608 (table names)
