@@ -302,3 +302,22 @@ def test_exposures_deleted_in_the_admin_leave_the_counters(client, inventory, su
     assert response.status_code == 302
     assert group_counts("va-widget") == {"Workstations": 1, "Laptops": 2}
     assert SecurityRecommendation.objects.get(external_id="va-widget").exposed_devices == 3
+
+
+def test_exposure_remediated_in_the_admin_leaves_the_counters(client, inventory, superuser):
+    exposure = Exposure.objects.get(recommendation__external_id="va-widget", device__machine_id="ws-1")
+    client.force_login(superuser)
+
+    response = client.post(
+        reverse("admin:recommendations_exposure_change", args=[exposure.pk]),
+        {
+            "recommendation": exposure.recommendation_id, "device": exposure.device_id,
+            "first_seen_0": "2026-11-01", "first_seen_1": "08:00:00",
+            "last_seen_0": "2026-11-20", "last_seen_1": "08:00:00",
+            "remediated_at_0": "2026-11-21", "remediated_at_1": "08:00:00",
+        },
+    )
+
+    assert response.status_code == 302
+    assert group_counts("va-widget") == {"Servers": 2, "Laptops": 2}
+    assert SecurityRecommendation.objects.get(external_id="va-widget").exposed_devices == 4
