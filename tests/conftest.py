@@ -9,7 +9,6 @@ from tests.recommendations.factories import DeviceGroupFactory, UserFactory
 def _clear_cache():
     """Locks and throttle counters live in the cache (Redis in CI): start every test clean."""
     cache.clear()
-    yield
 
 
 @pytest.fixture
