@@ -70,7 +70,10 @@ def test_admin_swagger_ui_and_browsable_api_render_without_csp_violations(live_s
     user = UserFactory(username="kim", is_superuser=True)
     violations = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         page = browser.new_page()
         page.set_default_timeout(30_000)  # CI machines are busy
         page.on(
@@ -89,8 +92,11 @@ def test_admin_swagger_ui_and_browsable_api_render_without_csp_violations(live_s
         assert page.evaluate("typeof window.jQuery") == "function"  # its scripts ran
         # DRF's "Log out" is an inline onclick, allowed by its hash alone.
         page.click("a.dropdown-toggle")
-        page.click("text=Log out")
-        page.wait_for_load_state()
+        # Wait until the logout POST and its redirect have finished before going elsewhere;
+        # a new navigation while they are under way aborts one of them.
+        with page.expect_navigation():
+            page.click("text=Log out")
+        page.wait_for_load_state("networkidle")
         page.goto(f"{live_server.url}/admin/")
         assert "/admin/login/" in page.url
         browser.close()
