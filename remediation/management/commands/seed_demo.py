@@ -125,11 +125,12 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
             groups = self._device_groups()
-            created_devices = self._devices(groups, devices, rng)
+            created_devices = self._devices(groups, devices, seed)
             recs = self._recommendations()
-            new_exposures = self._exposures(recs, rng)
+            new_exposures = self._exposures(recs, seed)
             users = self._users(groups)
             activities = self._activities(recs, groups, users, rng)
+            self._exceptions(recs, groups, users)
         self.stdout.write(
             f"Demo data: {Device.objects.count()} devices (+{created_devices}), "
             f"{len(recs)} recommendations, {Exposure.objects.count()} exposures (+{new_exposures}), "
@@ -149,7 +150,8 @@ class Command(BaseCommand):
             groups[name], _ = DeviceGroup.objects.get_or_create(name=name, defaults={"description": description})
         return groups
 
-    def _devices(self, groups: dict[str, DeviceGroup], count: int, rng: random.Random) -> int:
+    def _devices(self, groups: dict[str, DeviceGroup], count: int, seed: int) -> int:
+        """Device n is the same on every run (its own random stream), so a rerun only tops up."""
         existing = set(Device.objects.values_list("machine_id", flat=True))
         names = list(groups)
         weights = [30, 35, 12, 15, 5, 3]
@@ -164,6 +166,7 @@ class Command(BaseCommand):
         now = timezone.now()
         batch, created = [], 0
         for n in range(count):
+            rng = random.Random(f"{seed}-device-{n}")
             group_name = rng.choices(names, weights)[0]
             mid = machine_id(n)
             if mid in existing:
@@ -232,14 +235,17 @@ class Command(BaseCommand):
             recs.append(rec)
         return recs
 
-    def _exposures(self, recs: list[SecurityRecommendation], rng: random.Random) -> int:
+    def _exposures(self, recs: list[SecurityRecommendation], seed: int) -> int:
+        """Each recommendation draws its exposed devices from its own stream: reruns add nothing."""
         device_ids = list(Device.objects.order_by("pk").values_list("pk", flat=True))
         now = timezone.now()
         created = 0
         for i, rec in enumerate(recs):
             existing = set(Exposure.objects.filter(recommendation=rec).values_list("device_id", flat=True))
             share = [0.6, 0.35, 0.2, 0.1, 0.05, 0.02][i % 6]
-            chosen = [d for d in device_ids if rng.random() < share and d not in existing]
+            rng = random.Random(f"{seed}-{rec.external_id}")
+            chosen = [d for d in device_ids if rng.random() < share]
+            chosen = [d for d in chosen if d not in existing]
             batch = [
                 Exposure(
                     recommendation=rec,
@@ -344,6 +350,32 @@ class Command(BaseCommand):
         for activity in RemediationActivity.objects.filter(status="active", ticket_status="approved"):
             self._remediate_share(activity, 0.4, rng)
         return created
+
+    def _exceptions(self, recs, groups, users) -> None:
+        """A device-group exception (Partial exception) and a global one (Exception)."""
+        from recommendations.models import RecommendationException
+        from recommendations.services import exception_create
+
+        if RecommendationException.objects.exists():
+            return
+        today = timezone.localdate()
+        exception_create(
+            user=users["security"],
+            recommendation=recs[9],
+            justification="third_party_control",
+            context="Kiosks are re-imaged nightly from a golden image maintained by the vendor.",
+            expires_on=today + dt.timedelta(days=60),
+            scope="device_groups",
+            device_groups=[groups["Kiosks"]],
+        )
+        exception_create(
+            user=users["admin"],
+            recommendation=recs[25],
+            justification="risk_accepted",
+            context="Only on isolated lab machines; removal is planned with the lab refresh.",
+            expires_on=today + dt.timedelta(days=30),
+            scope="global",
+        )
 
     def _remediate_share(self, activity, share: float, rng: random.Random) -> None:
         device_ids = list(activity.devices.values_list("device_id", flat=True))
