@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from portal.admin_mixins import ReadOnlyAdminMixin
 from portal.errors import ApplicationError
 from remediation.selectors import activity_get, activity_list
 
@@ -116,7 +117,7 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(IntuneTask)
-class IntuneTaskAdmin(admin.ModelAdmin):
+class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What the sync did for each activity. Read-only: the sync owns these rows."""
 
     list_display = [
@@ -154,14 +155,6 @@ class IntuneTaskAdmin(admin.ModelAdmin):
             return qs
         return qs.filter(activity__in=activity_list(user=request.user).values("pk"))
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Remediation activity", ordering="activity__title")
     def activity_link(self, obj):

@@ -8,9 +8,11 @@ sign-ins and lock-outs are in the log (portal.security) and in django-axes' admi
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 
+from portal.admin_mixins import ReadOnlyAdminMixin
+
 
 @admin.register(LogEntry)
-class LogEntryAdmin(admin.ModelAdmin):
+class LogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "action_time"
     list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
     list_filter = ("action_flag", "content_type")
@@ -24,11 +26,3 @@ class LogEntryAdmin(admin.ModelAdmin):
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_superuser
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from portal.admin_mixins import ReadOnlyAdminMixin
 from portal.errors import ConflictError, PermissionError_, ValidationError
 
 from .models import DeviceGroup, ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
@@ -221,7 +222,7 @@ class ExpiringSoonFilter(admin.SimpleListFilter):
 
 
 @admin.register(RecommendationException)
-class RecommendationExceptionAdmin(admin.ModelAdmin):
+class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "recommendation_column",
         "justification",
@@ -240,16 +241,8 @@ class RecommendationExceptionAdmin(admin.ModelAdmin):
             Prefetch("group_links", queryset=exception_group_links_qs())
         )
 
-    # Exceptions are filed from a recommendation ('Exception options') and changed only by
-    # canceling them; their history is kept, so nobody deletes them here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # Read-only (ReadOnlyAdminMixin): exceptions are filed from a recommendation ('Exception
+    # options') and changed only by canceling them; their history is kept.
 
     @admin.display(description="Recommendation", ordering="recommendation__name")
     def recommendation_column(self, obj):

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
+from portal.admin_mixins import ReadOnlyAdminMixin
 from portal.errors import ConflictError, PermissionError_
 from recommendations.admin import ScopedDeviceGroupFilter
 from recommendations.selectors import device_group_list, user_sees_all_device_groups
@@ -72,7 +73,7 @@ def progress_bar(activity: RemediationActivity) -> str:
 
 
 @admin.register(RemediationActivity)
-class RemediationActivityAdmin(admin.ModelAdmin):
+class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "activity_column",
         "created_by_column",
@@ -105,15 +106,8 @@ class RemediationActivityAdmin(admin.ModelAdmin):
 
     # --- permissions: creation goes through the request form only --------------------------
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Completed activities are deleted by the purge job only; history is never edited by hand.
-        return False
+    # Read-only (ReadOnlyAdminMixin): creation goes through the request form, completed
+    # activities are deleted by the purge job only, and history is never edited by hand.
 
     def has_complete_permission(self, request):
         return request.user.has_perm("remediation.complete_activity")
