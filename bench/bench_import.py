@@ -160,26 +160,33 @@ def main() -> None:
         files = generate(
             Path(tmp), devices=args.devices, recommendations=args.recommendations, per_device=args.per_device
         )
-        print(f"generated files in {time.perf_counter() - t0:.1f}s: "
-              + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in files.values()))
+        print(
+            f"generated files in {time.perf_counter() - t0:.1f}s: "
+            + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in files.values())
+        )
         results = [
             run_phase(
                 "full import",
-                recommendations=files["recommendations"], machines=files["machines"], exposures=files["first"],
+                recommendations=files["recommendations"],
+                machines=files["machines"],
+                exposures=files["first"],
             ),
             run_phase("second snapshot (10% of devices fixed)", exposures=files["second"]),
             run_phase("first snapshot again (re-exposed)", exposures=files["first"]),
         ]
     vendor = connection.vendor
     exposures = args.devices * args.per_device
-    print(f"\n{exposures:,} exposures over {args.devices:,} devices, {args.recommendations:,} recommendations, "
-          f"{vendor}")
+    print(
+        f"\n{exposures:,} exposures over {args.devices:,} devices, {args.recommendations:,} recommendations, {vendor}"
+    )
     print("| phase | time | peak RSS | created | updated | remediated | re-exposed |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         s = r["summary"]
-        print(f"| {r['phase']} | {r['seconds']} s | {r['peak_mb']} MB | {s['created']:,} | {s['updated']:,} | "
-              f"{s['remediated']:,} | {s['re_exposed']:,} |")
+        print(
+            f"| {r['phase']} | {r['seconds']} s | {r['peak_mb']} MB | {s['created']:,} | {s['updated']:,} | "
+            f"{s['remediated']:,} | {s['re_exposed']:,} |"
+        )
 
 
 if __name__ == "__main__":

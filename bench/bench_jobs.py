@@ -48,8 +48,10 @@ def make_devices(count: int, group_name: str):
     group, _ = DeviceGroup.objects.get_or_create(name=group_name)
     tag = uuid.uuid4().hex[:8]
     return Device.objects.bulk_create(
-        [Device(machine_id=f"{tag}{i:032x}", computer_dns_name=f"{group_name}-{tag}-{i}", device_group=group)
-         for i in range(count)],
+        [
+            Device(machine_id=f"{tag}{i:032x}", computer_dns_name=f"{group_name}-{tag}-{i}", device_group=group)
+            for i in range(count)
+        ],
         batch_size=10_000,
     )
 
@@ -63,12 +65,21 @@ def make_activities(*, count: int, devices: list, per_activity: int, completed_d
     rec = SecurityRecommendation.objects.create(external_id=f"bench-{uuid.uuid4().hex}", name="Bench recommendation")
     completed_at = None if completed_days_ago is None else timezone.now() - dt.timedelta(days=completed_days_ago)
     activities = RemediationActivity.objects.bulk_create(
-        [RemediationActivity(
-            recommendation=rec, title=f"Bench {n}", remediation_option="software_update", category="software",
-            priority="low", status="active" if completed_at is None else "completed",
-            completion_method="" if completed_at is None else "manual", completed_at=completed_at,
-            due_on=timezone.localdate() + dt.timedelta(days=30), target_devices=per_activity,
-        ) for n in range(count)],
+        [
+            RemediationActivity(
+                recommendation=rec,
+                title=f"Bench {n}",
+                remediation_option="software_update",
+                category="software",
+                priority="low",
+                status="active" if completed_at is None else "completed",
+                completion_method="" if completed_at is None else "manual",
+                completed_at=completed_at,
+                due_on=timezone.localdate() + dt.timedelta(days=30),
+                target_devices=per_activity,
+            )
+            for n in range(count)
+        ],
         batch_size=1000,
     )
     rows = []
@@ -80,8 +91,11 @@ def make_activities(*, count: int, devices: list, per_activity: int, completed_d
             rows = []
     ActivityDevice.objects.bulk_create(rows, batch_size=10_000)
     ActivityEvent.objects.bulk_create(
-        [ActivityEvent(activity=a, kind=k, actor_label="bench@example.com") for a in activities
-         for k in ("created", "approved", "completed")],
+        [
+            ActivityEvent(activity=a, kind=k, actor_label="bench@example.com")
+            for a in activities
+            for k in ("created", "approved", "completed")
+        ],
         batch_size=10_000,
     )
     return [a.pk for a in activities]
@@ -112,8 +126,9 @@ def bench_purge(args) -> None:
     print(f"purge: creating {args.activities} x {args.devices_each} activity devices ...", flush=True)
     t0 = time.perf_counter()
     devices = make_devices(args.device_pool, "Bench purge")
-    old = make_activities(count=args.activities, devices=devices, per_activity=args.devices_each,
-                          completed_days_ago=200)
+    old = make_activities(
+        count=args.activities, devices=devices, per_activity=args.devices_each, completed_days_ago=200
+    )
     young = make_activities(count=100, devices=devices, per_activity=50, completed_days_ago=179)
     active = make_activities(count=100, devices=devices, per_activity=50, completed_days_ago=None)
     total = ActivityDevice.objects.filter(activity_id__in=old).count()
@@ -128,22 +143,31 @@ def bench_purge(args) -> None:
     t0 = time.perf_counter()
     out = subprocess.run(  # noqa: S603
         [sys.executable, str(ROOT / "manage.py"), "purge_completed_activities"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     elapsed = time.perf_counter() - t0
     stop.set()
     thread.join()
     print("  " + out.stdout.strip())
-    print(f"  wall time {elapsed:.1f}s ({total / elapsed:,.0f} activity devices/s), "
-          f"batch size {os.environ.get('PURGE_BATCH_SIZE', 2000)}")
-    print(f"  portal probe during the purge ({len(read_ms)} samples): read p50 {statistics.median(read_ms):.1f} ms, "
-          f"max {max(read_ms):.1f} ms; write p50 {statistics.median(write_ms):.1f} ms, max {max(write_ms):.1f} ms")
+    print(
+        f"  wall time {elapsed:.1f}s ({total / elapsed:,.0f} activity devices/s), "
+        f"batch size {os.environ.get('PURGE_BATCH_SIZE', 2000)}"
+    )
+    print(
+        f"  portal probe during the purge ({len(read_ms)} samples): read p50 {statistics.median(read_ms):.1f} ms, "
+        f"max {max(read_ms):.1f} ms; write p50 {statistics.median(write_ms):.1f} ms, max {max(write_ms):.1f} ms"
+    )
     left_old = RemediationActivity.objects.filter(pk__in=old).count()
     kept_young = RemediationActivity.objects.filter(pk__in=young).count()
     kept_active = RemediationActivity.objects.filter(pk__in=active).count()
     kept_devices = ActivityDevice.objects.filter(activity_id__in=young + active).count()
-    print(f"  old left: {left_old}; young kept: {kept_young}/100; active kept: {kept_active}/100; "
-          f"their devices kept: {kept_devices}/10000")
+    print(
+        f"  old left: {left_old}; young kept: {kept_young}/100; active kept: {kept_active}/100; "
+        f"their devices kept: {kept_devices}/10000"
+    )
     assert (left_old, kept_young, kept_active, kept_devices) == (0, 100, 100, 10_000)
 
 
@@ -161,8 +185,10 @@ def bench_refresh(args) -> None:
     activity = RemediationActivity.objects.get(pk=activity_id)
     now = timezone.now()
     Exposure.objects.bulk_create(
-        [Exposure(recommendation_id=activity.recommendation_id, device=d, first_seen=now, last_seen=now)
-         for d in devices],
+        [
+            Exposure(recommendation_id=activity.recommendation_id, device=d, first_seen=now, last_seen=now)
+            for d in devices
+        ],
         batch_size=10_000,
     )
     Exposure.objects.filter(recommendation_id=activity.recommendation_id).update(remediated_at=now)
@@ -170,8 +196,9 @@ def bench_refresh(args) -> None:
     result = activities_refresh_progress(recommendation_ids=[activity.recommendation_id])
     print(f"  {n} exposures remediated: {time.perf_counter() - t0:.1f}s -> {result}")
     # The run completed the activity; reopen it to measure the reverse direction (10% re-exposed).
-    RemediationActivity.objects.filter(pk=activity_id).update(status="active", completed_at=None,
-                                                             completion_method="", completer_email="")
+    RemediationActivity.objects.filter(pk=activity_id).update(
+        status="active", completed_at=None, completion_method="", completer_email=""
+    )
     tenth = [d.pk for d in devices[: n // 10]]
     Exposure.objects.filter(recommendation_id=activity.recommendation_id, device_id__in=tenth).update(
         remediated_at=None

@@ -155,7 +155,6 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return qs
         return qs.filter(activity__in=activity_list(user=request.user).values("pk"))
 
-
     @admin.display(description="Remediation activity", ordering="activity__title")
     def activity_link(self, obj):
         url = reverse("admin:remediation_remediationactivity_change", args=[obj.activity_id])

@@ -25,4 +25,3 @@ class LogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_superuser
-

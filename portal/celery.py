@@ -32,5 +32,7 @@ def _check_visibility_timeout(**kwargs) -> None:
         logger.warning(
             "The broker visibility timeout (%ss) is not longer than the task time limit (%ss) and the "
             "longest retry delay (%ss): a task still running could be delivered twice.",
-            visibility, limit, LONGEST_RETRY_DELAY,
+            visibility,
+            limit,
+            LONGEST_RETRY_DELAY,
         )

@@ -85,7 +85,9 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and "device_group" in form.changed_data:
-            recommendations_refresh_exposed_devices(recommendation_ids=recommendation_ids_exposed_on(device_ids=[obj.pk]))
+            recommendations_refresh_exposed_devices(
+                recommendation_ids=recommendation_ids_exposed_on(device_ids=[obj.pk])
+            )
 
     def delete_model(self, request, obj):
         affected = recommendation_ids_exposed_on(device_ids=[obj.pk])

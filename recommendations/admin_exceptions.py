@@ -89,9 +89,7 @@ def exposed_after_exceptions_column(obj) -> int:
 
 
 class ExceptionOptionsForm(forms.Form):
-    justification = forms.ChoiceField(
-        choices=RecommendationException.Justification.choices, widget=forms.RadioSelect
-    )
+    justification = forms.ChoiceField(choices=RecommendationException.Justification.choices, widget=forms.RadioSelect)
     context = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
         help_text="Why this recommendation cannot or need not be fixed (required).",
@@ -253,7 +251,8 @@ class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if obj.scope == RecommendationException.Scope.GLOBAL:
             return "Global"
         names = [
-            link.device_group.name if link.status == ExceptionDeviceGroup.Status.ACTIVE
+            link.device_group.name
+            if link.status == ExceptionDeviceGroup.Status.ACTIVE
             else f"{link.device_group.name} (canceled)"
             for link in obj.group_links.all()
         ]
@@ -303,13 +302,14 @@ def exception_page_view(request, model_admin, object_id):
     user = request.user
     is_active = exception.status == RecommendationException.Status.ACTIVE
     can_cancel = is_active and can_handle_exceptions(user)
-    visible = None if user_sees_all_device_groups(user) else set(
-        device_group_list(user=user).values_list("pk", flat=True)
+    visible = (
+        None if user_sees_all_device_groups(user) else set(device_group_list(user=user).values_list("pk", flat=True))
     )
     groups = [
         {
             "link": link,
-            "can_cancel": can_cancel and link.status == ExceptionDeviceGroup.Status.ACTIVE
+            "can_cancel": can_cancel
+            and link.status == ExceptionDeviceGroup.Status.ACTIVE
             and (visible is None or link.device_group_id in visible),
         }
         for link in links
@@ -339,9 +339,13 @@ def exception_cancel_view(request, model_admin, object_id):
     device_group = None
     group_id = request.POST.get("device_group", "").strip()
     if group_id:
-        link = ExceptionDeviceGroup.objects.filter(
-            exception=exception, device_group_id=group_id if group_id.isdigit() else None
-        ).select_related("device_group").first()
+        link = (
+            ExceptionDeviceGroup.objects.filter(
+                exception=exception, device_group_id=group_id if group_id.isdigit() else None
+            )
+            .select_related("device_group")
+            .first()
+        )
         if link is None:
             messages.error(request, "This exception does not cover that device group.")
             return redirect(exception_url(exception))

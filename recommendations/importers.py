@@ -87,12 +87,15 @@ class ImportRejected(ValidationError):
         noun = "problem" if problems.count == 1 else "problems"
         super().__init__(
             f"Nothing was imported: {problems.count} {noun}: {text}",
-            errors={"import": listed + ([f"... and {problems.count - len(listed)} more"]
-                                        if problems.count > len(listed) else [])},
+            errors={
+                "import": listed
+                + ([f"... and {problems.count - len(listed)} more"] if problems.count > len(listed) else [])
+            },
         )
 
 
 # --- Readers -----------------------------------------------------------------------------
+
 
 def source_name(file: str | Path | IO | None, default: str) -> str:
     if isinstance(file, str | Path):
@@ -161,7 +164,7 @@ class _JSONStream:
         head = self.buf[:at]
         newlines = head.count("\n")
         line = self.lines_before + newlines + 1
-        column = (at - head.rfind("\n") if newlines else self.column_before + at + 1)
+        column = at - head.rfind("\n") if newlines else self.column_before + at + 1
         return _JSONSyntaxError(msg, line, column)
 
     def peek(self) -> str:
@@ -523,9 +526,7 @@ def map_remediation_type(value: Any, *, external_id: str) -> tuple[str, str | No
 
 def map_category(value: Any, *, remediation_type: str) -> tuple[str, str | None]:
     fallback = (
-        Category.SECURITY_CONTROLS
-        if remediation_type == RemediationType.CONFIGURATION_CHANGE
-        else Category.APPLICATION
+        Category.SECURITY_CONTROLS if remediation_type == RemediationType.CONFIGURATION_CHANGE else Category.APPLICATION
     )
     if _blank(value):
         return fallback, None
@@ -747,7 +748,9 @@ def read_exposure_csv_pairs(
                         problems.add(source, position, f"missing required field {name!r}", reader.line_num)
                     elif len(value) > limit:
                         problems.add(
-                            source, position, f"wrong type for {name!r}: longer than {limit} characters",
+                            source,
+                            position,
+                            f"wrong type for {name!r}: longer than {limit} characters",
                             reader.line_num,
                         )
                 continue

@@ -63,9 +63,7 @@ class SecurityRecommendation(models.Model):
     vendor = models.CharField(max_length=255, blank=True)
     related_component = models.CharField(max_length=255, blank=True)
     category = models.CharField(max_length=32, choices=Category.choices, default=Category.APPLICATION)
-    remediation_type = models.CharField(
-        max_length=32, choices=RemediationType.choices, default=RemediationType.UPDATE
-    )
+    remediation_type = models.CharField(max_length=32, choices=RemediationType.choices, default=RemediationType.UPDATE)
     severity_score = models.FloatField(default=0)
     exposure_impact = models.FloatField(default=0)
     config_score_impact = models.FloatField(default=0)
@@ -96,9 +94,7 @@ class SecurityRecommendation(models.Model):
 
 
 class Exposure(models.Model):
-    recommendation = models.ForeignKey(
-        SecurityRecommendation, on_delete=models.CASCADE, related_name="exposures"
-    )
+    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="exposures")
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="exposures")
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
@@ -133,9 +129,7 @@ class RecommendationGroupExposure(models.Model):
     A group without open exposures has no row.
     """
 
-    recommendation = models.ForeignKey(
-        SecurityRecommendation, on_delete=models.CASCADE, related_name="group_exposures"
-    )
+    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="group_exposures")
     device_group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="+")
     exposed_devices = models.PositiveIntegerField(default=0)
 
@@ -166,9 +160,7 @@ class RecommendationException(models.Model):
         EXPIRED = "expired", "Expired"
         CANCELED = "canceled", "Canceled"
 
-    recommendation = models.ForeignKey(
-        SecurityRecommendation, on_delete=models.CASCADE, related_name="exceptions"
-    )
+    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="exceptions")
     justification = models.CharField(max_length=32, choices=Justification.choices)
     context = models.TextField()
     expires_on = models.DateField()
@@ -177,9 +169,7 @@ class RecommendationException(models.Model):
         DeviceGroup, through="ExceptionDeviceGroup", related_name="exceptions", blank=True
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     canceled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -205,9 +195,7 @@ class ExceptionDeviceGroup(models.Model):
         ACTIVE = "active", "Active"
         CANCELED = "canceled", "Canceled"
 
-    exception = models.ForeignKey(
-        RecommendationException, on_delete=models.CASCADE, related_name="group_links"
-    )
+    exception = models.ForeignKey(RecommendationException, on_delete=models.CASCADE, related_name="group_links")
     device_group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     canceled_by = models.ForeignKey(
@@ -264,9 +252,7 @@ class ImportJob(models.Model):
     processed = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -46,6 +46,7 @@ class UnreadableFile(ValueError):
 
 # --- Formats -------------------------------------------------------------------------------
 
+
 class InventoryCSV(base_formats.CSV):
     """CSV that keeps malformed rows (wrong column count) to report them with their line."""
 
@@ -145,6 +146,7 @@ INVENTORY_FORMATS = [InventoryCSV, InventoryXLSX, InventoryJSON]
 
 # --- Resources -----------------------------------------------------------------------------
 
+
 class InventoryResource(resources.ModelResource):
     """Parses rows; `import_data_inner` hands them to the inventory service (all or nothing)."""
 
@@ -195,8 +197,10 @@ class InventoryResource(resources.ModelResource):
             row = {}
             if problem.position and problem.position <= len(dataset):
                 row = dict(zip(dataset.headers, dataset[problem.position - 1], strict=False))
-            where = f"line {problem.line}" if problem.line else (
-                f"record {problem.position}" if problem.position else "file"
+            where = (
+                f"line {problem.line}"
+                if problem.line
+                else (f"record {problem.position}" if problem.position else "file")
             )
             result.append_invalid_row(
                 problem.line or problem.position or 0, row, DjangoValidationError(f"{where}: {problem.message}")
@@ -272,9 +276,23 @@ class SecurityRecommendationResource(InventoryResource):
     class Meta:
         model = SecurityRecommendation
         fields = (
-            "external_id", "name", "product_name", "vendor", "related_component", "category", "remediation_type",
-            "severity_score", "exposure_impact", "config_score_impact", "public_exploit", "active_alert",
-            "weaknesses", "recommended_version", "recommended_program", "recommended_vendor", "exposed_devices",
+            "external_id",
+            "name",
+            "product_name",
+            "vendor",
+            "related_component",
+            "category",
+            "remediation_type",
+            "severity_score",
+            "exposure_impact",
+            "config_score_impact",
+            "public_exploit",
+            "active_alert",
+            "weaknesses",
+            "recommended_version",
+            "recommended_program",
+            "recommended_vendor",
+            "exposed_devices",
         )
         import_id_fields = ("external_id",)
 
@@ -336,6 +354,7 @@ def read_dataset(content: bytes, *, name: str) -> tablib.Dataset:
 
 
 # --- Admin ----------------------------------------------------------------------------------
+
 
 class SizeLimitedImportForm(ImportForm):
     def clean_import_file(self):
@@ -417,8 +436,11 @@ class InventoryImportExportMixin(ImportExportMixin):
         )
         content = storage.read()
         job = import_job_create(
-            kind=resource.kind, file=ContentFile(content, name=name), original_name=name,
-            total=len(dataset), user=request.user,
+            kind=resource.kind,
+            file=ContentFile(content, name=name),
+            original_name=name,
+            total=len(dataset),
+            user=request.user,
         )
         result = Result()
         result.import_job = job
@@ -444,7 +466,14 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["__str__", "original_name", "status", "progress", "created_by", "created_at", "finished_at"]
     list_filter = ["status", "kind"]
     readonly_fields = [
-        "kind", "original_name", "status", "progress", "result_line", "problems", "created_by", "created_at",
+        "kind",
+        "original_name",
+        "status",
+        "progress",
+        "result_line",
+        "problems",
+        "created_by",
+        "created_at",
         "finished_at",
     ]
     fields = readonly_fields

@@ -36,10 +36,7 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def user_sees_all_device_groups(user: User) -> bool:
-    return bool(
-        user.is_active
-        and (user.is_superuser or user.has_perm("recommendations.view_all_device_groups"))
-    )
+    return bool(user.is_active and (user.is_superuser or user.has_perm("recommendations.view_all_device_groups")))
 
 
 def device_group_list(*, user: User) -> QuerySet[DeviceGroup]:
@@ -50,9 +47,7 @@ def device_group_list(*, user: User) -> QuerySet[DeviceGroup]:
     if not user.is_authenticated:
         return groups.none()
     return groups.filter(
-        Exists(DeviceGroup.user_groups.through.objects.filter(
-            devicegroup_id=OuterRef("pk"), group__user=user
-        ))
+        Exists(DeviceGroup.user_groups.through.objects.filter(devicegroup_id=OuterRef("pk"), group__user=user))
     )
 
 
@@ -88,9 +83,7 @@ def recommendation_list(*, user: User) -> QuerySet[SecurityRecommendation]:
     )
 
 
-def exposed_devices_for_recommendation(
-    *, recommendation: SecurityRecommendation, user: User
-) -> QuerySet[Exposure]:
+def exposed_devices_for_recommendation(*, recommendation: SecurityRecommendation, user: User) -> QuerySet[Exposure]:
     """Open exposures of a recommendation on the devices the user may see."""
     qs = Exposure.objects.filter(recommendation=recommendation, remediated_at__isnull=True).select_related(
         "device", "device__device_group"
@@ -199,9 +192,9 @@ def active_exception_list(*, recommendation: SecurityRecommendation | None = Non
 
 
 def has_active_global_exception(*, recommendation: SecurityRecommendation) -> bool:
-    return active_exception_list(recommendation=recommendation).filter(
-        scope=RecommendationException.Scope.GLOBAL
-    ).exists()
+    return (
+        active_exception_list(recommendation=recommendation).filter(scope=RecommendationException.Scope.GLOBAL).exists()
+    )
 
 
 def _covered_group_links() -> QuerySet[ExceptionDeviceGroup]:
@@ -262,27 +255,31 @@ def annotate_exception_state(
     uncovered_groups = _group_exposure_rows(uncovered_only=True)
     uncovered_count = _summed(_group_exposure_rows(visible_groups=visible_groups, uncovered_only=True))
     scoped_count = None if visible_groups is None else _summed(_group_exposure_rows(visible_groups=visible_groups))
-    return qs.annotate(
-        has_global_exception=global_in_force,
-        has_group_exception=Exists(group_links),
-    ).annotate(
-        exposed_after_exceptions=Case(
-            When(has_global_exception=True, then=Value(0)),
-            When(has_group_exception=True, then=uncovered_count),
-            default=F("exposed_devices") if scoped_count is None else scoped_count,
-            output_field=IntegerField(),
-        ),
-    ).annotate(
-        exception_state=Case(
-            When(has_global_exception=True, then=Value(EXCEPTION_STATE_FULL)),
-            When(
-                Q(has_group_exception=True) & ~Exists(uncovered_groups),
-                then=Value(EXCEPTION_STATE_FULL),
+    return (
+        qs.annotate(
+            has_global_exception=global_in_force,
+            has_group_exception=Exists(group_links),
+        )
+        .annotate(
+            exposed_after_exceptions=Case(
+                When(has_global_exception=True, then=Value(0)),
+                When(has_group_exception=True, then=uncovered_count),
+                default=F("exposed_devices") if scoped_count is None else scoped_count,
+                output_field=IntegerField(),
             ),
-            When(has_group_exception=True, then=Value(EXCEPTION_STATE_PARTIAL)),
-            default=Value(EXCEPTION_STATE_NONE),
-            output_field=CharField(),
-        ),
+        )
+        .annotate(
+            exception_state=Case(
+                When(has_global_exception=True, then=Value(EXCEPTION_STATE_FULL)),
+                When(
+                    Q(has_group_exception=True) & ~Exists(uncovered_groups),
+                    then=Value(EXCEPTION_STATE_FULL),
+                ),
+                When(has_group_exception=True, then=Value(EXCEPTION_STATE_PARTIAL)),
+                default=Value(EXCEPTION_STATE_NONE),
+                output_field=CharField(),
+            ),
+        )
     )
 
 
@@ -309,9 +306,7 @@ def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[Recom
     `filters` (optional) are the API's query parameters: status, scope, justification,
     recommendation (external id), device_group (name), expiring_within (days).
     """
-    qs = RecommendationException.objects.select_related(
-        "recommendation", "created_by", "canceled_by"
-    ).annotate(
+    qs = RecommendationException.objects.select_related("recommendation", "created_by", "canceled_by").annotate(
         is_suspended=Case(
             When(
                 Q(scope=RecommendationException.Scope.DEVICE_GROUPS)

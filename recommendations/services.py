@@ -56,8 +56,9 @@ def _tick(progress, n: int) -> None:
         progress(n)
 
 
-def _check_duplicates(rows: list[tuple[importers.Record, dict]], key: str, label: str, source: str,
-                      problems: importers.Problems) -> list[tuple[importers.Record, dict]]:
+def _check_duplicates(
+    rows: list[tuple[importers.Record, dict]], key: str, label: str, source: str, problems: importers.Problems
+) -> list[tuple[importers.Record, dict]]:
     """Rows with a key seen before are problems (naming where it was first seen)."""
     first: dict[str, importers.Record] = {}
     unique = []
@@ -65,8 +66,9 @@ def _check_duplicates(rows: list[tuple[importers.Record, dict]], key: str, label
         value = values[key]
         if value in first:
             seen = first[value]
-            problems.add(source, record.position,
-                         f"duplicate {label} {value!r} (first at record {seen.position})", record.line)
+            problems.add(
+                source, record.position, f"duplicate {label} {value!r} (first at record {seen.position})", record.line
+            )
             continue
         first[value] = record
         unique.append((record, values))
@@ -160,7 +162,8 @@ def _device_groups_ensure(names: set[str]) -> int:
     existing = set(_existing(inventory_models.DeviceGroup, "name", sorted(names), []))
     missing = sorted(names - existing)
     inventory_models.DeviceGroup.objects.bulk_create(
-        [inventory_models.DeviceGroup(name=n) for n in missing], batch_size=INVENTORY_BATCH_SIZE,
+        [inventory_models.DeviceGroup(name=n) for n in missing],
+        batch_size=INVENTORY_BATCH_SIZE,
         ignore_conflicts=True,
     )
     return len(missing)
@@ -168,9 +171,21 @@ def _device_groups_ensure(names: set[str]) -> int:
 
 DEVICE_UPDATE_FIELDS = ["computer_dns_name", "os_platform", "device_group_id", "aad_device_id", "last_seen"]
 RECOMMENDATION_UPDATE_FIELDS = [
-    "name", "product_name", "vendor", "related_component", "category", "remediation_type", "severity_score",
-    "exposure_impact", "config_score_impact", "public_exploit", "active_alert", "weaknesses",
-    "recommended_version", "recommended_program", "recommended_vendor",
+    "name",
+    "product_name",
+    "vendor",
+    "related_component",
+    "category",
+    "remediation_type",
+    "severity_score",
+    "exposure_impact",
+    "config_score_impact",
+    "public_exploit",
+    "active_alert",
+    "weaknesses",
+    "recommended_version",
+    "recommended_program",
+    "recommended_vendor",
 ]
 
 
@@ -209,8 +224,14 @@ def devices_upsert(
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
     moved: set[str] = set()
-    counts = _upsert(inventory_models.Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values,
-                     progress=progress, changed=("device_group_id", moved))
+    counts = _upsert(
+        inventory_models.Device,
+        key="machine_id",
+        fields=DEVICE_UPDATE_FIELDS,
+        rows=values,
+        progress=progress,
+        changed=("device_group_id", moved),
+    )
     if moved:
         # Their exposures now count in other groups: one rebuild of the per-group counters.
         device_group_exposures_refresh()
@@ -235,9 +256,7 @@ def recommendations_upsert(
     own = problems is None
     problems = problems if problems is not None else importers.Problems()
     warnings = warnings if warnings is not None else []
-    rows = _normalized(
-        records, importers.normalize_recommendation, problems=problems, source=source, warnings=warnings
-    )
+    rows = _normalized(records, importers.normalize_recommendation, problems=problems, source=source, warnings=warnings)
     rows = _check_duplicates(rows, "external_id", "recommendation id", source, problems)
     if own:
         problems.raise_if_any()
@@ -266,7 +285,8 @@ def _stage_pairs(cursor, items, *, source: str, problems: importers.Problems, pr
             elif len(item) == 2:
                 row = importers.normalize_exposure(
                     importers.Record(position, None, {"recommendationId": item[0], "machineId": item[1]}),
-                    source=source, problems=problems,
+                    source=source,
+                    problems=problems,
                 )
             else:
                 row = item  # (position, line, recommendation id, machine id), already checked by the reader
@@ -340,9 +360,7 @@ def exposures_import_snapshot(
             cursor.execute("SELECT set_config('work_mem', %s, true)", [SNAPSHOT_WORK_MEM])
         _drop_temp_tables(cursor)
         temp = "TEMPORARY TABLE"
-        cursor.execute(
-            f"CREATE {temp} tvm_stage (pos bigint, line bigint, rec_ext varchar(255), machine varchar(64))"
-        )
+        cursor.execute(f"CREATE {temp} tvm_stage (pos bigint, line bigint, rec_ext varchar(255), machine varchar(64))")
         _stage_pairs(cursor, pairs, source=source, problems=problems, progress=progress)
         cursor.execute(
             # Resolve ids and find each pair's exposure row in one pass (hash joins on PostgreSQL).
@@ -355,9 +373,7 @@ def exposures_import_snapshot(
         cursor.execute("DROP TABLE tvm_stage")
 
         # Unknown recommendations and devices, duplicate pairs: every one is a problem.
-        cursor.execute(
-            "SELECT COUNT(*) FROM tvm_pairs WHERE rec_id IS NULL OR dev_id IS NULL"
-        )
+        cursor.execute("SELECT COUNT(*) FROM tvm_pairs WHERE rec_id IS NULL OR dev_id IS NULL")
         unknown = cursor.fetchone()[0]
         if unknown:
             cursor.execute(
@@ -481,7 +497,8 @@ def _rebuild_group_exposures(cursor, *, where: str = "", params: Iterable = ()) 
     cursor.execute(
         f"INSERT INTO {G} (recommendation_id, device_group_id, exposed_devices)"  # noqa: S608 (table names)
         f" SELECT e.recommendation_id, d.device_group_id, COUNT(*) FROM {E} e JOIN {D} d ON d.id = e.device_id"
-        " WHERE e.remediated_at IS NULL" + (f" AND e.{where}" if where else "")
+        " WHERE e.remediated_at IS NULL"
+        + (f" AND e.{where}" if where else "")
         + " GROUP BY e.recommendation_id, d.device_group_id",
         params,
     )
@@ -570,8 +587,9 @@ def import_tvm_files(*, recommendations=None, machines=None, exposures=None, pro
     with transaction.atomic():
         if recommendations is not None:
             source = importers.source_name(recommendations, "recommendations")
-            records = _open_records(recommendations, source=source, problems=problems,
-                                    csv_required=("id", "recommendationName"))
+            records = _open_records(
+                recommendations, source=source, problems=problems, csv_required=("id", "recommendationName")
+            )
             summary["recommendations"] = recommendations_upsert(
                 records=records, source=source, problems=problems, warnings=warnings, progress=progress
             )
@@ -626,6 +644,7 @@ def inventory_import_records(
 
 
 # Background imports started from the admin (large files): an ImportJob per file.
+
 
 def _job_progress_key(job_id: int) -> str:
     return f"recommendations:import-job:{job_id}:processed"
@@ -700,7 +719,10 @@ def import_job_run(*, job_id: int) -> inventory_models.ImportJob | None:
         resource = resource_for_kind(job.kind)()
         records, problems = resource.records(dataset)
         summary = inventory_import_records(
-            kind=job.kind, records=records, source=job.original_name or job.kind, progress=progress,
+            kind=job.kind,
+            records=records,
+            source=job.original_name or job.kind,
+            progress=progress,
             problems=problems,
         )
     except importers.ImportRejected as exc:
@@ -729,9 +751,7 @@ def _exception_actor_label(user) -> str:
     return user.email or user.get_username()
 
 
-def _exception_event(
-    exception: RecommendationException, *, kind: str, user=None, notes: str = ""
-) -> ExceptionEvent:
+def _exception_event(exception: RecommendationException, *, kind: str, user=None, notes: str = "") -> ExceptionEvent:
     return ExceptionEvent.objects.create(
         exception=exception, kind=kind, actor=user, actor_label=_exception_actor_label(user), notes=notes
     )
@@ -800,13 +820,18 @@ def exception_create(
                 visible = set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
                 hidden = sorted(g.name for g in device_groups if g.pk not in visible)
                 if hidden:
-                    add("device_groups", "You may not file exceptions for these device groups: "
-                        + ", ".join(hidden) + ".")
+                    add(
+                        "device_groups",
+                        "You may not file exceptions for these device groups: " + ", ".join(hidden) + ".",
+                    )
             in_use = exception_group_ids_in_use(recommendation=recommendation)
             taken = sorted(g.name for g in device_groups if g.pk in in_use)
             if taken:
-                add("device_groups", "These device groups already have an active exception for this "
-                    "recommendation: " + ", ".join(taken) + ".")
+                add(
+                    "device_groups",
+                    "These device groups already have an active exception for this "
+                    "recommendation: " + ", ".join(taken) + ".",
+                )
     else:
         add("scope", f'"{scope}" is not a scope; choose "global" or "device_groups".')
 
@@ -883,7 +908,9 @@ def exception_cancel(
             exception.canceled_at = now
             exception.save(update_fields=["status", "canceled_by", "canceled_at"])
             _exception_event(
-                exception, kind=ExceptionEvent.Kind.CANCELED, user=user,
+                exception,
+                kind=ExceptionEvent.Kind.CANCELED,
+                user=user,
                 notes="Its last device group was canceled.",
             )
         return exception

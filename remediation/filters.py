@@ -74,9 +74,7 @@ class ActivityOrdering(django_filters.OrderingFilter):
 
 class ActivityFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=RemediationActivity.Status.choices)
-    ticket_status = django_filters.ChoiceFilter(
-        choices=[c for c in RemediationActivity.TicketStatus.choices if c[0]]
-    )
+    ticket_status = django_filters.ChoiceFilter(choices=[c for c in RemediationActivity.TicketStatus.choices if c[0]])
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
     remediation_option = django_filters.ChoiceFilter(choices=RemediationOption.choices)
     device_group = django_filters.CharFilter(method="filter_device_group", label="Device group name")

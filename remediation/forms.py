@@ -50,9 +50,7 @@ class RemediationRequestForm(forms.Form):
         help_text="Sends the request and its target devices (at most 10,000) to Microsoft Intune.",
     )
 
-    def __init__(
-        self, *args, recommendation: SecurityRecommendation, user, intune_enabled: bool, **kwargs
-    ):
+    def __init__(self, *args, recommendation: SecurityRecommendation, user, intune_enabled: bool, **kwargs):
         super().__init__(*args, **kwargs)
         labels = dict(RemediationOption.choices)
         options = options_for_recommendation(recommendation)

@@ -49,9 +49,7 @@ class RemediationActivity(models.Model):
         UNKNOWN = "unknown", "Not available"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    recommendation = models.ForeignKey(
-        SecurityRecommendation, on_delete=models.PROTECT, related_name="activities"
-    )
+    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.PROTECT, related_name="activities")
     title = models.CharField(max_length=500)
     description = models.TextField(blank=True)
     remediation_option = models.CharField(max_length=32, choices=RemediationOption.choices)
@@ -60,9 +58,7 @@ class RemediationActivity(models.Model):
     due_on = models.DateField(null=True, blank=True)
     requester_notes = models.TextField(blank=True)
     device_groups = models.ManyToManyField(DeviceGroup, related_name="activities")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     requester_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -203,9 +199,7 @@ class ActivityNotification(models.Model):
         DUE_SOON = "due_soon", "Due soon"
         OVERDUE = "overdue", "Overdue"
 
-    activity = models.ForeignKey(
-        RemediationActivity, on_delete=models.CASCADE, related_name="notifications"
-    )
+    activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     sent_at = models.DateTimeField(default=timezone.now)
     recipients = models.PositiveIntegerField(default=0)

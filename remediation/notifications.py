@@ -62,8 +62,7 @@ def it_staff_emails(activity: RemediationActivity) -> list[str]:
     users = (
         User.objects.filter(is_active=True, groups__name="IT staff")
         .filter(
-            Q(pk__in=User.objects.filter(view_all).values("pk"))
-            | Q(pk__in=User.objects.filter(scoped).values("pk"))
+            Q(pk__in=User.objects.filter(view_all).values("pk")) | Q(pk__in=User.objects.filter(scoped).values("pk"))
         )
         .exclude(email="")
         .values_list("email", flat=True)

@@ -90,9 +90,7 @@ def _intune_enabled() -> bool:
     return IntuneConnection.load().enabled
 
 
-def target_exposures(
-    *, recommendation: SecurityRecommendation, device_groups: Iterable[DeviceGroup]
-):
+def target_exposures(*, recommendation: SecurityRecommendation, device_groups: Iterable[DeviceGroup]):
     """Open exposures in the given groups, minus the groups an active exception covers.
 
     Returns (queryset, reason) where reason says why it is empty when an exception is the cause.
@@ -545,9 +543,7 @@ def purge_completed_activities(
     if batch_size < 1:
         raise ValidationError("batch_size must be at least 1.", field="batch_size")
     cutoff = (now or timezone.now()) - dt.timedelta(days=settings.COMPLETED_ACTIVITY_RETENTION_DAYS)
-    expired = RemediationActivity.objects.filter(
-        status=RemediationActivity.Status.COMPLETED, completed_at__lte=cutoff
-    )
+    expired = RemediationActivity.objects.filter(status=RemediationActivity.Status.COMPLETED, completed_at__lte=cutoff)
     counts = {"skipped": False, "dry_run": dry_run, "cutoff": cutoff.isoformat(), "activities": 0, "devices": 0}
     if dry_run:
         counts["activities"] = expired.count()

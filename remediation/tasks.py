@@ -49,8 +49,9 @@ def _retry_later(task, exc: Exception) -> None:
         maximum=RETRY_BACKOFF_MAX_SECONDS,
         full_jitter=True,
     )
-    logger.warning("%s failed with a transient error; retry %d in %ss: %r", task.name,
-                   task.request.retries + 1, countdown, exc)
+    logger.warning(
+        "%s failed with a transient error; retry %d in %ss: %r", task.name, task.request.retries + 1, countdown, exc
+    )
     raise task.retry(exc=exc, countdown=countdown)
 
 

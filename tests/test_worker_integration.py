@@ -96,11 +96,24 @@ class Worker:
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(  # noqa: S603
                 [
-                    str(CELERY), "-A", "portal", "worker", "--pool=solo", "--loglevel=INFO",
-                    "-Q", self.queue, "-n", f"{self.queue}-{self.runs}@%h",
-                    "--without-mingle", "--without-gossip", "--without-heartbeat",
+                    str(CELERY),
+                    "-A",
+                    "portal",
+                    "worker",
+                    "--pool=solo",
+                    "--loglevel=INFO",
+                    "-Q",
+                    self.queue,
+                    "-n",
+                    f"{self.queue}-{self.runs}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--without-heartbeat",
                 ],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         self.wait_for_log("ready.", timeout=60)
 
@@ -189,16 +202,28 @@ def old_completed_activities(*, count: int, devices_each: int, days_ago: int = 2
     group = DeviceGroupFactory(name="Bulk group")
     tag = uuid.uuid4().hex[:8]
     devices = Device.objects.bulk_create(
-        [Device(machine_id=f"{tag}{i:032x}", computer_dns_name=f"bulk-{tag}-{i}", device_group=group)
-         for i in range(devices_each)]
+        [
+            Device(machine_id=f"{tag}{i:032x}", computer_dns_name=f"bulk-{tag}-{i}", device_group=group)
+            for i in range(devices_each)
+        ]
     )
     completed_at = timezone.now() - dt.timedelta(days=days_ago)
     activities = RemediationActivity.objects.bulk_create(
-        [RemediationActivity(
-            recommendation=RecommendationFactory(), title=f"Old {n}", remediation_option="software_update",
-            category="software", priority="low", status="completed", completion_method="manual",
-            completer_email="it@example.com", completed_at=completed_at, target_devices=devices_each,
-        ) for n in range(count)]
+        [
+            RemediationActivity(
+                recommendation=RecommendationFactory(),
+                title=f"Old {n}",
+                remediation_option="software_update",
+                category="software",
+                priority="low",
+                status="completed",
+                completion_method="manual",
+                completer_email="it@example.com",
+                completed_at=completed_at,
+                target_devices=devices_each,
+            )
+            for n in range(count)
+        ]
     )
     ActivityDevice.objects.bulk_create(
         [ActivityDevice(activity=a, device=d) for a in activities for d in devices], batch_size=5000
@@ -255,7 +280,9 @@ def test_a_worker_killed_mid_purge_leaves_consistent_rows_and_the_job_is_redeliv
     worker.send(tasks.purge_completed_activities)
     wait_until(
         lambda: ActivityDevice.objects.filter(activity_id__in=old).count() < total * 0.9,
-        timeout=60, what="the purge to be under way", worker=worker,
+        timeout=60,
+        what="the purge to be under way",
+        worker=worker,
     )
     worker.kill()
 
@@ -270,7 +297,9 @@ def test_a_worker_killed_mid_purge_leaves_consistent_rows_and_the_job_is_redeliv
     worker.start()
     wait_until(
         lambda: not RemediationActivity.objects.filter(pk__in=old).exists(),
-        timeout=120, what="the redelivered purge to finish", worker=worker,
+        timeout=120,
+        what="the redelivered purge to finish",
+        worker=worker,
     )
     assert not ActivityDevice.objects.filter(activity_id__in=old).exists()
     assert ActivityDevice.objects.filter(activity_id__in=young).count() == 100
@@ -294,9 +323,14 @@ def test_a_worker_killed_mid_notifications_sends_no_email_twice(start_worker, re
     time.sleep(max(0.0, VISIBILITY_TIMEOUT + 1 - (time.monotonic() - queued_at)))
     worker.start()
     wait_until(
-        lambda: ActivityNotification.objects.filter(activity_id__in=due, kind="due_soon").count() == 12
-        and "remediation.notify_due_activities" in worker.text() and "succeeded" in worker.text(),
-        timeout=120, what="the redelivered job to finish", worker=worker,
+        lambda: (
+            ActivityNotification.objects.filter(activity_id__in=due, kind="due_soon").count() == 12
+            and "remediation.notify_due_activities" in worker.text()
+            and "succeeded" in worker.text()
+        ),
+        timeout=120,
+        what="the redelivered job to finish",
+        worker=worker,
     )
     subjects = [m["subject"] for m in worker.mails() if m["subject"].startswith("Remediation activity due on")]
     assert len(subjects) == len(set(subjects)), "an activity was reminded twice"

@@ -69,9 +69,7 @@ class ExceptionOutput(serializers.Serializer):
     context = serializers.CharField()
     expires_on = serializers.DateField()
     scope = serializers.ChoiceField(choices=RecommendationException.Scope.choices)
-    device_groups = ExceptionGroupOutput(
-        many=True, source="group_links.all", help_text="Empty for a global exception."
-    )
+    device_groups = ExceptionGroupOutput(many=True, source="group_links.all", help_text="Empty for a global exception.")
     status = serializers.ChoiceField(choices=RecommendationException.Status.choices)
     suspended = serializers.BooleanField(
         source="is_suspended",

@@ -45,9 +45,7 @@ CanView = has_perm("remediation.view_remediationactivity")
 CanCreate = has_perm(
     "remediation.add_remediationactivity", message="Only security staff can create remediation activities."
 )
-CanDecide = has_perm(
-    "remediation.decide_activity", message="Only IT staff can approve or reject remediation requests."
-)
+CanDecide = has_perm("remediation.decide_activity", message="Only IT staff can approve or reject remediation requests.")
 CanComplete = has_perm("remediation.complete_activity", message="You may not mark remediation activities complete.")
 CanExport = has_perm("remediation.export_activity", message="You may not export remediation activities.")
 
@@ -60,9 +58,7 @@ ACTION_PERMISSIONS = {
     "devices_csv": CanExport,
 }
 
-ID_PARAMETER = OpenApiParameter(
-    "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The activity's UUID."
-)
+ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The activity's UUID.")
 DEVICE_STATUS_PARAMETER = OpenApiParameter(
     "status",
     OpenApiTypes.STR,

@@ -119,7 +119,14 @@ def test_security_user_files_follows_completes_and_exports_a_request(live_server
 
     # And download its devices.
     rows = download_csv(page, "#export-devices-csv")
-    assert rows[0] == ["Device ID", "Device name", "OS platform", "Device group", "Status", "Remediated on",
-                       "Sent to Intune"]
+    assert rows[0] == [
+        "Device ID",
+        "Device name",
+        "OS platform",
+        "Device group",
+        "Status",
+        "Remediated on",
+        "Sent to Intune",
+    ]
     assert len(rows) == 4
     assert {r[3] for r in rows[1:]} == {"Servers"}

@@ -176,8 +176,10 @@ def test_endpoint_by_role(world, role, method, path, body, expected, check):
     before = RemediationActivity.objects.values_list("status", "ticket_status").get(pk=activity.pk)
     url = path.format(id=activity.pk)
 
-    response = getattr(client_as(world, role), method)(url, body, format="json") if body is not None else (
-        getattr(client_as(world, role), method)(url)
+    response = (
+        getattr(client_as(world, role), method)(url, body, format="json")
+        if body is not None
+        else (getattr(client_as(world, role), method)(url))
     )
 
     assert response.status_code == expected[role], getattr(response, "content", b"")[:300]

@@ -54,12 +54,18 @@ def test_it_staff_work_from_the_schema_alone(activities, it_user):
     assert [a["priority"] for a in listed.json()["results"]] == ["high", "medium", "low"]
     high, medium, low = (a["id"] for a in listed.json()["results"])
 
-    assert client.call("remediation_activities_approve", path_params={"id": high}, body={"notes": "go"}).json()[
-        "ticket_status"
-    ] == "approved"
-    assert client.call("remediation_activities_reject", path_params={"id": low}, body={"notes": "no"}).json()[
-        "ticket_status"
-    ] == "rejected"
+    assert (
+        client.call("remediation_activities_approve", path_params={"id": high}, body={"notes": "go"}).json()[
+            "ticket_status"
+        ]
+        == "approved"
+    )
+    assert (
+        client.call("remediation_activities_reject", path_params={"id": low}, body={"notes": "no"}).json()[
+            "ticket_status"
+        ]
+        == "rejected"
+    )
     assert client.call("remediation_activities_complete", path_params={"id": medium}).json()["status"] == "completed"
     assert client.call("remediation_activities_complete", path_params={"id": medium}).status_code == 409
 
@@ -82,11 +88,18 @@ def test_the_same_client_scoped_elsewhere_cannot_see_or_touch_them(activities):
     assert client.call("remediation_activities_list").json()["results"] == []
     exported = client.call("remediation_activities_export_csv")
     assert len(b"".join(exported.streaming_content).decode().splitlines()) == 1
-    for operation in ("remediation_activities_retrieve", "remediation_activities_devices_list",
-                      "remediation_activities_events_list", "remediation_activities_devices_csv"):
+    for operation in (
+        "remediation_activities_retrieve",
+        "remediation_activities_devices_list",
+        "remediation_activities_events_list",
+        "remediation_activities_devices_csv",
+    ):
         assert client.call(operation, path_params={"id": target}).status_code == 404, operation
-    for operation in ("remediation_activities_approve", "remediation_activities_reject",
-                      "remediation_activities_complete"):
+    for operation in (
+        "remediation_activities_approve",
+        "remediation_activities_reject",
+        "remediation_activities_complete",
+    ):
         assert client.call(operation, path_params={"id": target}, body={"notes": "x"}).status_code == 404
     activities[0].refresh_from_db()
     assert (activities[0].status, activities[0].ticket_status) == ("active", "pending")

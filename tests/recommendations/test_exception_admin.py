@@ -50,8 +50,13 @@ def exposed():
 def file(user, rec, groups=(), scope="device_groups", **kwargs):
     kwargs.setdefault("expires_on", NEXT_MONTH)
     return exception_create(
-        user=user, recommendation=rec, justification="risk_accepted", context="Accepted by the CISO.",
-        scope=scope, device_groups=groups, **kwargs,
+        user=user,
+        recommendation=rec,
+        justification="risk_accepted",
+        context="Accepted by the CISO.",
+        scope=scope,
+        device_groups=groups,
+        **kwargs,
     )
 
 

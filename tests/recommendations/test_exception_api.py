@@ -49,7 +49,10 @@ def test_security_staff_create_and_read_back_an_exception(security_user, rec):
     data = response.json()
     assert data["recommendation"] == {"id": "va-_-microsoft-_-silverlight", "name": "Update Microsoft Silverlight"}
     assert (data["justification"], data["scope"], data["status"], data["expires_on"]) == (
-        "alternate_mitigation", "device_groups", "active", NEXT_MONTH,
+        "alternate_mitigation",
+        "device_groups",
+        "active",
+        NEXT_MONTH,
     )
     assert [(g["name"], g["status"]) for g in data["device_groups"]] == [("Servers", "active")]
     assert data["created_by"] == "sec@example.com"
@@ -96,8 +99,12 @@ def test_missing_fields_get_400_naming_each(security_user, rec):
 def test_it_staff_and_users_without_the_permission_get_403_on_create_and_cancel(it_user, security_user, rec):
     plain = UserFactory(username="plain")
     exception = exception_create(
-        user=security_user, recommendation=rec, justification="risk_accepted", context="c",
-        expires_on=TODAY + dt.timedelta(days=5), scope="device_groups",
+        user=security_user,
+        recommendation=rec,
+        justification="risk_accepted",
+        context="c",
+        expires_on=TODAY + dt.timedelta(days=5),
+        scope="device_groups",
         device_groups=[rec.exposures.first().device.device_group],
     )
     for user in (it_user, plain):
@@ -186,8 +193,13 @@ def test_list_query_count_does_not_grow_with_rows(security_user, rec, django_ass
     for i in range(6):
         other = RecommendationFactory()
         exception_create(
-            user=security_user, recommendation=other, justification="risk_accepted", context="c",
-            expires_on=TODAY + dt.timedelta(days=5), scope="device_groups", device_groups=groups[: i + 1],
+            user=security_user,
+            recommendation=other,
+            justification="risk_accepted",
+            context="c",
+            expires_on=TODAY + dt.timedelta(days=5),
+            scope="device_groups",
+            device_groups=groups[: i + 1],
         )
     api = client_for(security_user)
     with django_assert_max_num_queries(8):

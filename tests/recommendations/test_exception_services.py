@@ -35,8 +35,12 @@ def file_exception(user, rec, *, scope="device_groups", groups=(), **kwargs):
 
 def request(user, rec, groups):
     return activity_create(
-        user=user, recommendation=rec, remediation_option="software_update", priority="high",
-        due_on=TODAY + dt.timedelta(days=7), device_groups=groups,
+        user=user,
+        recommendation=rec,
+        remediation_option="software_update",
+        priority="high",
+        due_on=TODAY + dt.timedelta(days=7),
+        device_groups=groups,
     )
 
 
@@ -68,7 +72,8 @@ def test_global_exception_blocks_new_requests_and_canceling_it_makes_devices_tar
     assert activity.target_devices == 5
     assert recommendation_exception_state(recommendation=rec)["label"] == ""
     assert list(exception.events.values_list("kind", "actor_label")) == [
-        ("created", "root@example.com"), ("canceled", "sec@example.com"),
+        ("created", "root@example.com"),
+        ("canceled", "sec@example.com"),
     ]
 
 
@@ -78,7 +83,9 @@ def test_exception_on_one_of_two_groups_is_partial_and_requests_target_only_the_
 
     state = recommendation_exception_state(recommendation=rec)
     assert (state["label"], state["exposed_devices"], state["exposed_after_exceptions"]) == (
-        "Partial exception", 5, 2,
+        "Partial exception",
+        5,
+        2,
     )
     activity = request(security_user, rec, [servers, laptops])
     assert activity.target_devices == 2
@@ -96,9 +103,7 @@ def test_every_exposed_group_covered_shows_exception(security_user, two_groups):
     assert (row.exception_state, row.exposed_after_exceptions) == ("exception", 0)
 
 
-def test_recommendation_list_annotates_every_row_in_one_query(
-    security_user, two_groups, django_assert_num_queries
-):
+def test_recommendation_list_annotates_every_row_in_one_query(security_user, two_groups, django_assert_num_queries):
     rec, servers, _ = two_groups
     other = RecommendationFactory()
     expose(other, servers, 1)
@@ -106,8 +111,10 @@ def test_recommendation_list_annotates_every_row_in_one_query(
     file_exception(security_user, rec, groups=[servers])
     file_exception(security_user, other, groups=[servers])
     with django_assert_num_queries(1):
-        rows = {r.pk: (r.exception_state, r.exposed_devices, r.exposed_after_exceptions)
-                for r in recommendation_list(user=security_user)}
+        rows = {
+            r.pk: (r.exception_state, r.exposed_devices, r.exposed_after_exceptions)
+            for r in recommendation_list(user=security_user)
+        }
     assert rows == {rec.pk: ("partial", 5, 2), other.pk: ("exception", 1, 0), untouched.pk: ("none", 0, 0)}
     assert list(recommendation_list(user=security_user).filter(exception_state="partial")) == [rec]
 
@@ -190,7 +197,10 @@ def test_cancel_one_group_then_the_last_group_cancels_the_exception(security_use
     assert exception.status == "canceled"
     assert exception.canceled_by == security_user
     assert list(exception.events.values_list("kind", flat=True)) == [
-        "created", "group_canceled", "group_canceled", "canceled",
+        "created",
+        "group_canceled",
+        "group_canceled",
+        "canceled",
     ]
     with pytest.raises(ConflictError, match="already canceled"):
         exception_cancel(exception=exception, user=security_user)
@@ -247,9 +257,7 @@ def test_only_superusers_file_global_exceptions(security_user, two_groups):
     assert RecommendationException.objects.count() == 0
 
 
-def test_it_staff_and_people_without_the_permission_cannot_create_or_cancel(
-    it_user, security_user, two_groups
-):
+def test_it_staff_and_people_without_the_permission_cannot_create_or_cancel(it_user, security_user, two_groups):
     rec, servers, _ = two_groups
     plain = UserFactory(username="plain")
     for user in (it_user, plain):
@@ -267,8 +275,7 @@ def test_scoped_user_with_the_permission_may_only_use_their_groups(it_group, two
     rec, servers, laptops = two_groups  # it_group sees Servers and Workstations, not Laptops
     user = UserFactory(username="scoped")
     handlers = Group.objects.create(name="Scoped handlers")
-    handlers.permissions.add(*Group.objects.get(name="Security staff").permissions.filter(
-        codename="handle_exceptions"))
+    handlers.permissions.add(*Group.objects.get(name="Security staff").permissions.filter(codename="handle_exceptions"))
     user.groups.add(handlers, it_group)
     with pytest.raises(ValidationError, match="Laptops"):
         file_exception(user, rec, groups=[laptops])

@@ -70,16 +70,20 @@ def live_counts(external_id: str) -> dict[str, int]:
 @pytest.fixture
 def inventory(it_group):
     """widget on srv-1, srv-2, ws-1, lap-1, lap-2; firewall on lap-1..3; quiet on none."""
-    recommendations_upsert(records=[
-        {"id": "va-widget", "recommendationName": "Update Widget", "severityScore": 9.0},
-        {"id": "scid-firewall", "recommendationName": "Turn on the firewall", "severityScore": 5.0},
-        {"id": "scid-quiet", "recommendationName": "Quiet", "severityScore": 1.0},
-    ])
+    recommendations_upsert(
+        records=[
+            {"id": "va-widget", "recommendationName": "Update Widget", "severityScore": 9.0},
+            {"id": "scid-firewall", "recommendationName": "Turn on the firewall", "severityScore": 5.0},
+            {"id": "scid-quiet", "recommendationName": "Quiet", "severityScore": 1.0},
+        ]
+    )
     devices_upsert(records=[machine(m, g) for m, g in MACHINES])
-    exposures_import_snapshot(pairs=[
-        *[("va-widget", m) for m in ("srv-1", "srv-2", "ws-1", "lap-1", "lap-2")],
-        *[("scid-firewall", m) for m in ("lap-1", "lap-2", "lap-3")],
-    ])
+    exposures_import_snapshot(
+        pairs=[
+            *[("va-widget", m) for m in ("srv-1", "srv-2", "ws-1", "lap-1", "lap-2")],
+            *[("scid-firewall", m) for m in ("lap-1", "lap-2", "lap-3")],
+        ]
+    )
 
 
 def client_for(user) -> APIClient:
@@ -224,28 +228,38 @@ def test_admin_changelist_sorts_by_the_scoped_count(client, inventory, it_user):
 def test_api_list_shows_counts_in_the_it_users_groups(inventory, it_user, security_user):
     rows = client_for(it_user).get(API).json()["results"]
     assert [(r["id"], r["exposed_devices"]) for r in rows] == [
-        ("va-widget", 3), ("scid-firewall", 0), ("scid-quiet", 0),
+        ("va-widget", 3),
+        ("scid-firewall", 0),
+        ("scid-quiet", 0),
     ]
 
     devices_upsert(records=[machine("lap-3", "Workstations")])
 
     rows = client_for(it_user).get(API).json()["results"]
     assert [(r["id"], r["exposed_devices"]) for r in rows] == [
-        ("va-widget", 3), ("scid-firewall", 1), ("scid-quiet", 0),
+        ("va-widget", 3),
+        ("scid-firewall", 1),
+        ("scid-quiet", 0),
     ]
     exposed = client_for(it_user).get(API, {"exposed": "true"}).json()["results"]
     assert [r["id"] for r in exposed] == ["va-widget", "scid-firewall"]
     rows = client_for(security_user).get(API).json()["results"]
     assert [(r["id"], r["exposed_devices"]) for r in rows] == [
-        ("va-widget", 5), ("scid-firewall", 3), ("scid-quiet", 0),
+        ("va-widget", 5),
+        ("scid-firewall", 3),
+        ("scid-quiet", 0),
     ]
 
 
 def test_exposed_after_exceptions_sums_the_uncovered_groups(inventory, it_user, security_user):
     widget = SecurityRecommendation.objects.get(external_id="va-widget")
     exception_create(
-        user=security_user, recommendation=widget, justification="risk_accepted", context="Vendor fix next quarter.",
-        expires_on=timezone.localdate() + dt.timedelta(days=30), scope="device_groups",
+        user=security_user,
+        recommendation=widget,
+        justification="risk_accepted",
+        context="Vendor fix next quarter.",
+        expires_on=timezone.localdate() + dt.timedelta(days=30),
+        scope="device_groups",
         device_groups=[DeviceGroup.objects.get(name="Servers")],
     )
 
@@ -269,8 +283,13 @@ def test_device_moved_in_the_admin_moves_its_exposures_in_the_counters(client, i
     response = client.post(
         reverse("admin:recommendations_device_change", args=[laptop.pk]),
         {
-            "machine_id": laptop.machine_id, "computer_dns_name": laptop.computer_dns_name, "os_platform": "",
-            "device_group": servers.pk, "aad_device_id": "", "last_seen_0": "", "last_seen_1": "",
+            "machine_id": laptop.machine_id,
+            "computer_dns_name": laptop.computer_dns_name,
+            "os_platform": "",
+            "device_group": servers.pk,
+            "aad_device_id": "",
+            "last_seen_0": "",
+            "last_seen_1": "",
         },
     )
 
@@ -311,10 +330,14 @@ def test_exposure_remediated_in_the_admin_leaves_the_counters(client, inventory,
     response = client.post(
         reverse("admin:recommendations_exposure_change", args=[exposure.pk]),
         {
-            "recommendation": exposure.recommendation_id, "device": exposure.device_id,
-            "first_seen_0": "2026-11-01", "first_seen_1": "08:00:00",
-            "last_seen_0": "2026-11-20", "last_seen_1": "08:00:00",
-            "remediated_at_0": "2026-11-21", "remediated_at_1": "08:00:00",
+            "recommendation": exposure.recommendation_id,
+            "device": exposure.device_id,
+            "first_seen_0": "2026-11-01",
+            "first_seen_1": "08:00:00",
+            "last_seen_0": "2026-11-20",
+            "last_seen_1": "08:00:00",
+            "remediated_at_0": "2026-11-21",
+            "remediated_at_1": "08:00:00",
         },
     )
 

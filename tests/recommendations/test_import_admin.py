@@ -78,12 +78,14 @@ def test_bad_rows_are_listed_with_their_line_and_nothing_is_imported(security_cl
     assert preview.status_code == 200
     assert not preview.context.get("confirm_form")
     errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
-    assert sorted(errors) == sorted([
-        f"line 3: duplicate device id '{'a' * 40}' (first at record 1)",
-        "line 4: wrong type for 'lastSeen': expected a date and time (ISO 8601), got 'not a date'",
-        "line 5: malformed row: expected 3 columns, found 4",
-        "line 6: missing required field 'id'",
-    ])
+    assert sorted(errors) == sorted(
+        [
+            f"line 3: duplicate device id '{'a' * 40}' (first at record 1)",
+            "line 4: wrong type for 'lastSeen': expected a date and time (ISO 8601), got 'not a date'",
+            "line 5: malformed row: expected 3 columns, found 4",
+            "line 6: missing required field 'id'",
+        ]
+    )
     assert "line 5: malformed row: expected 3 columns, found 4" in preview.content.decode()
     assert list(Device.objects.values_list("computer_dns_name", flat=True)) == ["kept.corp"]
 
@@ -91,16 +93,22 @@ def test_bad_rows_are_listed_with_their_line_and_nothing_is_imported(security_cl
 def test_json_export_shape_and_defender_response_both_import(security_client):
     payload = {"value": [{"id": "va-_-x-_-y", "recommendationName": "Update Y", "severityScore": 5}, "junk"]}
     preview = upload(
-        security_client, "admin:recommendations_securityrecommendation_import",
-        json.dumps(payload).encode(), "recs.json", JSON,
+        security_client,
+        "admin:recommendations_securityrecommendation_import",
+        json.dumps(payload).encode(),
+        "recs.json",
+        JSON,
     )
     errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
     assert errors == ["record 2: malformed record: expected an object, got text"]
 
     payload["value"].pop()
     preview = upload(
-        security_client, "admin:recommendations_securityrecommendation_import",
-        json.dumps(payload).encode(), "recs.json", JSON,
+        security_client,
+        "admin:recommendations_securityrecommendation_import",
+        json.dumps(payload).encode(),
+        "recs.json",
+        JSON,
     )
     confirm(security_client, preview, "admin:recommendations_securityrecommendation_process_import")
     assert SecurityRecommendation.objects.get(external_id="va-_-x-_-y").severity_score == 5
@@ -213,8 +221,10 @@ def test_background_job_with_a_bad_row_fails_and_imports_nothing(
 
     with django_capture_on_commit_callbacks(execute=True):
         job = import_job_create(
-            kind="devices", file=SimpleUploadedFile("bad.csv", b"id,lastSeen\n,2026-01-01\nx,soon\n"),
-            original_name="bad.csv", total=2,
+            kind="devices",
+            file=SimpleUploadedFile("bad.csv", b"id,lastSeen\n,2026-01-01\nx,soon\n"),
+            original_name="bad.csv",
+            total=2,
         )
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
@@ -237,17 +247,19 @@ def test_export_round_trips_through_import(security_client):
 
     exposures_import_snapshot(pairs=[(rec.external_id, device.machine_id)])
     form = {"format": CSV, "resource": "0"}
-    form.update({f"exposureresource_{f}": "on" for f in (
-        "recommendation_id", "machine_id", "first_seen", "last_seen", "remediated_at")})
+    form.update(
+        {
+            f"exposureresource_{f}": "on"
+            for f in ("recommendation_id", "machine_id", "first_seen", "last_seen", "remediated_at")
+        }
+    )
     exported = security_client.post(reverse("admin:recommendations_exposure_export"), form)
     assert exported.status_code == 200
     lines = exported.content.decode().splitlines()
     assert lines[0].startswith("recommendationId,machineId,")
     assert lines[1].startswith(f"{rec.external_id},{device.machine_id},")
 
-    preview = upload(
-        security_client, "admin:recommendations_exposure_import", exported.content, "exposures.csv", CSV
-    )
+    preview = upload(security_client, "admin:recommendations_exposure_import", exported.content, "exposures.csv", CSV)
     assert preview.context["result"].totals["update"] == 1
 
 
@@ -276,7 +288,10 @@ def test_running_job_page_shows_live_progress_and_refreshes(security_client, set
 
     settings.MEDIA_ROOT = tmp_path
     job = ImportJob.objects.create(
-        kind="exposures", file=SimpleUploadedFile("e.csv", b"x"), original_name="e.csv", total=200,
+        kind="exposures",
+        file=SimpleUploadedFile("e.csv", b"x"),
+        original_name="e.csv",
+        total=200,
         status=ImportJob.Status.RUNNING,
     )
     cache.set(_job_progress_key(job.pk), 50)
@@ -302,12 +317,14 @@ def test_exposure_file_with_every_kind_of_problem_imports_nothing(security_clien
     ).encode()
     preview = upload(security_client, "admin:recommendations_exposure_import", content, "e.csv", CSV)
     errors = sorted(" ".join(row.error.messages) for row in preview.context["result"].invalid_rows)
-    assert errors == sorted([
-        f"line 3: duplicate pair '{rec.external_id}', '{device.machine_id}' (first at record 1)",
-        "line 4: unknown recommendation 'va-_-nobody-_-nothing'",
-        f"line 5: unknown device '{'9' * 40}'",
-        "line 6: malformed row: expected 2 columns, found 1",
-        "line 7: wrong type for 'machineId': longer than 64 characters",
-    ])
+    assert errors == sorted(
+        [
+            f"line 3: duplicate pair '{rec.external_id}', '{device.machine_id}' (first at record 1)",
+            "line 4: unknown recommendation 'va-_-nobody-_-nothing'",
+            f"line 5: unknown device '{'9' * 40}'",
+            "line 6: malformed row: expected 2 columns, found 1",
+            "line 7: wrong type for 'machineId': longer than 64 characters",
+        ]
+    )
     assert not preview.context.get("confirm_form")
     assert list(Exposure.objects.values_list("pk", flat=True)) == before

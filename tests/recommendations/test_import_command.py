@@ -20,9 +20,12 @@ def run(*args):
 
 def test_imports_the_sample_and_prints_the_counts(db):
     out, _ = run(
-        "--recommendations", str(DATA / "mde_recommendations.json"),
-        "--machines", str(DATA / "mde_machines.json"),
-        "--exposures", str(DATA / "mde_exposures.csv"),
+        "--recommendations",
+        str(DATA / "mde_recommendations.json"),
+        "--machines",
+        str(DATA / "mde_machines.json"),
+        "--exposures",
+        str(DATA / "mde_exposures.csv"),
         "--quiet",
     )
     # 6 recommendations + 4 device groups + 8 devices + 15 exposures
@@ -39,45 +42,96 @@ def test_api_json_written_elsewhere_imports_every_record(db, tmp_path):
         "@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#Recommendations",
         "value": [
             {
-                "exposedCriticalDevices": 0, "recommendationTags": ["EOS version"], "hasUnpatchableCve": False,
-                "relatedComponent": "Adobe Reader", "nonProductivityImpactedAssets": 0, "exposedMachinesCount": 2,
-                "totalMachineCount": 9, "exposureImpact": 1.3, "configScoreImpact": 0.0, "status": "Active",
-                "remediationType": "Upgrade", "associatedThreats": [], "activeAlert": False, "publicExploit": False,
-                "severityScore": 6.1, "subCategory": "", "recommendationCategory": "Application",
-                "recommendedVersion": "24.1", "vendor": "adobe", "weaknesses": 17,
-                "recommendationName": "Upgrade Adobe Acrobat Reader", "productName": "acrobat_reader",
+                "exposedCriticalDevices": 0,
+                "recommendationTags": ["EOS version"],
+                "hasUnpatchableCve": False,
+                "relatedComponent": "Adobe Reader",
+                "nonProductivityImpactedAssets": 0,
+                "exposedMachinesCount": 2,
+                "totalMachineCount": 9,
+                "exposureImpact": 1.3,
+                "configScoreImpact": 0.0,
+                "status": "Active",
+                "remediationType": "Upgrade",
+                "associatedThreats": [],
+                "activeAlert": False,
+                "publicExploit": False,
+                "severityScore": 6.1,
+                "subCategory": "",
+                "recommendationCategory": "Application",
+                "recommendedVersion": "24.1",
+                "vendor": "adobe",
+                "weaknesses": 17,
+                "recommendationName": "Upgrade Adobe Acrobat Reader",
+                "productName": "acrobat_reader",
                 "id": "va-_-adobe-_-acrobat_reader",
             },
             {
-                "id": "scid-91", "productName": None, "recommendationName": "Enable 'Require SMB signing'",
-                "weaknesses": 0, "vendor": None, "recommendedVersion": None, "recommendationCategory": "Network",
-                "subCategory": "SMB", "severityScore": 0, "publicExploit": False, "activeAlert": False,
-                "associatedThreats": None, "remediationType": "ConfigurationChange", "status": "Exception",
-                "configScoreImpact": 1.58, "exposureImpact": 0, "totalMachineCount": 9, "exposedMachinesCount": 1,
+                "id": "scid-91",
+                "productName": None,
+                "recommendationName": "Enable 'Require SMB signing'",
+                "weaknesses": 0,
+                "vendor": None,
+                "recommendedVersion": None,
+                "recommendationCategory": "Network",
+                "subCategory": "SMB",
+                "severityScore": 0,
+                "publicExploit": False,
+                "activeAlert": False,
+                "associatedThreats": None,
+                "remediationType": "ConfigurationChange",
+                "status": "Exception",
+                "configScoreImpact": 1.58,
+                "exposureImpact": 0,
+                "totalMachineCount": 9,
+                "exposedMachinesCount": 1,
                 "relatedComponent": "Network",
             },
         ],
     }
-    machines = {"value": [
-        {"id": "7b1a2c3d4e5f60718293a4b5c6d7e8f901234567", "computerDnsName": "pc-1.fabrikam.local",
-         "firstSeen": "2025-01-01T00:00:00Z", "lastSeen": "2026-11-25T10:11:12.9Z", "osPlatform": "Windows11",
-         "rbacGroupId": 7, "rbacGroupName": "Branch offices", "aadDeviceId": "0f0f0f0f-1111-2222-3333-444455556666",
-         "machineTags": [], "ipAddresses": [{"ipAddress": "10.0.0.5", "type": "Ethernet"}]},
-        {"id": "8c2b3d4e5f60718293a4b5c6d7e8f90123456789", "computerDnsName": None, "lastSeen": None,
-         "osPlatform": "Linux", "rbacGroupName": "", "aadDeviceId": None},
-    ]}
+    machines = {
+        "value": [
+            {
+                "id": "7b1a2c3d4e5f60718293a4b5c6d7e8f901234567",
+                "computerDnsName": "pc-1.fabrikam.local",
+                "firstSeen": "2025-01-01T00:00:00Z",
+                "lastSeen": "2026-11-25T10:11:12.9Z",
+                "osPlatform": "Windows11",
+                "rbacGroupId": 7,
+                "rbacGroupName": "Branch offices",
+                "aadDeviceId": "0f0f0f0f-1111-2222-3333-444455556666",
+                "machineTags": [],
+                "ipAddresses": [{"ipAddress": "10.0.0.5", "type": "Ethernet"}],
+            },
+            {
+                "id": "8c2b3d4e5f60718293a4b5c6d7e8f90123456789",
+                "computerDnsName": None,
+                "lastSeen": None,
+                "osPlatform": "Linux",
+                "rbacGroupName": "",
+                "aadDeviceId": None,
+            },
+        ]
+    }
     (tmp_path / "recs.json").write_text(json.dumps(recs))
     (tmp_path / "machines.json").write_text(json.dumps(machines))
-    (tmp_path / "exposures.json").write_text(json.dumps([
-        {"recommendationId": "va-_-adobe-_-acrobat_reader", "machineId": machines["value"][0]["id"]},
-        {"recommendationId": "va-_-adobe-_-acrobat_reader", "machineId": machines["value"][1]["id"]},
-        {"recommendationId": "scid-91", "machineId": machines["value"][1]["id"]},
-    ]))
+    (tmp_path / "exposures.json").write_text(
+        json.dumps(
+            [
+                {"recommendationId": "va-_-adobe-_-acrobat_reader", "machineId": machines["value"][0]["id"]},
+                {"recommendationId": "va-_-adobe-_-acrobat_reader", "machineId": machines["value"][1]["id"]},
+                {"recommendationId": "scid-91", "machineId": machines["value"][1]["id"]},
+            ]
+        )
+    )
 
     out, _ = run(
-        "--recommendations", str(tmp_path / "recs.json"),
-        "--machines", str(tmp_path / "machines.json"),
-        "--exposures", str(tmp_path / "exposures.json"),
+        "--recommendations",
+        str(tmp_path / "recs.json"),
+        "--machines",
+        str(tmp_path / "machines.json"),
+        "--exposures",
+        str(tmp_path / "exposures.json"),
         "--quiet",
     )
 
@@ -95,11 +149,17 @@ def test_api_json_written_elsewhere_imports_every_record(db, tmp_path):
 
 
 def test_bad_file_exits_non_zero_with_one_line_and_stores_nothing(db, tmp_path):
-    (tmp_path / "machines.json").write_text(json.dumps({"value": [
-        {"id": "1" * 40, "computerDnsName": "ok.corp"},
-        {"id": "1" * 40, "computerDnsName": "again.corp"},
-        {"computerDnsName": "no-id.corp", "lastSeen": 12},
-    ]}))
+    (tmp_path / "machines.json").write_text(
+        json.dumps(
+            {
+                "value": [
+                    {"id": "1" * 40, "computerDnsName": "ok.corp"},
+                    {"id": "1" * 40, "computerDnsName": "again.corp"},
+                    {"computerDnsName": "no-id.corp", "lastSeen": 12},
+                ]
+            }
+        )
+    )
     with pytest.raises(CommandError) as caught:
         run("--machines", str(tmp_path / "machines.json"), "--quiet")
     message = str(caught.value)
@@ -120,9 +180,15 @@ def test_missing_file_and_missing_options_are_errors(db, tmp_path):
 
 
 def test_progress_bar_and_warnings_unless_quiet(db, tmp_path):
-    (tmp_path / "recs.json").write_text(json.dumps({"value": [
-        {"id": "va-_-x-_-y", "recommendationName": "Update Y", "recommendationCategory": "Firmware"},
-    ]}))
+    (tmp_path / "recs.json").write_text(
+        json.dumps(
+            {
+                "value": [
+                    {"id": "va-_-x-_-y", "recommendationName": "Update Y", "recommendationCategory": "Firmware"},
+                ]
+            }
+        )
+    )
     out, err = run("--recommendations", str(tmp_path / "recs.json"))
     assert "Importing" in err
     assert "unknown recommendationCategory 'Firmware', stored as Application" in err

@@ -57,7 +57,10 @@ def test_sample_files_import_every_record(sample):
     lab = Device.objects.get(computer_dns_name="lab-kiosk-21.corp.contoso.com")
     assert lab.device_group.name == UNASSIGNED_GROUP_NAME
     assert set(DeviceGroup.objects.values_list("name", flat=True)) == {
-        "Servers", "Workstations", "Design", UNASSIGNED_GROUP_NAME,
+        "Servers",
+        "Workstations",
+        "Design",
+        UNASSIGNED_GROUP_NAME,
     }
     chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
     assert chrome.exposed_devices == 4
@@ -157,16 +160,20 @@ def test_snapshots_drive_activity_progress_to_system_confirmation(
 
 def test_file_with_bad_records_imports_nothing_and_names_each_problem(sample):
     before = db_state()
-    machines = {"value": [
-        {"id": "a" * 40, "computerDnsName": "new-1.corp.contoso.com", "rbacGroupName": "Servers"},
-        "not an object",
-        {"id": "a" * 40, "computerDnsName": "dup.corp.contoso.com"},
-        {"id": "b" * 40, "lastSeen": "yesterday"},
-        {"computerDnsName": "no-id.corp.contoso.com"},
-    ]}
-    recommendations = {"value": [
-        {"id": "va-_-new-_-thing", "recommendationName": "Update thing", "severityScore": "high"},
-    ]}
+    machines = {
+        "value": [
+            {"id": "a" * 40, "computerDnsName": "new-1.corp.contoso.com", "rbacGroupName": "Servers"},
+            "not an object",
+            {"id": "a" * 40, "computerDnsName": "dup.corp.contoso.com"},
+            {"id": "b" * 40, "lastSeen": "yesterday"},
+            {"computerDnsName": "no-id.corp.contoso.com"},
+        ]
+    }
+    recommendations = {
+        "value": [
+            {"id": "va-_-new-_-thing", "recommendationName": "Update thing", "severityScore": "high"},
+        ]
+    }
     exposures = io.BytesIO(
         b"recommendationId,machineId\n"
         b"va-_-google-_-chrome," + b"a" * 40 + b"\n"
@@ -211,21 +218,38 @@ def test_unknown_device_and_duplicate_pair_are_rejected(sample):
 
 def test_upserts_update_by_id_and_move_devices_between_groups(sample):
     machine = Device.objects.get(computer_dns_name="ws-hr-12.corp.contoso.com")
-    counts = devices_upsert(records=[
-        Record(1, None, {"id": machine.machine_id, "computerDnsName": "ws-hr-12.corp.contoso.com",
-                         "rbacGroupName": "HR laptops", "osPlatform": "Windows11"}),
-    ])
+    counts = devices_upsert(
+        records=[
+            Record(
+                1,
+                None,
+                {
+                    "id": machine.machine_id,
+                    "computerDnsName": "ws-hr-12.corp.contoso.com",
+                    "rbacGroupName": "HR laptops",
+                    "osPlatform": "Windows11",
+                },
+            ),
+        ]
+    )
     assert counts == {"created": 0, "updated": 1, "unchanged": 0, "device_groups_created": 1}
     machine.refresh_from_db()
     assert machine.device_group.name == "HR laptops"
     assert machine.os_platform == "Windows11"
     assert machine.aad_device_id  # not in the record: kept
 
-    counts = recommendations_upsert(records=[
-        {"id": "va-_-google-_-chrome", "recommendationName": "Update Google Chrome now", "severityScore": 9.1},
-        {"id": "va-_-7zip-_-7zip", "recommendationName": "Update 7-Zip", "recommendationCategory": "Software",
-         "remediationType": "Patch", "weaknesses": "4"},
-    ])
+    counts = recommendations_upsert(
+        records=[
+            {"id": "va-_-google-_-chrome", "recommendationName": "Update Google Chrome now", "severityScore": 9.1},
+            {
+                "id": "va-_-7zip-_-7zip",
+                "recommendationName": "Update 7-Zip",
+                "recommendationCategory": "Software",
+                "remediationType": "Patch",
+                "weaknesses": "4",
+            },
+        ]
+    )
     assert counts == {"created": 1, "updated": 1, "unchanged": 0}
     chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
     assert (chrome.name, chrome.severity_score, chrome.exposed_devices) == ("Update Google Chrome now", 9.1, 4)
@@ -237,8 +261,12 @@ def test_unknown_category_and_remediation_type_fall_back_with_a_warning(db):
     warnings = []
     recommendations_upsert(
         records=[
-            {"id": "scid-9000", "recommendationName": "Harden something", "recommendationCategory": "Quantum",
-             "remediationType": "Pray"},
+            {
+                "id": "scid-9000",
+                "recommendationName": "Harden something",
+                "recommendationCategory": "Quantum",
+                "remediationType": "Pray",
+            },
         ],
         warnings=warnings,
     )
@@ -268,8 +296,12 @@ def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
     from recommendations.importers import Problems, read_json_records
 
     records = [
-        {"recommendationId": f"va-_-vendor{i}-_-product{i}", "machineId": f"{i:040x}", "note": "é\"}]" * (i % 7),
-         "score": i * 1.5}
+        {
+            "recommendationId": f"va-_-vendor{i}-_-product{i}",
+            "machineId": f"{i:040x}",
+            "note": 'é"}]' * (i % 7),
+            "score": i * 1.5,
+        }
         for i in range(25_000)
     ]
     path = tmp_path / "exposures.json"
@@ -291,10 +323,12 @@ def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
 
 def test_device_file_without_a_group_column_keeps_groups(sample):
     sql = Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com")
-    counts = devices_upsert(records=[
-        {"id": sql.machine_id, "osPlatform": "WindowsServer2025"},
-        {"id": "e" * 40, "computerDnsName": "new.corp.contoso.com"},
-    ])
+    counts = devices_upsert(
+        records=[
+            {"id": sql.machine_id, "osPlatform": "WindowsServer2025"},
+            {"id": "e" * 40, "computerDnsName": "new.corp.contoso.com"},
+        ]
+    )
     assert counts["created"] == 1
     sql.refresh_from_db()
     assert (sql.device_group.name, sql.os_platform) == ("Servers", "WindowsServer2025")

@@ -64,8 +64,19 @@ def test_changelist_shows_every_column(security_client, security_user):
 
     assert response.status_code == 200
     html = response.content.decode()
-    for header in ("Remediation activity", "Created by", "Created on", "Priority", "Due date", "Device groups",
-                   "Ticket status", "Progress", "Status", "Completed by", "Completed on"):
+    for header in (
+        "Remediation activity",
+        "Created by",
+        "Created on",
+        "Priority",
+        "Due date",
+        "Device groups",
+        "Ticket status",
+        "Progress",
+        "Status",
+        "Completed by",
+        "Completed on",
+    ):
         assert header in html
     assert activity.title in html
     assert "sec@example.com" in html
@@ -186,8 +197,13 @@ def test_activity_page_intune_panel_says_how_many_devices_were_sent(security_cli
     activity = make_activity(user=security_user)
     RemediationActivity.objects.filter(pk=activity.pk).update(create_intune_task=True)
     IntuneTask.objects.create(
-        activity=activity, graph_id="g-1", status="pending", devices_sent=10000, devices_total=18511,
-        last_synced_at=timezone.now(), last_error="Graph answered 503",
+        activity=activity,
+        graph_id="g-1",
+        status="pending",
+        devices_sent=10000,
+        devices_total=18511,
+        last_synced_at=timezone.now(),
+        last_error="Graph answered 503",
     )
 
     html = security_client.get(page_url(activity)).content.decode()
@@ -302,7 +318,7 @@ def test_mark_complete_action(security_client, security_user):
 def test_export_button_exports_the_filtered_changelist(security_client, security_user):
     keep = make_activity(user=security_user, priority="low")
     make_activity(user=security_user, priority="high")
-    RemediationActivity.objects.filter(pk=keep.pk).update(title="=HYPERLINK(\"x\") caf\u00e9")
+    RemediationActivity.objects.filter(pk=keep.pk).update(title='=HYPERLINK("x") caf\u00e9')
 
     html = security_client.get(reverse(CHANGELIST), {"priority__exact": "low"}).content.decode()
     export_url = reverse("admin:remediation_remediationactivity_export") + "?priority__exact=low"
@@ -312,12 +328,23 @@ def test_export_button_exports_the_filtered_changelist(security_client, security
 
     assert rows[0] == ACTIVITY_HEADER
     assert rows[0] == [
-        "Remediation activity", "Status", "Priority", "Remediation option", "Device groups", "Created by",
-        "Created on", "Due date", "Ticket status", "Completed by", "Completed on", "Target devices",
-        "Fixed devices", "Progress",
+        "Remediation activity",
+        "Status",
+        "Priority",
+        "Remediation option",
+        "Device groups",
+        "Created by",
+        "Created on",
+        "Due date",
+        "Ticket status",
+        "Completed by",
+        "Completed on",
+        "Target devices",
+        "Fixed devices",
+        "Progress",
     ]
     assert len(rows) == 2
-    assert rows[1][0] == "'=HYPERLINK(\"x\") caf\u00e9"
+    assert rows[1][0] == '\'=HYPERLINK("x") caf\u00e9'
     assert rows[1][2] == "Low"
     assert rows[1][4] == "Servers"
 
@@ -339,9 +366,19 @@ def test_devices_csv_of_one_activity(security_client, security_user):
 
     rows = read_csv(security_client.get(devices_csv_url(activity)))
 
-    assert rows[0] == DEVICE_HEADER == [
-        "Device ID", "Device name", "OS platform", "Device group", "Status", "Remediated on", "Sent to Intune",
-    ]
+    assert (
+        rows[0]
+        == DEVICE_HEADER
+        == [
+            "Device ID",
+            "Device name",
+            "OS platform",
+            "Device group",
+            "Status",
+            "Remediated on",
+            "Sent to Intune",
+        ]
+    )
     assert len(rows) == 5
     assert sorted(r[4] for r in rows[1:]) == ["Exposed", "Exposed", "Exposed", "Remediated"]
     assert {r[3] for r in rows[1:]} == {"Servers"}
@@ -357,4 +394,3 @@ def test_export_requires_the_export_permission(client, security_user):
     html = client.get(reverse(CHANGELIST)).content.decode()
     assert "Export to CSV" not in html
     assert "export_csv" not in html
-

@@ -31,10 +31,12 @@ def test_card_ranks_active_activities_by_severity_then_due_date(client, security
 
     html = client.get(reverse("admin:index")).content.decode()
 
-    card = html[html.index('id="top-remediation-activities"'):]
+    card = html[html.index('id="top-remediation-activities"') :]
     card = card[: card.index("</p>", card.index("rp-card-footer"))]
-    positions = [card.index(reverse("admin:remediation_remediationactivity_change", args=[a.pk]))
-                 for a in (high_soon, high_late, low)]
+    positions = [
+        card.index(reverse("admin:remediation_remediationactivity_change", args=[a.pk]))
+        for a in (high_soon, high_late, low)
+    ]
     assert positions == sorted(positions)
     assert "Already done" not in card
     assert "0 / 2" in card  # progress
@@ -46,12 +48,19 @@ def test_card_ranks_active_activities_by_severity_then_due_date(client, security
 def test_card_counts_active_exceptions_when_there_are_some(admin_client, superuser):
     rec = RecommendationFactory()
     RecommendationException.objects.create(
-        recommendation=rec, justification="risk_accepted", context="Accepted by the CISO",
-        expires_on=TODAY + dt.timedelta(days=30), scope="global",
+        recommendation=rec,
+        justification="risk_accepted",
+        context="Accepted by the CISO",
+        expires_on=TODAY + dt.timedelta(days=30),
+        scope="global",
     )
     RecommendationException.objects.create(
-        recommendation=rec, justification="risk_accepted", context="Old", expires_on=TODAY - dt.timedelta(days=3),
-        scope="global", status="expired",
+        recommendation=rec,
+        justification="risk_accepted",
+        context="Old",
+        expires_on=TODAY - dt.timedelta(days=3),
+        scope="global",
+        status="expired",
     )
     html = admin_client.get(reverse("admin:index")).content.decode()
     assert "1 active exception" in html

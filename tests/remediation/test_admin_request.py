@@ -94,7 +94,9 @@ def test_request_form_offers_fitting_options_and_groups_with_exposed_counts(secu
     assert response.status_code == 200
     form = response.context["form"]
     assert [v for v, _ in form.fields["remediation_option"].choices] == [
-        "software_update", "software_uninstall", "attention_required",
+        "software_update",
+        "software_uninstall",
+        "attention_required",
     ]
     html = response.content.decode()
     assert "Servers (3 exposed devices)" in html

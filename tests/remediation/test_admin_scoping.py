@@ -106,11 +106,11 @@ def test_it_user_sees_exposed_counts_of_their_groups_only(it_client, client, sec
     row = it_client.get(url).content.decode()
     (rec,) = it_client.get(url).context["cl"].result_list
     assert rec.scoped_exposed == 2
-    assert "<td class=\"field-exposed_devices_column\">2</td>" in row
+    assert '<td class="field-exposed_devices_column">2</td>' in row
 
     client.force_login(security_user)
     html = client.get(url).content.decode()
-    assert "<td class=\"field-exposed_devices_column\">5</td>" in html
+    assert '<td class="field-exposed_devices_column">5</td>' in html
 
 
 def test_top_card_lists_only_in_scope_activities(it_client, world):

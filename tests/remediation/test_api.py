@@ -222,7 +222,13 @@ def test_devices_list_their_status_and_can_be_filtered(security_user, it_user):
     items = client.get(f"{API}{activity.pk}/devices/").json()["results"]
     assert len(items) == 3
     assert set(items[0]) == {
-        "device_id", "device_name", "os_platform", "device_group", "status", "remediated_at", "sent_to_intune"
+        "device_id",
+        "device_name",
+        "os_platform",
+        "device_group",
+        "status",
+        "remediated_at",
+        "sent_to_intune",
     }
     assert {i["device_group"] for i in items} == {"Servers"}
 
@@ -360,9 +366,7 @@ def test_exports_need_the_export_permission(security_user):
     activity = make_activity(user=security_user)
     viewer = UserFactory(username="viewer")
     group = Group.objects.create(name="Viewers")
-    group.permissions.set(
-        Group.objects.get(name="Security staff").permissions.exclude(codename="export_activity")
-    )
+    group.permissions.set(Group.objects.get(name="Security staff").permissions.exclude(codename="export_activity"))
     viewer.groups.add(group)
     client = client_for(viewer)
 

@@ -60,8 +60,7 @@ def activities(security_user, it_user):
     make("alpha", group=servers, created_days_ago=1, priority="low", due_on=TODAY + dt.timedelta(days=30))
     make("bravo", group=servers, created_days_ago=2, priority="high", due_on=TODAY + dt.timedelta(days=3))
     make("charlie", group=laptops, created_days_ago=3, priority="medium", remediation_option="attention_required")
-    make("delta", group=servers, created_days_ago=4, priority="medium", due_on=TODAY + dt.timedelta(days=10),
-         devices=4)
+    make("delta", group=servers, created_days_ago=4, priority="medium", due_on=TODAY + dt.timedelta(days=10), devices=4)
     make("echo", group=laptops, created_days_ago=5, priority="high", due_on=TODAY)
 
     activity_approve(activity=made["alpha"], user=it_user, notes="ok")
@@ -108,8 +107,15 @@ def test_created_after_and_before(activities, security_user):
 
 @pytest.mark.parametrize(
     "query",
-    ["status=open", "priority=urgent", "overdue=perhaps", "created_after=yesterday", "due_before=2026-13-01",
-     "ordering=title", "ticket_status=maybe"],
+    [
+        "status=open",
+        "priority=urgent",
+        "overdue=perhaps",
+        "created_after=yesterday",
+        "due_before=2026-13-01",
+        "ordering=title",
+        "ticket_status=maybe",
+    ],
 )
 def test_bad_filter_values_answer_400(activities, security_user, query):
     response = client_for(security_user).get(f"{API}?{query}")

@@ -24,7 +24,9 @@ NOW = timezone.now()
 def completed(user, *, days_ago, devices=2, now=NOW, **extra):
     activity = make_activity(user=user, devices=devices)
     RemediationActivity.objects.filter(pk=activity.pk).update(
-        status="completed", completion_method="manual", completer_email=user.email,
+        status="completed",
+        completion_method="manual",
+        completer_email=user.email,
         completed_at=now - dt.timedelta(days=days_ago, **extra),
     )
     ActivityEvent.objects.create(activity=activity, kind="completed", actor_label=user.email)
@@ -90,7 +92,8 @@ def test_devices_are_deleted_in_bounded_batches(security_user):
 
     device_table = ActivityDevice._meta.db_table
     batches = [
-        q["sql"] for q in ctx.captured_queries
+        q["sql"]
+        for q in ctx.captured_queries
         if q["sql"].startswith("DELETE FROM") and device_table in q["sql"].split()[2] and '"id" IN' in q["sql"]
     ]
     # 7 rows, at most 3 per statement and transaction: three batches.
@@ -131,8 +134,9 @@ def test_command_and_task_log_how_many_they_removed(security_user, capsys, caplo
         call_command("purge_completed_activities")
 
     assert "Deleted 2 activities (4 activity devices)" in capsys.readouterr().out
-    assert any("Purged 2 activities" in r.getMessage() and "4 activity devices" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "Purged 2 activities" in r.getMessage() and "4 activity devices" in r.getMessage() for r in caplog.records
+    )
     completed(security_user, days_ago=200)
     purge_task.delay()
     assert RemediationActivity.objects.count() == 0

@@ -158,8 +158,12 @@ def test_second_run_changes_nothing(security_user):
     result = activities_refresh_progress()
 
     assert result == {
-        "skipped": False, "activities": 0, "devices_remediated": 0, "devices_exposed_again": 0,
-        "counters_updated": 0, "activities_completed": 0,
+        "skipped": False,
+        "activities": 0,
+        "devices_remediated": 0,
+        "devices_exposed_again": 0,
+        "counters_updated": 0,
+        "activities_completed": 0,
     }
     assert list(ActivityDevice.objects.order_by("pk").values_list("pk", "status", "remediated_at")) == snapshot
     assert ActivityEvent.objects.filter(activity=activity, kind="completed").count() == 1

@@ -65,7 +65,8 @@ def test_a_deleted_entry_is_recreated_and_a_wrong_task_name_corrected(capsys):
 
 def test_schedules_of_other_jobs_are_never_wiped():
     mine = PeriodicTask.objects.create(
-        name="someone_elses_job", task="other.task",
+        name="someone_elses_job",
+        task="other.task",
         interval=IntervalSchedule.objects.create(every=1, period="days"),
     )
 

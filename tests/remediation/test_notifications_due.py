@@ -60,7 +60,8 @@ def test_due_within_three_days_emails_it_staff_with_a_link(security_user, it_use
         assert "http://" in message.body
     assert not any(str(later.pk) in m.body for m in mail.outbox)
     assert set(ActivityNotification.objects.values_list("activity_id", "kind")) == {
-        (soon.pk, "due_soon"), (today.pk, "due_soon"),
+        (soon.pk, "due_soon"),
+        (today.pk, "due_soon"),
     }
 
 

@@ -21,8 +21,12 @@ def test_create_targets_exposed_devices_of_the_selected_groups(security_user):
     expose(rec, laptops, 2)
 
     activity = activity_create(
-        user=security_user, recommendation=rec, remediation_option="software_update",
-        priority="high", due_on=TOMORROW, device_groups=[servers],
+        user=security_user,
+        recommendation=rec,
+        remediation_option="software_update",
+        priority="high",
+        due_on=TOMORROW,
+        device_groups=[servers],
     )
 
     assert activity.target_devices == 4
@@ -49,8 +53,14 @@ def test_create_refuses_bad_input_and_creates_nothing(security_user, option, due
     expose(rec, group, 2)
 
     with pytest.raises(ValidationError) as exc:
-        activity_create(user=security_user, recommendation=rec, remediation_option=option,
-                        priority="low", due_on=due_on, device_groups=[group])
+        activity_create(
+            user=security_user,
+            recommendation=rec,
+            remediation_option=option,
+            priority="low",
+            due_on=due_on,
+            device_groups=[group],
+        )
 
     assert field in exc.value.errors
     assert RemediationActivity.objects.count() == 0
@@ -60,11 +70,23 @@ def test_create_refuses_no_group_and_group_without_exposed_devices(security_user
     rec = RecommendationFactory()
     empty = DeviceGroupFactory(name="Empty")
     with pytest.raises(ValidationError, match="at least one device group"):
-        activity_create(user=security_user, recommendation=rec, remediation_option="software_update",
-                        priority="low", due_on=TOMORROW, device_groups=[])
+        activity_create(
+            user=security_user,
+            recommendation=rec,
+            remediation_option="software_update",
+            priority="low",
+            due_on=TOMORROW,
+            device_groups=[],
+        )
     with pytest.raises(ValidationError, match="No device in the selected device groups"):
-        activity_create(user=security_user, recommendation=rec, remediation_option="software_update",
-                        priority="low", due_on=TOMORROW, device_groups=[empty])
+        activity_create(
+            user=security_user,
+            recommendation=rec,
+            remediation_option="software_update",
+            priority="low",
+            due_on=TOMORROW,
+            device_groups=[empty],
+        )
     assert RemediationActivity.objects.count() == 0
 
 

@@ -11,6 +11,4 @@ class Command(BaseCommand):
         if result["skipped"]:
             self.stdout.write("Another run is sending due-date notifications; nothing done.")
             return
-        self.stdout.write(
-            f"Sent {result['due_soon']} due-soon and {result['overdue']} overdue notification(s)."
-        )
+        self.stdout.write(f"Sent {result['due_soon']} due-soon and {result['overdue']} overdue notification(s).")
