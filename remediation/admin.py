@@ -143,7 +143,9 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if obj.due_on is None:
             return "—"
         if obj.is_overdue:
-            return format_html('<span class="rp-overdue" title="Overdue">{} (overdue)</span>', obj.due_on)
+            return format_html(
+                '<span class="rp-overdue" title="Overdue">{} (overdue)</span>', date_format(obj.due_on, "DATE_FORMAT")
+            )
         return obj.due_on
 
     @admin.display(description="Device groups")

@@ -57,13 +57,22 @@ def options_for_recommendation(recommendation: SecurityRecommendation) -> list[s
 
 
 def _title_and_description(recommendation: SecurityRecommendation, option: str) -> tuple[str, str]:
-    product = recommendation.product_name or recommendation.related_component or recommendation.name
-    vendor = f"{recommendation.vendor} " if recommendation.vendor else ""
+    # Defender's relatedComponent is the readable name ("Microsoft Silverlight"); productName
+    # and vendor are identifiers ("silverlight", "microsoft").
+    software = recommendation.related_component or " ".join(
+        part for part in (recommendation.vendor, recommendation.product_name) if part
+    )
+    software = software or recommendation.name
     if option == RemediationOption.SOFTWARE_UPDATE:
         version = f" to version {recommendation.recommended_version}" if recommendation.recommended_version else ""
-        return recommendation.name, f"Update {vendor}{product}{version}."
+        return recommendation.name, f"Update {software}{version}."
     if option == RemediationOption.SOFTWARE_UNINSTALL:
-        return f"Uninstall {vendor}{product}".strip(), f"Uninstall {vendor}{product} from the affected devices."
+        title = (
+            recommendation.name
+            if recommendation.remediation_type == SecurityRecommendation.RemediationType.UNINSTALL
+            else f"Uninstall {software}"
+        )
+        return title, f"Uninstall {software} from the affected devices."
     if option == RemediationOption.CONFIGURATION_CHANGE:
         return recommendation.name, f"Apply the configuration change: {recommendation.name}."
     return (

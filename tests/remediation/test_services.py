@@ -148,3 +148,27 @@ def test_complete_is_manual_with_completer_email_and_refused_twice(security_user
             action(activity=activity, user=it_user, notes="x")
     with pytest.raises(ConflictError):
         activity_reject(activity=activity, user=it_user, notes="too late")
+
+
+def test_titles_and_descriptions_name_the_software_readably(security_user):
+    rec = RecommendationFactory(
+        name="Uninstall Microsoft Silverlight",
+        product_name="silverlight",
+        vendor="microsoft",
+        related_component="Microsoft Silverlight",
+        remediation_type="Uninstall",
+    )
+    uninstall = make_activity(user=security_user, recommendation=rec, remediation_option="software_uninstall")
+    assert uninstall.title == "Uninstall Microsoft Silverlight"
+    assert uninstall.description == "Uninstall Microsoft Silverlight from the affected devices."
+
+    chrome = RecommendationFactory(
+        name="Update Google Chrome",
+        product_name="chrome",
+        vendor="google",
+        related_component="",
+        recommended_version="131.0",
+    )
+    update = make_activity(user=security_user, recommendation=chrome)
+    assert update.title == "Update Google Chrome"
+    assert update.description == "Update google chrome to version 131.0."
