@@ -117,6 +117,9 @@ class _Fatal(Exception):
 
 
 # --- push ---------------------------------------------------------------------------------------
+GRAPH_MAX_DEVICES_PER_TASK = 10_000
+
+
 @dataclass
 class _Selection:
     device_pks: list[int]
@@ -126,7 +129,8 @@ class _Selection:
 
 def _select_devices(activity: RemediationActivity) -> _Selection:
     """The exposed target devices Intune can address, at most INTUNE_MAX_DEVICES_PER_TASK, in a stable order."""
-    limit = settings.INTUNE_MAX_DEVICES_PER_TASK
+    # The setting may lower the limit, never raise it above the contract's 10,000.
+    limit = min(settings.INTUNE_MAX_DEVICES_PER_TASK, GRAPH_MAX_DEVICES_PER_TASK)
     exposed = ActivityDevice.objects.filter(activity=activity, status=ActivityDevice.Status.EXPOSED)
     rows = (
         exposed.exclude(device__aad_device_id="")

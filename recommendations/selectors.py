@@ -331,7 +331,7 @@ def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[Recom
             | Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__in=visible))
         )
     if filters:
-        from .exception_filters import ExceptionFilter
+        from .filters import ExceptionFilter
 
         qs = ExceptionFilter(filters, queryset=qs).qs
     return qs

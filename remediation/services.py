@@ -169,7 +169,12 @@ def activity_create(
         if hidden:
             add("device_groups", "You may not target these device groups: " + ", ".join(sorted(hidden)) + ".")
 
-    if create_intune_task and not _intune_enabled():
+    if create_intune_task and remediation_option == RemediationOption.ATTENTION_REQUIRED:
+        add(
+            "create_intune_task",
+            "Attention-required activities have no fix to deploy; an Intune security task cannot be created.",
+        )
+    elif create_intune_task and not _intune_enabled():
         add(
             "create_intune_task",
             "The Microsoft Intune connection is off; an Intune security task cannot be created.",

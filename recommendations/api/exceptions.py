@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError
 from portal.api import has_perm as role_permission
-from recommendations.exception_filters import ExceptionFilter
+from recommendations.filters import ExceptionFilter
 from recommendations.models import (
     ExceptionDeviceGroup,
     ExceptionEvent,

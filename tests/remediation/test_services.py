@@ -172,3 +172,13 @@ def test_titles_and_descriptions_name_the_software_readably(security_user):
     update = make_activity(user=security_user, recommendation=chrome)
     assert update.title == "Update Google Chrome"
     assert update.description == "Update google chrome to version 131.0."
+
+
+def test_attention_required_cannot_ask_for_an_intune_task(security_user, superuser):
+    from intune.services import intune_connection_set
+
+    intune_connection_set(user=superuser, enabled=True)
+    with pytest.raises(ValidationError) as exc:
+        make_activity(user=security_user, remediation_option="attention_required", create_intune_task=True)
+    assert "no fix to deploy" in exc.value.errors["create_intune_task"][0]
+    assert RemediationActivity.objects.count() == 0
