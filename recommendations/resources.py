@@ -32,6 +32,7 @@ from import_export.tmp_storages import CacheStorage, TempFolderStorage
 
 from . import importers
 from .models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
+from .services import RECOMMENDATION_UPDATE_FIELDS
 
 PREVIEW_ROWS = 200
 # Confirmed imports with more rows than this run in a Celery task (ImportJob page shows progress).
@@ -275,25 +276,7 @@ class SecurityRecommendationResource(InventoryResource):
 
     class Meta:
         model = SecurityRecommendation
-        fields = (
-            "external_id",
-            "name",
-            "product_name",
-            "vendor",
-            "related_component",
-            "category",
-            "remediation_type",
-            "severity_score",
-            "exposure_impact",
-            "config_score_impact",
-            "public_exploit",
-            "active_alert",
-            "weaknesses",
-            "recommended_version",
-            "recommended_program",
-            "recommended_vendor",
-            "exposed_devices",
-        )
+        fields = ("external_id", *RECOMMENDATION_UPDATE_FIELDS, "exposed_devices")
         import_id_fields = ("external_id",)
 
     def existing_keys(self, records):
