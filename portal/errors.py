@@ -69,6 +69,16 @@ class ConflictError(ApplicationError):
 ForbiddenError = PermissionError_
 
 
+def add_to_form(form, exc: ApplicationError) -> None:
+    """Show a service error on a Django form: each message on its field, or on the form."""
+    if not exc.errors:
+        form.add_error(None, exc.message)
+        return
+    for field, field_messages in exc.errors.items():
+        for message in field_messages:
+            form.add_error(field if field in form.fields else None, message)
+
+
 def api_exception_handler(exc, context):
     """DRF exception handler that also understands ApplicationError."""
     if isinstance(exc, ApplicationError):

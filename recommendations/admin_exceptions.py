@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from portal.admin_mixins import ReadOnlyAdminMixin
-from portal.errors import ConflictError, PermissionError_, ValidationError
+from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
 
 from .models import DeviceGroup, ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
 from .selectors import (
@@ -139,15 +139,6 @@ class ExceptionOptionsForm(forms.Form):
         }
 
 
-def _add_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    if not exc.errors:
-        form.add_error(None, exc.message)
-        return
-    for field, field_messages in exc.errors.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, message)
-
-
 def exception_url(exception: RecommendationException) -> str:
     return reverse("admin:recommendations_recommendationexception_change", args=[exception.pk])
 
@@ -170,7 +161,7 @@ def exception_options_view(request, model_admin, recommendation_id):
         except PermissionError_ as exc:
             form.add_error("scope", exc.message)
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_to_form(form, exc)
         else:
             messages.success(request, f"Exception filed for \u201c{recommendation.name}\u201d.")
             return redirect(exception_url(exception))

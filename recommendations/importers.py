@@ -287,6 +287,32 @@ def json_payload_records(payload: Any, *, source: str, problems: Problems) -> li
     return records
 
 
+def _csv_data_rows(reader, *, width: int, source: str, problems: Problems) -> Iterator[tuple[int, list[str]]]:
+    """(position, row) for each well-formed data row; malformed rows are reported, blank ones skipped.
+
+    Positions count records from 1 (a malformed row counts, a blank line does not).
+    """
+    position = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            position += 1
+            problems.add(source, position, f"malformed row: {exc}", line=reader.line_num)
+            continue
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are not records
+        position += 1
+        if len(row) != width:
+            problems.add(
+                source, position, f"malformed row: expected {width} columns, found {len(row)}", line=reader.line_num
+            )
+            continue
+        yield position, row
+
+
 def read_csv_records(
     file: str | Path | IO, *, source: str, problems: Problems, required: Iterable[str] = ()
 ) -> Iterator[Record]:
@@ -308,27 +334,7 @@ def read_csv_records(
         if missing:
             problems.add(source, None, "missing column(s): " + ", ".join(missing), line=1)
             return
-        position = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                position += 1
-                problems.add(source, position, f"malformed row: {exc}", line=reader.line_num)
-                continue
-            if not row or all(not cell.strip() for cell in row):
-                continue  # blank lines are not records
-            position += 1
-            if len(row) != len(headers):
-                problems.add(
-                    source,
-                    position,
-                    f"malformed row: expected {len(headers)} columns, found {len(row)}",
-                    line=reader.line_num,
-                )
-                continue
+        for position, row in _csv_data_rows(reader, width=len(headers), source=source, problems=problems):
             yield Record(position, reader.line_num, dict(zip(headers, row, strict=True)))
     finally:
         if opened:
@@ -720,27 +726,9 @@ def read_exposure_csv_pairs(
             missing = [n for n, c in (("recommendationId", rec_col), ("machineId", dev_col)) if c is None]
             problems.add(source, None, "missing column(s): " + ", ".join(missing), line=1)
             return
-        width = len(headers)
         rec_max = _max(SecurityRecommendation, "external_id")
         dev_max = _max(Device, "machine_id")
-        position = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                position += 1
-                problems.add(source, position, f"malformed row: {exc}", line=reader.line_num)
-                continue
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            position += 1
-            if len(row) != width:
-                problems.add(
-                    source, position, f"malformed row: expected {width} columns, found {len(row)}", reader.line_num
-                )
-                continue
+        for position, row in _csv_data_rows(reader, width=len(headers), source=source, problems=problems):
             rec, machine = row[rec_col].strip(), row[dev_col].strip()
             if not rec or not machine or len(rec) > rec_max or len(machine) > dev_max:
                 for value, name, limit in ((rec, "recommendationId", rec_max), (machine, "machineId", dev_max)):

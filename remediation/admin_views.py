@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from intune.models import IntuneConnection, IntuneTask
-from portal.errors import ConflictError, PermissionError_, ValidationError
+from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
 from recommendations.models import SecurityRecommendation
 from recommendations.selectors import device_group_list, user_sees_all_device_groups
 
@@ -91,7 +91,7 @@ def remediation_request_view(request, model_admin, object_id):
         except PermissionError_ as exc:
             raise PermissionDenied(exc.message) from exc
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_to_form(form, exc)
         else:
             messages.success(
                 request,
@@ -111,15 +111,6 @@ def remediation_request_view(request, model_admin, object_id):
         "has_groups": device_group_list(user=request.user).exists(),
     }
     return TemplateResponse(request, "admin/remediation/request_form.html", context)
-
-
-def _add_service_errors(form: RemediationRequestForm, exc: ValidationError) -> None:
-    if not exc.errors:
-        form.add_error(None, exc.message)
-        return
-    for field, field_messages in exc.errors.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, message)
 
 
 # --- The activity page ----------------------------------------------------------------------
