@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
@@ -49,3 +50,12 @@ def _release(key: str, token: str) -> None:
         return
     if cache.get(key) == token:
         cache.delete(key)
+
+
+def job_lock_timeout() -> int:
+    """How long a job's lock may be held: the tasks' hard time limit (CELERY_TASK_TIME_LIMIT).
+
+    Shorter than the broker's visibility timeout, so a message redelivered after a killed
+    worker never finds the dead run's lock still held.
+    """
+    return settings.CELERY_TASK_TIME_LIMIT

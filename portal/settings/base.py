@@ -248,6 +248,8 @@ PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rst
 COMPLETED_ACTIVITY_RETENTION_DAYS = env_int("COMPLETED_ACTIVITY_RETENTION_DAYS", 180)
 PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 2000)
 DUE_SOON_DAYS = env_int("DUE_SOON_DAYS", 3)
+# The due date the request form suggests: this many days from today.
+DEFAULT_DUE_DAYS = env_int("DEFAULT_DUE_DAYS", 14)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # Admin imports with more rows than this run as a background ImportJob on a worker.
 IMPORT_BACKGROUND_ROWS = env_int("IMPORT_BACKGROUND_ROWS", 5000)

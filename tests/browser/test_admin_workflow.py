@@ -1,6 +1,6 @@
 """End to end in a real browser: a security user files a request, follows it, completes it, exports it.
 
-Drives Debian's /usr/bin/chromium through Playwright (no browser download); skipped without it.
+Drives Debian's /usr/bin/chromium through Playwright (no browser download); see tests/browser_support.py.
 Set SCREENSHOT_DIR to keep screenshots of the changelist and the activity page.
 """
 
@@ -13,17 +13,16 @@ import pytest
 from django.urls import reverse
 
 from remediation.models import RemediationActivity
+from tests.browser_support import launched_chromium
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses that without this.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery staple"  # UserFactory's
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
     # live_server flushes the database afterwards; restore the roles of the data migration first.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
@@ -31,12 +30,7 @@ pytestmark = [
 
 @pytest.fixture
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with launched_chromium() as browser:
         context = browser.new_context(accept_downloads=True, viewport={"width": 1500, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(15_000)
@@ -44,7 +38,6 @@ def browser_page():
             yield page
         finally:
             context.close()
-            browser.close()
 
 
 def screenshot(page, name):

@@ -1,11 +1,10 @@
 """The Content-Security-Policy: strict for the portal's own pages, and the admin, the Swagger
 UI (served from the installed sidecar, no CDN) and the browsable API still work under it."""
 
-import shutil
-
 import pytest
 from django.contrib.staticfiles import finders
 
+from tests.browser_support import launched_chromium
 from tests.recommendations.factories import UserFactory
 
 
@@ -62,18 +61,12 @@ def test_inline_script_with_the_request_nonce_is_allowed(rf):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not shutil.which("chromium"), reason="chromium is not installed")
 @pytest.mark.django_db(transaction=True)
 def test_admin_swagger_ui_and_browsable_api_render_without_csp_violations(live_server, settings):
-    playwright = pytest.importorskip("playwright.sync_api")
     settings.DEBUG = True  # so the live server serves the static files from the apps
     user = UserFactory(username="kim", is_superuser=True)
     violations = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with launched_chromium() as browser:
         page = browser.new_page()
         page.set_default_timeout(30_000)  # CI machines are busy
         page.on(
@@ -99,5 +92,4 @@ def test_admin_swagger_ui_and_browsable_api_render_without_csp_violations(live_s
         page.wait_for_load_state("networkidle")
         page.goto(f"{live_server.url}/admin/")
         assert "/admin/login/" in page.url
-        browser.close()
     assert violations == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from recommendations.importers import ImportRejected, Record
+from recommendations.imports.records import ImportRejected, Record
 from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
 from recommendations.services import (
     devices_upsert,
@@ -293,7 +293,8 @@ def test_exposures_json_snapshot_same_as_csv(sample):
 
 
 def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
-    from recommendations.importers import Problems, read_json_records
+    from recommendations.imports.readers import read_json_records
+    from recommendations.imports.records import Problems
 
     records = [
         {

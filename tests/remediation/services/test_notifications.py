@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from portal.locks import job_lock
 from remediation.models import ActivityNotification, RemediationActivity
-from remediation.notifications import notify_new_activity
 from remediation.services import activity_complete, activity_reject, notify_due_activities
+from remediation.services.notifications import notify_new_activity
 from remediation.tasks import notify_due_activities as notify_due_task
 from remediation.tasks import notify_new_activity as notify_new_task
 from tests.recommendations.factories import DeviceGroupFactory, UserFactory

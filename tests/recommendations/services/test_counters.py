@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recommendations.importers import ImportRejected
+from recommendations.imports.records import ImportRejected
 from recommendations.models import (
     Device,
     DeviceGroup,

@@ -283,10 +283,10 @@ def test_a_crash_after_graph_answered_is_recovered_by_looking_the_task_up(graph,
     assert other.title == activity.title  # same displayName and creator: the look-up must tell them apart
     intune_push(activity_id=other.pk)
     # What the crashed run had done: marked the push started; Graph created the task.
-    from intune.services import _select_devices, task_body
+    from intune.payload import select_devices, task_body
 
     IntuneTask.objects.create(activity=activity, push_started_at=timezone.now())
-    created = graph.add_task(task_body(activity, _select_devices(activity)))
+    created = graph.add_task(task_body(activity, select_devices(activity)))
 
     intune_sync()
 

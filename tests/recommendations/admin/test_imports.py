@@ -10,7 +10,6 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from recommendations import resources
 from recommendations.models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
 from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory, UserFactory
 
@@ -190,11 +189,9 @@ def test_it_staff_cannot_import(client, it_user):
     assert client.get(reverse(DEVICE_IMPORT)).status_code == 403
 
 
-def test_large_file_runs_as_a_background_job(
-    security_client, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
-):
+def test_large_file_runs_as_a_background_job(security_client, settings, tmp_path, django_capture_on_commit_callbacks):
     settings.MEDIA_ROOT = tmp_path
-    monkeypatch.setattr(resources, "BACKGROUND_ROWS", 1)
+    settings.IMPORT_BACKGROUND_ROWS = 1
     preview = upload(security_client, DEVICE_IMPORT, DEVICES_CSV, "devices.csv", CSV)
     assert "checked and imported in the background" in preview.content.decode()
     assert not Device.objects.exists()
@@ -272,8 +269,8 @@ def test_changelists_offer_import_and_export(security_client, model):
     assert reverse(f"admin:recommendations_{model}_export") in body
 
 
-def test_large_file_preview_still_lists_malformed_rows(security_client, monkeypatch):
-    monkeypatch.setattr(resources, "BACKGROUND_ROWS", 1)
+def test_large_file_preview_still_lists_malformed_rows(security_client, settings):
+    settings.IMPORT_BACKGROUND_ROWS = 1
     content = DEVICES_CSV + b"x,y\n"
     preview = upload(security_client, DEVICE_IMPORT, content, "devices.csv", CSV)
     errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
@@ -284,7 +281,7 @@ def test_large_file_preview_still_lists_malformed_rows(security_client, monkeypa
 def test_running_job_page_shows_live_progress_and_refreshes(security_client, settings, tmp_path):
     from django.core.cache import cache
 
-    from recommendations.services import _job_progress_key
+    from recommendations.services.import_jobs import _job_progress_key
 
     settings.MEDIA_ROOT = tmp_path
     job = ImportJob.objects.create(

@@ -1,0 +1,160 @@
+"""The admin's custom pages: the request form, the activity page and its actions.
+
+Thin callers: they parse input, call remediation.services, and turn domain errors into form
+errors, messages or HTTP statuses. Every read goes through the selectors, so device-group
+scoping is applied here exactly as in the API.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from portal import permissions as perm
+from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
+from recommendations.models import SecurityRecommendation
+from recommendations.selectors import device_group_list, user_sees_all_device_groups
+
+from ..exports import activity_devices_csv_response
+from ..forms import RemediationRequestForm
+from ..hooks import integration
+from ..models import ActivityDevice, RemediationActivity
+from ..rules import remediation_steps
+from ..selectors import activity_device_list, activity_event_list, activity_get
+from ..services import activity_complete, activity_create
+
+DEVICES_PER_PAGE = 50
+
+
+def activity_url(activity: RemediationActivity) -> str:
+    return reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
+
+
+def _get_activity_or_404(request, object_id) -> RemediationActivity:
+    """Unknown and out-of-scope activities both answer 404 (DESIGN.md section 5)."""
+    activity = activity_get(user=request.user, pk=unquote(str(object_id)))
+    if activity is None:
+        raise Http404("No such remediation activity.")
+    return activity
+
+
+# --- The request form -----------------------------------------------------------------------
+
+
+def remediation_request_view(request, model_admin, object_id):
+    """'Remediation options' on a recommendation: file a remediation request."""
+    recommendation = model_admin.get_object(request, unquote(object_id))
+    if recommendation is None:
+        raise Http404("No such security recommendation.")
+    if not request.user.has_perm(perm.ADD_ACTIVITY):
+        raise PermissionDenied("Only security staff can create remediation activities.")
+    intune_enabled = integration().enabled()
+    form = RemediationRequestForm(
+        request.POST or None, recommendation=recommendation, user=request.user, intune_enabled=intune_enabled
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            activity = activity_create(user=request.user, recommendation=recommendation, **form.service_kwargs())
+        except PermissionError_ as exc:
+            raise PermissionDenied(exc.message) from exc
+        except ValidationError as exc:
+            add_to_form(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Remediation activity \u201c{activity.title}\u201d created for {activity.target_devices:,} "
+                f"device{'s' if activity.target_devices != 1 else ''}.",
+            )
+            return redirect(activity_url(activity))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Remediation options",
+        "subtitle": None,
+        "opts": SecurityRecommendation._meta,
+        "recommendation": recommendation,
+        "recommendation_url": reverse("admin:recommendations_securityrecommendation_change", args=[recommendation.pk]),
+        "form": form,
+        "intune_enabled": intune_enabled,
+        "intune_unavailable_reason": integration().unavailable_reason(),
+        "has_groups": device_group_list(user=request.user).exists(),
+    }
+    return TemplateResponse(request, "admin/remediation/request_form.html", context)
+
+
+# --- The activity page ----------------------------------------------------------------------
+
+
+def _scoped_devices(request, activity: RemediationActivity, status: str | None):
+    return activity_device_list(activity=activity, user=request.user, status=status)
+
+
+def _visible_groups(request, activity: RemediationActivity):
+    groups = activity.device_groups.all()
+    if not user_sees_all_device_groups(request.user):
+        groups = groups.filter(pk__in=device_group_list(user=request.user).values("pk"))
+    return groups
+
+
+def activity_page_view(request, model_admin, object_id):
+    """The activity 'flyout': details, Intune, devices, history and actions."""
+    activity = _get_activity_or_404(request, object_id)
+    status = request.GET.get("device_status") or None
+    if status not in (None, *ActivityDevice.Status.values):
+        status = None
+    paginator = Paginator(_scoped_devices(request, activity, status), DEVICES_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    user = request.user
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": activity.title,
+        "subtitle": None,
+        "opts": RemediationActivity._meta,
+        "activity": activity,
+        "original": activity,
+        "recommendation_url": reverse(
+            "admin:recommendations_securityrecommendation_change", args=[activity.recommendation_id]
+        ),
+        "steps": remediation_steps(activity),
+        "device_groups": sorted(g.name for g in _visible_groups(request, activity)),
+        "integration_panel": integration().panel(activity=activity, request=request),
+        "device_page": page,
+        "device_count": paginator.count,
+        "device_status": status or "",
+        "device_status_choices": ActivityDevice.Status.choices,
+        "events": activity_event_list(activity=activity),
+        "can_complete": not activity.is_completed and user.has_perm(perm.COMPLETE_ACTIVITY),
+        "can_export": user.has_perm(perm.EXPORT_ACTIVITY),
+        "complete_url": reverse("admin:remediation_remediationactivity_complete", args=[activity.pk]),
+        "devices_csv_url": reverse("admin:remediation_remediationactivity_devices_csv", args=[activity.pk]),
+    }
+    return TemplateResponse(request, "admin/remediation/remediationactivity/activity.html", context)
+
+
+def activity_complete_view(request, model_admin, object_id):
+    """Mark as complete (POST only; CSRF is checked by the middleware)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    activity = _get_activity_or_404(request, object_id)
+    try:
+        activity_complete(activity=activity, user=request.user, notes=request.POST.get("notes", "").strip())
+    except PermissionError_ as exc:
+        raise PermissionDenied(exc.message) from exc
+    except ConflictError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"\u201c{activity.title}\u201d was marked as complete.")
+    return redirect(activity_url(activity))
+
+
+def activity_devices_csv_view(request, model_admin, object_id):
+    """Export to CSV: the activity's devices the user may see, streamed."""
+    if not request.user.has_perm(perm.EXPORT_ACTIVITY):
+        raise PermissionDenied("You may not export remediation activities.")
+    activity = _get_activity_or_404(request, object_id)
+    return activity_devices_csv_response(activity, user=request.user)
