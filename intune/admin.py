@@ -19,7 +19,9 @@ from remediation.selectors import activity_get, activity_list
 
 from . import graph
 from .models import IntuneConnection, IntuneTask
-from .services import intune_connection_set, intune_test_connection, last_sync
+from .payload import max_devices_per_task
+from .services import intune_connection, intune_connection_set, intune_enabled, intune_test_connection, last_sync
+from .tasks import intune_sync_activity_task
 
 
 class ConnectionForm(forms.Form):
@@ -63,7 +65,7 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
 
     def advanced_features_view(self, request):
         self._page_allowed(request)
-        connection = IntuneConnection.load()
+        connection = intune_connection()
         can_change = request.user.is_superuser
         if request.method == "POST":
             form = ConnectionForm(request.POST)
@@ -95,7 +97,7 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
                 "authority_url": settings.INTUNE_AUTHORITY_URL,
                 "graph_url": settings.INTUNE_GRAPH_URL,
                 "ca_bundle": graph.ca_bundle() if graph.ca_bundle() is not True else "",
-                "max_devices": settings.INTUNE_MAX_DEVICES_PER_TASK,
+                "max_devices": max_devices_per_task(),
             },
             "last_sync": last_sync(),
             "failing_tasks": IntuneTask.objects.exclude(last_error="").count(),
@@ -186,11 +188,9 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not activity.create_intune_task:
             self.message_user(request, "This activity did not ask for an Intune security task.", messages.ERROR)
             return HttpResponseRedirect(page)
-        if not IntuneConnection.load().enabled:
+        if not intune_enabled():
             self.message_user(request, "The Microsoft Intune connection is off; nothing was sent.", messages.ERROR)
             return HttpResponseRedirect(page)
-        from .tasks import intune_sync_activity_task
-
         outcome = intune_sync_activity_task.delay(str(activity.pk))
         if settings.CELERY_TASK_ALWAYS_EAGER:
             done = outcome.get()

@@ -23,8 +23,8 @@ class IntuneConnection(models.Model):
 
     @classmethod
     def load(cls) -> IntuneConnection:
-        obj, _ = cls.objects.get_or_create(pk=1)
-        return obj
+        """The row, or an unsaved default (off) until a superuser sets the toggle. Never writes."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class IntuneTask(models.Model):

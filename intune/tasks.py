@@ -4,6 +4,9 @@ import logging
 
 from celery import shared_task
 
+from .graph import GraphError
+from .services import intune_push, intune_sync, intune_sync_activity
+
 logger = logging.getLogger(__name__)
 
 
@@ -13,9 +16,6 @@ def intune_push_activity(activity_id: str) -> None:
 
     A failure is recorded on the activity's IntuneTask and retried by the next `intune.sync`.
     """
-    from .graph import GraphError
-    from .services import intune_push
-
     try:
         intune_push(activity_id=activity_id)
     except GraphError as exc:
@@ -25,8 +25,6 @@ def intune_push_activity(activity_id: str) -> None:
 @shared_task(name="intune.sync", time_limit=25 * 60, soft_time_limit=24 * 60, ignore_result=True)
 def intune_sync_task() -> str:
     """One sync run (beat entry `intune_sync`, every 15 minutes). Overlapping runs do nothing."""
-    from .services import intune_sync
-
     result = intune_sync()
     (logger.info if result.ok else logger.warning)(result.summary())
     return result.summary()
@@ -35,8 +33,6 @@ def intune_sync_task() -> str:
 @shared_task(name="intune.sync_activity", time_limit=600, soft_time_limit=570, ignore_result=True)
 def intune_sync_activity_task(activity_id: str) -> dict:
     """Retry now: push, send back and read the task of one activity."""
-    from .services import intune_sync_activity
-
     result = intune_sync_activity(activity_id=activity_id)
     (logger.info if result.ok else logger.warning)(result.summary())
     return {"ok": result.ok, "summary": result.summary()}

@@ -1,14 +1,36 @@
-"""The exceptions list's filters (API query parameters), applied by selectors.exception_list."""
+"""FilterSets of the recommendations app: the API's recommendation and exception lists."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import django_filters
-from django.db.models import Exists, OuterRef
-from django.utils import timezone
+from django.db.models import Exists, OuterRef, Q
 
-from .models import ExceptionDeviceGroup, RecommendationException
+from portal.filters import StrictBooleanFilter
+
+from .models import ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
+from .rules import expiring_within_q
+
+
+class RecommendationFilter(django_filters.FilterSet):
+    """Needs the `exposed_in_scope` annotation (selectors.annotate_exposed_in_scope) for `exposed`."""
+
+    category = django_filters.ChoiceFilter(choices=SecurityRecommendation.Category.choices)
+    remediation_type = django_filters.ChoiceFilter(choices=SecurityRecommendation.RemediationType.choices)
+    public_exploit = StrictBooleanFilter(label="Has a public exploit (true/false)")
+    exposed = StrictBooleanFilter(
+        method="filter_exposed", label="Only recommendations with (true) or without (false) exposed devices"
+    )
+    search = django_filters.CharFilter(method="filter_search", label="Search name, product and vendor")
+
+    class Meta:
+        model = SecurityRecommendation
+        fields = []
+
+    def filter_exposed(self, queryset, name, value):
+        return queryset.filter(exposed_in_scope__gt=0) if value else queryset.filter(exposed_in_scope=0)
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(product_name__icontains=value) | Q(vendor__icontains=value))
 
 
 class ExceptionFilter(django_filters.FilterSet):
@@ -36,9 +58,4 @@ class ExceptionFilter(django_filters.FilterSet):
         )
 
     def filter_expiring_within(self, queryset, name, value):
-        today = timezone.localdate()
-        return queryset.filter(
-            status=RecommendationException.Status.ACTIVE,
-            expires_on__gte=today,
-            expires_on__lte=today + dt.timedelta(days=int(value)),
-        )
+        return queryset.filter(expiring_within_q(value))

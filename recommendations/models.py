@@ -5,6 +5,8 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
 
+from portal.models import Event
+
 UNASSIGNED_GROUP_NAME = "UnassignedGroup"
 
 
@@ -212,7 +214,7 @@ class ExceptionDeviceGroup(models.Model):
         return f"{self.exception_id}: {self.device_group}"
 
 
-class ExceptionEvent(models.Model):
+class ExceptionEvent(Event):
     class Kind(models.TextChoices):
         CREATED = "created", "Created"
         CANCELED = "canceled", "Canceled"
@@ -221,18 +223,9 @@ class ExceptionEvent(models.Model):
 
     exception = models.ForeignKey(RecommendationException, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_label = models.CharField(max_length=254)
-    notes = models.TextField(blank=True)
-    at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor_label}"
+    class Meta(Event.Meta):
+        pass
 
 
 class ImportJob(models.Model):

@@ -2,6 +2,12 @@
 
 from celery import shared_task
 
+from portal.locks import job_lock
+
+from .services import exceptions_expire, import_job_run
+
+EXPIRE_LOCK_SECONDS = 600
+
 
 @shared_task(name="recommendations.expire_exceptions", time_limit=600, ignore_result=True)
 def expire_exceptions() -> int | None:
@@ -9,11 +15,7 @@ def expire_exceptions() -> int | None:
 
     Returns how many were expired, or None when another run holds the lock.
     """
-    from portal.locks import job_lock
-
-    from .services import exceptions_expire
-
-    with job_lock("expire_exceptions", timeout=600) as acquired:
+    with job_lock("expire_exceptions", timeout=EXPIRE_LOCK_SECONDS) as acquired:
         if not acquired:
             return None
         return exceptions_expire()
@@ -22,6 +24,4 @@ def expire_exceptions() -> int | None:
 @shared_task(name="recommendations.run_import_job", bind=True, acks_late=True, ignore_result=True)
 def run_import_job(self, job_id: int) -> None:
     """Run an admin import in the background (all or nothing; the ImportJob shows progress and result)."""
-    from .services import import_job_run
-
     import_job_run(job_id=job_id)

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class RemediationConfig(AppConfig):
     name = "remediation"
     verbose_name = "Remediation"
+
+    def ready(self) -> None:
+        from recommendations.signals import exposures_changed
+
+        from . import tasks  # noqa: F401 - registers the Celery tasks, so services can queue them by name
+        from .receivers import queue_progress_refresh
+
+        exposures_changed.connect(queue_progress_refresh, dispatch_uid="remediation.progress")

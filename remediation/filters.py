@@ -3,54 +3,16 @@
 import datetime as dt
 
 import django_filters
-from django import forms
 from django.db.models import DateField, Q, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
-from django_filters.fields import IsoDateTimeField
 
+from portal.filters import StrictBooleanFilter, UTCDateTimeFilter
 from recommendations.models import DeviceGroup
 
 from .models import Priority, RemediationActivity, RemediationOption
+from .rules import overdue_q
 
 NO_DUE_DATE = dt.date(9999, 12, 31)
-
-
-class StrictBooleanField(forms.NullBooleanField):
-    """true/false (or 1/0); anything else is an error instead of being silently ignored."""
-
-    widget = forms.TextInput
-
-    def to_python(self, value):
-        if value in (None, ""):
-            return None
-        text = str(value).strip().lower()
-        if text in ("true", "1"):
-            return True
-        if text in ("false", "0"):
-            return False
-        raise forms.ValidationError("Use true or false.", code="invalid")
-
-
-class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
-
-
-class UTCDateTimeField(IsoDateTimeField):
-    """ISO 8601, converted to UTC: PostgreSQL refuses offsets beyond +-15:59 that Python accepts."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
-            return None
-        try:
-            return value.astimezone(dt.UTC)
-        except (OverflowError, ValueError) as exc:
-            raise forms.ValidationError("Enter a date and time within years 1-9999.", code="invalid") from exc
-
-
-class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UTCDateTimeField
 
 
 class ActivityOrdering(django_filters.OrderingFilter):
@@ -106,9 +68,7 @@ class ActivityFilter(django_filters.FilterSet):
         )
 
     def filter_overdue(self, queryset, name, value):
-        today = timezone.localdate()
-        overdue = Q(status=RemediationActivity.Status.ACTIVE, due_on__lt=today)
-        return queryset.filter(overdue) if value else queryset.exclude(overdue)
+        return queryset.filter(overdue_q()) if value else queryset.exclude(overdue_q())
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(Q(title__icontains=value) | Q(description__icontains=value))

@@ -9,7 +9,7 @@ from recommendations.models import DeviceGroup, SecurityRecommendation
 from recommendations.selectors import device_group_list, exposed_counts_by_group
 
 from .models import Priority, RemediationOption
-from .services import default_due_date, options_for_recommendation
+from .rules import default_due_date, options_for_recommendation
 
 
 class DeviceGroupChoiceField(forms.ModelMultipleChoiceField):

@@ -5,26 +5,19 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
+from portal import users
+from portal.models import Event
 from recommendations.models import Device, DeviceGroup, SecurityRecommendation
 
-SYSTEM_LABEL = "System"
+from . import rules
+from .choices import ActivityStatus, Priority, RemediationOption
+
+SYSTEM_LABEL = users.SYSTEM_LABEL
 SYSTEM_CONFIRMATION = "System confirmation"
 NOT_AVAILABLE = "Not available"
-
-
-class RemediationOption(models.TextChoices):
-    SOFTWARE_UPDATE = "software_update", "Software update"
-    SOFTWARE_UNINSTALL = "software_uninstall", "Software uninstall"
-    CONFIGURATION_CHANGE = "configuration_change", "Configuration change"
-    ATTENTION_REQUIRED = "attention_required", "Attention required"
-
-
-class Priority(models.TextChoices):
-    HIGH = "high", "High"
-    MEDIUM = "medium", "Medium"
-    LOW = "low", "Low"
 
 
 class RemediationActivity(models.Model):
@@ -32,9 +25,7 @@ class RemediationActivity(models.Model):
         SOFTWARE = "software", "Software"
         SECURITY_CONFIGURATION = "security_configuration", "Security configuration"
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        COMPLETED = "completed", "Completed"
+    Status = ActivityStatus
 
     class TicketStatus(models.TextChoices):
         NONE = "", "—"
@@ -109,6 +100,10 @@ class RemediationActivity(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def get_absolute_url(self) -> str:
+        """The activity's page (in the admin)."""
+        return reverse("admin:remediation_remediationactivity_change", args=[self.pk])
+
     @property
     def is_attention_required(self) -> bool:
         return self.remediation_option == RemediationOption.ATTENTION_REQUIRED
@@ -120,15 +115,15 @@ class RemediationActivity(models.Model):
     @property
     def progress(self) -> int | None:
         """0-100, or None for attention required (which shows no progress)."""
-        if self.is_attention_required:
-            return None
-        if not self.target_devices:
-            return 0
-        return int(self.fixed_devices * 100 / self.target_devices)
+        return rules.progress_percent(
+            remediation_option=self.remediation_option,
+            fixed_devices=self.fixed_devices,
+            target_devices=self.target_devices,
+        )
 
     @property
     def is_overdue(self) -> bool:
-        return bool(self.due_on and not self.is_completed and self.due_on < timezone.localdate())
+        return rules.is_overdue(status=self.status, due_on=self.due_on)
 
     @property
     def completed_by_label(self) -> str:
@@ -164,7 +159,7 @@ class ActivityDevice(models.Model):
         return f"{self.device_id} in {self.activity_id}"
 
 
-class ActivityEvent(models.Model):
+class ActivityEvent(Event):
     class Kind(models.TextChoices):
         CREATED = "created", "Created"
         APPROVED = "approved", "Approved"
@@ -176,19 +171,9 @@ class ActivityEvent(models.Model):
 
     activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_label = models.CharField(max_length=254)
-    notes = models.TextField(blank=True)
-    at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["at", "id"]
+    class Meta(Event.Meta):
         indexes = [models.Index(fields=["activity", "at"])]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor_label}"
 
 
 class ActivityNotification(models.Model):

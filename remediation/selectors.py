@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Prefetch, QuerySet, Value, When
-from django.db.models.functions import Cast
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from recommendations.models import DeviceGroup
 from recommendations.selectors import User, device_group_ids_for_user, user_sees_all_device_groups
 
+from .filters import ActivityFilter
+from .hooks import integration
 from .models import ActivityDevice, ActivityEvent, RemediationActivity
-
-PRIORITY_RANK = Case(
-    When(priority="high", then=Value(0)),
-    When(priority="medium", then=Value(1)),
-    default=Value(2),
-    output_field=IntegerField(),
-)
+from .rules import priority_rank_expression, progress_expression
 
 
 def _scope(qs: QuerySet[RemediationActivity], user: User) -> QuerySet[RemediationActivity]:
@@ -35,22 +32,12 @@ def _scope(qs: QuerySet[RemediationActivity], user: User) -> QuerySet[Remediatio
 def activity_list(*, user: User, filters: dict | None = None) -> QuerySet[RemediationActivity]:
     """Activities the user may see, with what lists show, filtered like the API list."""
     qs = (
-        RemediationActivity.objects.select_related("recommendation", "intune_task")
+        RemediationActivity.objects.select_related("recommendation")
         .prefetch_related(Prefetch("device_groups", queryset=DeviceGroup.objects.only("id", "name")))
-        .annotate(
-            priority_rank=PRIORITY_RANK,
-            progress_value=Case(
-                When(remediation_option="attention_required", then=Value(-1)),
-                When(target_devices=0, then=Value(0)),
-                default=Cast(F("fixed_devices") * 100 / F("target_devices"), IntegerField()),
-                output_field=IntegerField(),
-            ),
-        )
+        .annotate(priority_rank=priority_rank_expression(), progress_value=progress_expression())
     )
-    qs = _scope(qs, user)
+    qs = _scope(integration().prepare_activities(qs), user)
     if filters:
-        from .filters import ActivityFilter
-
         qs = ActivityFilter(filters, queryset=qs).qs
     return qs
 
@@ -59,14 +46,8 @@ def activity_get(*, user: User, pk) -> RemediationActivity | None:
     """One activity if the user may see it, else None (callers answer 404)."""
     try:
         return activity_list(user=user).get(pk=pk)
-    except (RemediationActivity.DoesNotExist, ValueError, TypeError):
+    except (RemediationActivity.DoesNotExist, ValueError, TypeError, DjangoValidationError):  # not a UUID
         return None
-    except Exception as exc:  # an id that is not a UUID
-        from django.core.exceptions import ValidationError
-
-        if isinstance(exc, ValidationError):
-            return None
-        raise
 
 
 def activity_device_list(
@@ -100,3 +81,15 @@ def top_activity_list(*, user: User, limit: int = 5) -> QuerySet[RemediationActi
             "-created_at",
         )[:limit]
     )
+
+
+def annotate_open_activities(qs: QuerySet) -> QuerySet:
+    """Adds `open_activities` to a recommendation queryset: its active remediation activities."""
+    open_activities = (
+        RemediationActivity.objects.filter(recommendation=OuterRef("pk"), status=RemediationActivity.Status.ACTIVE)
+        .order_by()
+        .values("recommendation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return qs.annotate(open_activities=Coalesce(Subquery(open_activities), 0))

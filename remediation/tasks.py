@@ -17,7 +17,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
-from .services import JOB_TIME_LIMIT
+from .services import activities_refresh_progress
+from .services import notify_due_activities as notify_due
+from .services import purge_completed_activities as purge
+from .services.notifications import notify_new_activity as notify_new
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +31,9 @@ MAX_RETRIES = 5
 RETRY_BACKOFF_SECONDS = 30
 RETRY_BACKOFF_MAX_SECONDS = 600
 LOCK_BUSY_RETRY_SECONDS = 60
-JOB = {
-    "bind": True,
-    "acks_late": True,
-    "ignore_result": True,
-    "max_retries": MAX_RETRIES,
-    "time_limit": JOB_TIME_LIMIT,
-    "soft_time_limit": max(JOB_TIME_LIMIT - 60, JOB_TIME_LIMIT * 9 // 10),
-}
+# The time limits are CELERY_TASK_TIME_LIMIT / CELERY_TASK_SOFT_TIME_LIMIT (settings), read by
+# the worker, which also bound the jobs' locks (portal.locks.job_lock_timeout).
+JOB = {"bind": True, "acks_late": True, "ignore_result": True, "max_retries": MAX_RETRIES}
 
 
 def _retry_later(task, exc: Exception) -> None:
@@ -58,10 +56,8 @@ def _retry_later(task, exc: Exception) -> None:
 @shared_task(name="remediation.notify_new_activity", **{**JOB, "time_limit": 300, "soft_time_limit": 240})
 def notify_new_activity(self, activity_id: str) -> None:
     """Email the IT staff of the activity's device groups about a new request (at most once)."""
-    from .notifications import notify_new_activity as notify
-
     try:
-        notify(activity_id=activity_id)
+        notify_new(activity_id=activity_id)
     except TRANSIENT_ERRORS as exc:
         _retry_later(self, exc)
 
@@ -69,8 +65,6 @@ def notify_new_activity(self, activity_id: str) -> None:
 @shared_task(name="remediation.refresh_activity_progress", **JOB)
 def refresh_activity_progress(self, recommendation_ids: list[int] | None = None) -> None:
     """Mark activity devices remediated and auto-complete activities (all recommendations when None)."""
-    from .services import activities_refresh_progress
-
     try:
         result = activities_refresh_progress(recommendation_ids=recommendation_ids)
     except TRANSIENT_DB_ERRORS as exc:
@@ -90,8 +84,6 @@ def refresh_activity_progress(self, recommendation_ids: list[int] | None = None)
 @shared_task(name="remediation.purge_completed_activities", **JOB)
 def purge_completed_activities(self) -> None:
     """Delete activities completed more than COMPLETED_ACTIVITY_RETENTION_DAYS ago, in batches."""
-    from .services import purge_completed_activities as purge
-
     try:
         purge()
     except TRANSIENT_DB_ERRORS as exc:
@@ -104,8 +96,6 @@ def purge_completed_activities(self) -> None:
 @shared_task(name="remediation.notify_due_activities", **JOB)
 def notify_due_activities(self) -> None:
     """Email IT staff about activities due soon or overdue, once per activity and kind."""
-    from .services import notify_due_activities as notify_due
-
     try:
         notify_due()
     except TRANSIENT_ERRORS as exc:

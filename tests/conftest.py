@@ -38,3 +38,23 @@ def it_user(db, it_group):
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", email="root@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def scoped_security_user(db, it_group):
+    """A requester (security role) without 'view all device groups': scoped to Servers and Workstations."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(username="scoped-sec", email="scoped-sec@example.com")
+    user.groups.add(it_group)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=[
+                "add_remediationactivity",
+                "view_remediationactivity",
+                "view_securityrecommendation",
+                "view_devicegroup",
+            ]
+        )
+    )
+    return user

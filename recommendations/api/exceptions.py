@@ -14,8 +14,10 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from portal import permissions as perm
 from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError
 from portal.api import has_perm as role_permission
+from portal.users import actor_label
 from recommendations.filters import ExceptionFilter
 from recommendations.models import (
     ExceptionDeviceGroup,
@@ -27,7 +29,7 @@ from recommendations.selectors import device_group_list, exception_list
 from recommendations.services import exception_cancel, exception_create
 
 HandlesExceptions = role_permission(
-    "recommendations.handle_exceptions",
+    perm.HANDLE_EXCEPTIONS,
     message="Only security staff can create or cancel exceptions.",
 )
 ERROR_409 = OpenApiResponse(DetailError, description="The exception (or that group) is already canceled or expired.")
@@ -35,9 +37,7 @@ ERROR_409 = OpenApiResponse(DetailError, description="The exception (or that gro
 
 # --- output -------------------------------------------------------------------------------
 def _email(user) -> str | None:
-    if user is None:
-        return None
-    return user.email or user.get_username()
+    return None if user is None else actor_label(user)
 
 
 class ExceptionRecommendationOutput(serializers.Serializer):

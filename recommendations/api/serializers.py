@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from recommendations.models import DeviceGroup, Exposure, SecurityRecommendation
+from recommendations.services import RECOMMENDATION_UPDATE_FIELDS
 
 
 class RecommendationOutput(serializers.ModelSerializer):
@@ -19,26 +20,8 @@ class RecommendationOutput(serializers.ModelSerializer):
 
     class Meta:
         model = SecurityRecommendation
-        fields = [
-            "id",
-            "name",
-            "product_name",
-            "vendor",
-            "related_component",
-            "category",
-            "remediation_type",
-            "severity_score",
-            "exposure_impact",
-            "config_score_impact",
-            "public_exploit",
-            "active_alert",
-            "weaknesses",
-            "recommended_version",
-            "recommended_program",
-            "recommended_vendor",
-            "exposed_devices",
-            "exception_state",
-        ]
+        # What Defender gives (the inventory's upsert fields), then the counts in the caller's scope.
+        fields = ["id", *RECOMMENDATION_UPDATE_FIELDS, "exposed_devices", "exception_state"]
         read_only_fields = fields
 
 

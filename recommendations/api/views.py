@@ -6,8 +6,6 @@ the caller's device groups (recommendations.selectors applies the scope).
 
 from __future__ import annotations
 
-import django_filters
-from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -16,7 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 
+from portal import permissions as perm
 from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, has_perm
+from recommendations.filters import RecommendationFilter
 from recommendations.models import SecurityRecommendation
 from recommendations.selectors import (
     annotate_exposed_in_scope,
@@ -24,36 +24,15 @@ from recommendations.selectors import (
     exposed_devices_for_recommendation,
     recommendation_list,
 )
-from remediation.filters import StrictBooleanFilter
 
 from .serializers import DeviceGroupOutput, ExposedDeviceOutput, RecommendationOutput
 
-CanViewRecommendations = has_perm("recommendations.view_securityrecommendation")
-CanViewDeviceGroups = has_perm("recommendations.view_devicegroup")
+CanViewRecommendations = has_perm(perm.VIEW_RECOMMENDATION)
+CanViewDeviceGroups = has_perm(perm.VIEW_DEVICE_GROUP)
 
 ID_PARAMETER = OpenApiParameter(
     "id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The recommendation's external id."
 )
-
-
-class RecommendationFilter(django_filters.FilterSet):
-    category = django_filters.ChoiceFilter(choices=SecurityRecommendation.Category.choices)
-    remediation_type = django_filters.ChoiceFilter(choices=SecurityRecommendation.RemediationType.choices)
-    public_exploit = StrictBooleanFilter(label="Has a public exploit (true/false)")
-    exposed = StrictBooleanFilter(
-        method="filter_exposed", label="Only recommendations with (true) or without (false) exposed devices"
-    )
-    search = django_filters.CharFilter(method="filter_search", label="Search name, product and vendor")
-
-    class Meta:
-        model = SecurityRecommendation
-        fields = []
-
-    def filter_exposed(self, queryset, name, value):
-        return queryset.filter(exposed_in_scope__gt=0) if value else queryset.filter(exposed_in_scope=0)
-
-    def filter_search(self, queryset, name, value):
-        return queryset.filter(Q(name__icontains=value) | Q(product_name__icontains=value) | Q(vendor__icontains=value))
 
 
 def _with_scoped_exposure_count(queryset, user):

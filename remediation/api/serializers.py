@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recommendations.models import DeviceGroup, SecurityRecommendation
+from remediation.hooks import integration
 from remediation.models import ActivityDevice, ActivityEvent, Priority, RemediationActivity, RemediationOption
 
 # --- input ---------------------------------------------------------------------------------
@@ -119,8 +120,8 @@ class ActivityOutput(serializers.ModelSerializer):
 
     @extend_schema_field(IntuneTaskOutput(allow_null=True))
     def get_intune(self, activity: RemediationActivity):
-        task = getattr(activity, "intune_task", None)  # reverse one-to-one: None when absent
-        return IntuneTaskOutput(task).data if task is not None else None
+        status = integration().activity_status(activity)  # the registered integration's task, if any
+        return IntuneTaskOutput(status).data if status is not None else None
 
 
 class ActivityDeviceOutput(serializers.ModelSerializer):

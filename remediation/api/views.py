@@ -16,6 +16,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from portal import permissions as perm
 from portal.api import (
     COMMON_ERRORS,
     ERROR_400,
@@ -41,13 +42,11 @@ from .serializers import (
     DecisionInput,
 )
 
-CanView = has_perm("remediation.view_remediationactivity")
-CanCreate = has_perm(
-    "remediation.add_remediationactivity", message="Only security staff can create remediation activities."
-)
-CanDecide = has_perm("remediation.decide_activity", message="Only IT staff can approve or reject remediation requests.")
-CanComplete = has_perm("remediation.complete_activity", message="You may not mark remediation activities complete.")
-CanExport = has_perm("remediation.export_activity", message="You may not export remediation activities.")
+CanView = has_perm(perm.VIEW_ACTIVITY)
+CanCreate = has_perm(perm.ADD_ACTIVITY, message="Only security staff can create remediation activities.")
+CanDecide = has_perm(perm.DECIDE_ACTIVITY, message="Only IT staff can approve or reject remediation requests.")
+CanComplete = has_perm(perm.COMPLETE_ACTIVITY, message="You may not mark remediation activities complete.")
+CanExport = has_perm(perm.EXPORT_ACTIVITY, message="You may not export remediation activities.")
 
 ACTION_PERMISSIONS = {
     "create": CanCreate,

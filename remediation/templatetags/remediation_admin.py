@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.urls import NoReverseMatch, reverse
 
+from portal import permissions as perm
 from recommendations.selectors import active_exception_count
 from remediation.selectors import top_activity_list
 
@@ -25,7 +26,7 @@ def top_remediation_activities(context):
     """Active activities the user may see, by severity then due date, with progress."""
     request = context["request"]
     user = request.user
-    if not user.has_perm("remediation.view_remediationactivity"):
+    if not user.has_perm(perm.VIEW_ACTIVITY):
         return {"visible": False}
     exceptions = active_exception_count()
     return {

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommendations.importers import ImportRejected
+from recommendations.imports.records import ImportRejected
 from recommendations.services import import_summary_line, import_tvm_files
 
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from portal import permissions as perm
 from portal.errors import ApplicationError
 from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
 from recommendations.services import recommendations_refresh_exposed_devices
@@ -103,8 +104,8 @@ CONFIGURATION = [
 DEMO_USERS = [
     # username, password, email, role, superuser
     ("admin", "admin-demo-2026", "admin@demo.example", None, True),
-    ("security", "security-demo-2026", "security@demo.example", "Security staff", False),
-    ("it", "it-demo-2026", "it@demo.example", "IT staff", False),
+    ("security", "security-demo-2026", "security@demo.example", perm.SECURITY_STAFF, False),
+    ("it", "it-demo-2026", "it@demo.example", perm.IT_STAFF, False),
 ]
 
 

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from recommendations.models import Device, DeviceGroup, Exposure, SecurityRecommendation
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def run(*args):

@@ -20,7 +20,7 @@ from remediation.models import RemediationActivity
 from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory
 from tests.remediation.factories import make_activity
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def db_state():

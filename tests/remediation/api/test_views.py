@@ -404,3 +404,24 @@ def test_nul_characters_in_filters_answer_400(security_user):
     for query in ("search=a%00", "device_group=a%00"):
         assert client.get(f"{API}?{query}").status_code == 400
         assert client.get(f"{API}export.csv?{query}").status_code == 400
+
+
+def test_a_scoped_requester_cannot_target_a_group_outside_their_scope(scoped_security_user, servers_rec):
+    laptops = DeviceGroupFactory(name="Laptops")
+    expose(servers_rec, laptops, 2)
+    body = {
+        "recommendation": servers_rec.external_id,
+        "remediation_option": "software_update",
+        "priority": "high",
+        "due_on": NEXT_WEEK.isoformat(),
+        "device_groups": ["Servers", "Laptops"],
+    }
+
+    response = client_for(scoped_security_user).post(API, body, format="json")
+
+    assert response.status_code == 400
+    assert "Laptops" in " ".join(response.json()["device_groups"])
+    assert RemediationActivity.objects.count() == 0
+    # Its own group alone is fine.
+    body["device_groups"] = ["Servers"]
+    assert client_for(scoped_security_user).post(API, body, format="json").status_code == 201

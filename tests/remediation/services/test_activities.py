@@ -182,3 +182,41 @@ def test_attention_required_cannot_ask_for_an_intune_task(security_user, superus
         make_activity(user=security_user, remediation_option="attention_required", create_intune_task=True)
     assert "no fix to deploy" in exc.value.errors["create_intune_task"][0]
     assert RemediationActivity.objects.count() == 0
+
+
+def test_a_due_date_of_today_is_accepted(security_user):
+    rec = RecommendationFactory()
+    group = DeviceGroupFactory(name="Servers")
+    expose(rec, group, 2)
+
+    activity = activity_create(
+        user=security_user,
+        recommendation=rec,
+        remediation_option="software_update",
+        priority="medium",
+        due_on=timezone.localdate(),
+        device_groups=[group],
+    )
+
+    assert activity.due_on == timezone.localdate()
+    assert activity.is_overdue is False
+
+
+def test_a_scoped_requester_cannot_target_a_group_outside_their_scope(scoped_security_user):
+    rec = RecommendationFactory()
+    servers, laptops = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Laptops")
+    expose(rec, servers, 2)
+    expose(rec, laptops, 3)
+
+    with pytest.raises(ValidationError) as exc:
+        activity_create(
+            user=scoped_security_user,
+            recommendation=rec,
+            remediation_option="software_update",
+            priority="high",
+            due_on=TOMORROW,
+            device_groups=[servers, laptops],
+        )
+
+    assert exc.value.errors["device_groups"] == ["You may not target these device groups: Laptops."]
+    assert RemediationActivity.objects.count() == 0

@@ -19,6 +19,7 @@ shows ("claimed" without "sent").
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django.conf import settings
@@ -27,9 +28,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.urls import reverse
+from django.utils import timezone
 
-from .models import ActivityNotification, RemediationActivity
+from portal import permissions as perm
+from portal.links import absolute_url
+from portal.locks import job_lock, job_lock_timeout
+
+from ..models import ActivityNotification, RemediationActivity, RemediationOption
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +52,18 @@ INTROS = {
 
 
 def activity_url(activity: RemediationActivity) -> str:
-    path = reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
-    return f"{settings.PORTAL_BASE_URL}{path}"
+    return absolute_url(activity.get_absolute_url())
 
 
 def it_staff_emails(activity: RemediationActivity) -> list[str]:
     """Active IT staff who may see one of the activity's device groups."""
     User = get_user_model()
     group_ids = list(activity.device_groups.values_list("pk", flat=True))
-    view_all = Q(groups__permissions__codename="view_all_device_groups") | Q(
-        user_permissions__codename="view_all_device_groups"
-    )
+    view_all_codename = perm.codename(perm.VIEW_ALL_DEVICE_GROUPS)
+    view_all = Q(groups__permissions__codename=view_all_codename) | Q(user_permissions__codename=view_all_codename)
     scoped = Q(groups__device_groups__in=group_ids)
     users = (
-        User.objects.filter(is_active=True, groups__name="IT staff")
+        User.objects.filter(is_active=True, groups__name=perm.IT_STAFF)
         .filter(
             Q(pk__in=User.objects.filter(view_all).values("pk")) | Q(pk__in=User.objects.filter(scoped).values("pk"))
         )
@@ -138,3 +141,36 @@ def notify_new_activity(*, activity_id: str) -> bool:
         logger.info("Activity %s is already completed; no new-request notification.", activity_id)
         return False
     return notify(activity=activity, kind=ActivityNotification.Kind.NEW_REQUEST)
+
+
+def notify_due_activities(*, today: dt.date | None = None) -> dict:
+    """Email IT staff about activities due within DUE_SOON_DAYS days and about overdue ones.
+
+    Each kind goes out at most once per activity. Only active activities with a due date
+    (so never attention-required ones) and whose request was not rejected. An activity that
+    is already overdue when first seen gets the overdue email only.
+    """
+    today = today or timezone.localdate()
+    soon_until = today + dt.timedelta(days=settings.DUE_SOON_DAYS)
+    candidates = (
+        RemediationActivity.objects.filter(status=RemediationActivity.Status.ACTIVE, due_on__isnull=False)
+        .exclude(remediation_option=RemediationOption.ATTENTION_REQUIRED)
+        .exclude(ticket_status=RemediationActivity.TicketStatus.REJECTED)
+        .select_related("recommendation")
+        .prefetch_related("device_groups")
+        .order_by("due_on", "pk")
+    )
+    kinds = [
+        (ActivityNotification.Kind.OVERDUE, candidates.filter(due_on__lt=today)),
+        (ActivityNotification.Kind.DUE_SOON, candidates.filter(due_on__gte=today, due_on__lte=soon_until)),
+    ]
+    counts = {"skipped": False, ActivityNotification.Kind.OVERDUE: 0, ActivityNotification.Kind.DUE_SOON: 0}
+    with job_lock("notify_due_activities", timeout=job_lock_timeout()) as acquired:
+        if not acquired:
+            return {**counts, "skipped": True}
+        for kind, queryset in kinds:
+            for activity in queryset.exclude(notifications__kind=kind).iterator(chunk_size=200):
+                if notify(activity=activity, kind=kind):
+                    counts[kind] += 1
+    logger.info("Due-date notifications sent: %s", counts)
+    return counts

@@ -1,0 +1,79 @@
+"""The Intune connection: the toggle, whether it is on, the last sync, a test of the credentials.
+
+Reads never write: the connection row exists once a superuser has set the toggle; until then
+the connection is off.
+"""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from portal.errors import PermissionError_
+
+from ..graph import GraphClient, GraphError, GraphNotConfigured
+from ..models import IntuneConnection, IntuneTask
+
+LAST_SYNC_CACHE_KEY = "intune:last_sync"
+# A decision taken in the portal, as Graph's task status (see intune_task_record_decision).
+DECISION_TO_GRAPH = {"approved": "active", "rejected": "rejected", "completed": "completed"}
+
+
+@transaction.atomic
+def intune_connection_set(*, user, enabled: bool) -> IntuneConnection:
+    """Turn the Intune connection on or off. Only superusers may."""
+    if not user.is_superuser:
+        raise PermissionError_("Only superusers may change the Microsoft Intune connection.")
+    connection = IntuneConnection.objects.select_for_update().get_or_create(pk=1)[0]
+    if connection.enabled != enabled:
+        connection.enabled = enabled
+        connection.changed_by = user
+        connection.changed_at = timezone.now()
+        connection.save()
+    return connection
+
+
+def intune_connection() -> IntuneConnection:
+    """The connection row, or an unsaved default (off) while nobody has set the toggle."""
+    return IntuneConnection.objects.filter(pk=1).select_related("changed_by").first() or IntuneConnection(pk=1)
+
+
+def intune_enabled() -> bool:
+    """Read fresh from the database each time, so turning the toggle off stops a running sync."""
+    return IntuneConnection.objects.filter(pk=1, enabled=True).exists()
+
+
+def intune_task_record_decision(*, activity, decision: str, note: str = "") -> None:
+    """Remember a portal decision so the next sync sends it back with updateStatus.
+
+    Runs inside the caller's transaction. Graph status values: approved -> active,
+    rejected -> rejected, completed -> completed.
+    """
+    graph_status = DECISION_TO_GRAPH[decision]
+    IntuneTask.objects.filter(activity=activity).update(pending_status=graph_status, pending_note=note)
+
+
+def remember_sync(result) -> None:
+    """The last run, for the Advanced features page."""
+    if result.skipped:
+        return
+    cache.set(LAST_SYNC_CACHE_KEY, {"at": timezone.now(), "ok": result.ok, "summary": result.summary()}, 7 * 24 * 3600)
+
+
+def last_sync() -> dict | None:
+    return cache.get(LAST_SYNC_CACHE_KEY)
+
+
+def intune_test_connection() -> tuple[bool, str]:
+    """Token fetch and one read-only GET, for the Advanced features page. Returns (ok, message)."""
+    try:
+        client = GraphClient.from_settings()
+    except GraphNotConfigured as exc:
+        return False, exc.message
+    try:
+        return True, client.test_connection()
+    except GraphError as exc:
+        return False, exc.message
+    finally:
+        client.close()

@@ -1,0 +1,156 @@
+"""File formats of the admin import (django-import-export formats over tablib datasets).
+
+CSV keeps malformed rows (wrong column count) to report them with their line; JSON takes a
+plain array or a Defender API response `{"value": [...]}`; XLSX is read with defusedxml and
+refused when it would inflate beyond IMPORT_XLSX_MAX_INFLATED_BYTES (zip bombs). Formats
+only read: `dataset_records` turns a dataset into the records the services import.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import tablib
+from django.conf import settings
+from import_export.formats import base_formats
+
+from .readers import dataset_records, json_payload_records
+from .records import Problems, Record
+
+
+def xlsx_max_inflated_bytes() -> int:
+    return settings.IMPORT_XLSX_MAX_INFLATED_BYTES
+
+
+class UnreadableFile(ValueError):
+    """The file cannot be read; the message says why (shown as is on the import form)."""
+
+
+# --- Formats -------------------------------------------------------------------------------
+
+
+class InventoryCSV(base_formats.CSV):
+    """CSV that keeps malformed rows (wrong column count) to report them with their line."""
+
+    def create_dataset(self, in_stream):
+        if isinstance(in_stream, bytes):
+            in_stream = in_stream.decode(self.encoding or "utf-8-sig")
+        reader = csv.reader(io.StringIO(in_stream.lstrip("\ufeff"), newline=""))
+        try:
+            headers = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise UnreadableFile("The file is empty.") from None
+        dataset = tablib.Dataset(headers=headers)
+        dataset.malformed = {}
+        dataset.lines = {}
+        position = 0
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            position += 1
+            dataset.lines[position] = reader.line_num
+            if len(row) != len(headers):
+                dataset.malformed[position] = f"malformed row: expected {len(headers)} columns, found {len(row)}"
+                row = (row + [""] * len(headers))[: len(headers)]
+            dataset.append(row)
+        return dataset
+
+
+class InventoryJSON(base_formats.JSON):
+    """A JSON array of objects, or a Defender API response `{"value": [...]}`."""
+
+    def create_dataset(self, in_stream):
+        if isinstance(in_stream, bytes):
+            in_stream = in_stream.decode("utf-8-sig")
+        try:
+            payload = json.loads(in_stream)
+        except json.JSONDecodeError as exc:
+            raise UnreadableFile(f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+        problems = Problems()
+        records = json_payload_records(payload, source="file", problems=problems)
+        if problems and not records and problems.items[0].position is None:
+            raise UnreadableFile(problems.items[0].message)
+        headers: list[str] = []
+        for record in records:
+            for key in record.data:
+                if key not in headers:
+                    headers.append(key)
+        dataset = tablib.Dataset(headers=headers)
+        dataset.malformed = {p.position: p.message for p in problems.items if p.position}
+        dataset.lines = {}
+        dataset.line_offset = 0  # JSON records have positions, not lines
+        by_position = {r.position: r.data for r in records}
+        total = len(payload["value"] if isinstance(payload, dict) else payload)
+        for position in range(1, total + 1):
+            data = by_position.get(position, {})
+            dataset.append([data.get(h) for h in headers])
+        return dataset
+
+
+class InventoryXLSX(base_formats.XLSX):
+    """XLSX read by openpyxl with defusedxml (no entity expansion) and a bound on the inflated size."""
+
+    def create_dataset(self, in_stream):
+        import openpyxl
+
+        if not getattr(openpyxl, "DEFUSEDXML", False):
+            raise UnreadableFile("XLSX import is disabled: defusedxml is not active for openpyxl.")
+        try:
+            with zipfile.ZipFile(io.BytesIO(in_stream)) as archive:
+                inflated = sum(info.file_size for info in archive.infolist())
+        except zipfile.BadZipFile:
+            raise UnreadableFile("Not an XLSX file (not a zip archive).") from None
+        if inflated > xlsx_max_inflated_bytes():
+            raise UnreadableFile(
+                f"The XLSX file inflates to {inflated // (1024 * 1024)} MB; the limit is "
+                f"{xlsx_max_inflated_bytes() // (1024 * 1024)} MB."
+            )
+        try:
+            dataset = super().create_dataset(in_stream)
+        except Exception as exc:  # defusedxml raises on DTDs/entities: a hostile or broken file
+            from defusedxml import DefusedXmlException
+
+            cause, seen = exc, 0
+            while cause is not None and seen < 10:  # openpyxl wraps the parser's error in a ValueError
+                if isinstance(cause, DefusedXmlException):
+                    raise UnreadableFile(
+                        f"The XLSX file contains forbidden XML ({type(cause).__name__}); it was not read."
+                    ) from None
+                cause, seen = cause.__cause__ or cause.__context__, seen + 1
+            raise
+        dataset.malformed = {}
+        dataset.lines = {}
+        return dataset
+
+
+INVENTORY_FORMATS = [InventoryCSV, InventoryXLSX, InventoryJSON]
+
+
+def read_dataset(content: bytes, *, name: str) -> tablib.Dataset:
+    """A dataset from a stored upload, the format chosen by the file's extension."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    fmt = {"csv": InventoryCSV, "xlsx": InventoryXLSX, "json": InventoryJSON}.get(suffix)
+    if fmt is None:
+        raise UnreadableFile(f"Unsupported file type {suffix or name!r}: use CSV, XLSX or JSON.")
+    try:
+        return fmt(encoding="utf-8-sig").create_dataset(content)
+    except UnicodeDecodeError:
+        raise UnreadableFile("The file is not UTF-8 text.") from None
+
+
+def dataset_to_records(dataset) -> tuple[list[Record], Problems]:
+    """The records of a dataset read by these formats, and the rows they found malformed."""
+    malformed = getattr(dataset, "malformed", {})
+    lines = getattr(dataset, "lines", {})
+    problems = Problems()
+    records = []
+    for record in dataset_records(dataset, line_offset=getattr(dataset, "line_offset", 1)):
+        line = lines.get(record.position, record.line)
+        if record.position in malformed:
+            problems.add("file", record.position, malformed[record.position], line)
+            continue
+        records.append(Record(record.position, line, record.data))
+    return records, problems

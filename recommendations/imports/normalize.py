@@ -1,0 +1,374 @@
+"""Turning one record into model field values (or a Problem naming the record and why).
+
+Defender's spellings first (`recommendationName`, `rbacGroupName`), with the aliases people
+use in CSV and spreadsheet files; every value is type-checked and length-checked against
+the model. The services check what needs the database (duplicates, unknown ids) and write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
+from .records import Problem, Problems, Record
+
+# --- Field helpers -----------------------------------------------------------------------
+
+_KEY_RE = re.compile(r"[^a-z0-9]")
+
+
+def normalize_key(key: str) -> str:
+    """`recommendationId`, `recommendation_id` and `Recommendation ID` all become `recommendationid`."""
+    return _KEY_RE.sub("", str(key).lower())
+
+
+class _Bad(Exception):
+    pass
+
+
+def type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", str: "text", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def lookup(data: dict[str, Any], names: tuple[str, ...]) -> tuple[bool, Any]:
+    normalized = getattr(data, "_normalized", None)
+    for name in names:
+        if name in normalized:
+            return True, normalized[name]
+    return False, None
+
+
+def _key_label(data: dict[str, Any], names: tuple[str, ...]) -> str:
+    """The record's own spelling of the field (for messages), else the Defender name."""
+    for name in names:
+        if name in data._keys:
+            return data._keys[name]
+    return names[0]
+
+
+class Row(dict):
+    """A record's data with normalised keys, for alias lookups."""
+
+    def __init__(self, data: dict[str, Any]):
+        super().__init__(data)
+        self._normalized = {}
+        self._keys = {}
+        for key, value in data.items():
+            self._normalized.setdefault(normalize_key(key), value)
+            self._keys.setdefault(normalize_key(key), str(key))
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def as_text(value: Any, *, max_length: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, dict | list):
+        raise _Bad(f"expected text, got {type_name(value)}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if len(text) > max_length:
+        raise _Bad(f"longer than {max_length} characters")
+    return text
+
+
+def as_float(value: Any) -> float | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Bad(f"expected a number, got {type_name(value)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise _Bad(f"expected a number, got {value!r}") from None
+    if math.isnan(number) or math.isinf(number):
+        raise _Bad(f"expected a number, got {value!r}")
+    return number
+
+
+def as_int(value: Any) -> int | None:
+    number = as_float(value)
+    if number is None:
+        return None
+    if not number.is_integer() or number < 0:
+        raise _Bad(f"expected a whole number of 0 or more, got {value!r}")
+    return int(number)
+
+
+_TRUE = {"true", "1", "yes", "y"}
+_FALSE = {"false", "0", "no", "n"}
+
+
+def as_bool(value: Any) -> bool | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Bad(f"expected true or false, got {value!r}")
+
+
+def as_datetime(value: Any) -> dt.datetime | None:
+    if _blank(value):
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime.combine(value, dt.time())
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            try:
+                day = parse_date(text)
+            except ValueError:
+                day = None
+            if day is None:
+                raise _Bad(f"expected a date and time (ISO 8601), got {value!r}")
+            parsed = dt.datetime.combine(day, dt.time())
+    else:
+        raise _Bad(f"expected a date and time, got {type_name(value)}")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def max_length(model, name: str) -> int:
+    return model._meta.get_field(name).max_length
+
+
+# --- Category / remediation type ---------------------------------------------------------
+
+Category = SecurityRecommendation.Category
+RemediationType = SecurityRecommendation.RemediationType
+
+CATEGORY_ALIASES = {
+    "accounts": Category.ACCOUNTS,
+    "account": Category.ACCOUNTS,
+    "application": Category.APPLICATION,
+    "applications": Category.APPLICATION,
+    "app": Category.APPLICATION,
+    "software": Category.APPLICATION,
+    "network": Category.NETWORK,
+    "networks": Category.NETWORK,
+    "os": Category.OS,
+    "operatingsystem": Category.OS,
+    "securitycontrols": Category.SECURITY_CONTROLS,
+    "securitycontrol": Category.SECURITY_CONTROLS,
+    "securitystack": Category.SECURITY_CONTROLS,
+}
+REMEDIATION_ALIASES = {
+    "configurationchange": RemediationType.CONFIGURATION_CHANGE,
+    "configuration": RemediationType.CONFIGURATION_CHANGE,
+    "config": RemediationType.CONFIGURATION_CHANGE,
+    "update": RemediationType.UPDATE,
+    "softwareupdate": RemediationType.UPDATE,
+    "patch": RemediationType.UPDATE,
+    "upgrade": RemediationType.UPGRADE,
+    "softwareupgrade": RemediationType.UPGRADE,
+    "uninstall": RemediationType.UNINSTALL,
+    "softwareuninstall": RemediationType.UNINSTALL,
+    "remove": RemediationType.UNINSTALL,
+}
+
+
+def _is_configuration_id(external_id: str) -> bool:
+    # Defender names configuration recommendations "scid-NNN" and software ones "va-_-vendor-_-product".
+    return external_id.lower().startswith("scid-")
+
+
+def map_remediation_type(value: Any, *, external_id: str) -> tuple[str, str | None]:
+    """(choice, warning): Defender's value mapped onto the model's choices."""
+    fallback = RemediationType.CONFIGURATION_CHANGE if _is_configuration_id(external_id) else RemediationType.UPDATE
+    if _blank(value):
+        return fallback, None
+    if not isinstance(value, str):
+        raise _Bad(f"expected text, got {type_name(value)}")
+    choice = REMEDIATION_ALIASES.get(normalize_key(value))
+    if choice is None:
+        return fallback, f"unknown remediationType {value!r}, stored as {fallback.value}"
+    return choice, None
+
+
+def map_category(value: Any, *, remediation_type: str) -> tuple[str, str | None]:
+    fallback = (
+        Category.SECURITY_CONTROLS if remediation_type == RemediationType.CONFIGURATION_CHANGE else Category.APPLICATION
+    )
+    if _blank(value):
+        return fallback, None
+    if not isinstance(value, str):
+        raise _Bad(f"expected text, got {type_name(value)}")
+    choice = CATEGORY_ALIASES.get(normalize_key(value))
+    if choice is None:
+        return fallback, f"unknown recommendationCategory {value!r}, stored as {fallback.value}"
+    return choice, None
+
+
+# --- Normalisers: a Record to model field values (or a Problem) ---------------------------
+
+# (model field, aliases (normalised), converter kind); the first alias is the Defender name.
+RECOMMENDATION_FIELDS = [
+    ("external_id", ("id", "externalid"), "text"),
+    ("name", ("recommendationname", "name"), "text"),
+    ("product_name", ("productname",), "text"),
+    ("vendor", ("vendor",), "text"),
+    ("related_component", ("relatedcomponent",), "text"),
+    ("severity_score", ("severityscore",), "float"),
+    ("exposure_impact", ("exposureimpact",), "float"),
+    ("config_score_impact", ("configscoreimpact",), "float"),
+    ("public_exploit", ("publicexploit",), "bool"),
+    ("active_alert", ("activealert",), "bool"),
+    ("weaknesses", ("weaknesses",), "int"),
+    ("recommended_version", ("recommendedversion",), "text"),
+    ("recommended_program", ("recommendedprogram",), "text"),
+    ("recommended_vendor", ("recommendedvendor",), "text"),
+]
+RECOMMENDATION_CATEGORY_KEYS = ("recommendationcategory", "category")
+RECOMMENDATION_TYPE_KEYS = ("remediationtype",)
+RECOMMENDATION_REQUIRED = {"external_id": "id", "name": "recommendationName"}
+
+DEVICE_FIELDS = [
+    ("machine_id", ("id", "machineid", "deviceid"), "text"),
+    ("computer_dns_name", ("computerdnsname", "devicename"), "text"),
+    ("os_platform", ("osplatform",), "text"),
+    ("aad_device_id", ("aaddeviceid",), "text"),
+    ("last_seen", ("lastseen",), "datetime"),
+]
+DEVICE_GROUP_KEYS = ("rbacgroupname", "devicegroup", "devicegroupname")
+DEVICE_REQUIRED = {"machine_id": "id"}
+
+EXPOSURE_RECOMMENDATION_KEYS = ("recommendationid", "recommendation", "externalid")
+EXPOSURE_DEVICE_KEYS = ("machineid", "device", "deviceid")
+
+_CONVERTERS = {"float": as_float, "int": as_int, "bool": as_bool, "datetime": as_datetime}
+
+
+def _convert(model, field_name: str, kind: str, value: Any) -> Any:
+    if kind == "text":
+        return as_text(value, max_length=max_length(model, field_name))
+    return _CONVERTERS[kind](value)
+
+
+def _fields(model, record: Record, spec, required: dict[str, str], source: str, problems: Problems):
+    row = Row(record.data)
+    values: dict[str, Any] = {}
+    bad = False
+    for field_name, keys, kind in spec:
+        found, raw = lookup(row, keys)
+        if field_name in required and _blank(raw):
+            problems.add(source, record.position, f"missing required field {required[field_name]!r}", record.line)
+            bad = True
+            continue
+        if not found:
+            continue
+        try:
+            value = _convert(model, field_name, kind, raw)
+        except _Bad as exc:
+            problems.add(source, record.position, f"wrong type for {_key_label(row, keys)!r}: {exc}", record.line)
+            bad = True
+            continue
+        if value is not None:
+            values[field_name] = value
+    return row, values, bad
+
+
+def normalize_recommendation(
+    record: Record, *, source: str, problems: Problems, warnings: list[str]
+) -> dict[str, Any] | None:
+    row, values, bad = _fields(
+        SecurityRecommendation, record, RECOMMENDATION_FIELDS, RECOMMENDATION_REQUIRED, source, problems
+    )
+    external_id = values.get("external_id", "")
+    try:
+        found, raw = lookup(row, RECOMMENDATION_TYPE_KEYS)
+        remediation_type, warning = map_remediation_type(raw, external_id=external_id)
+        if warning and found:
+            warnings.append(str(Problem(source, record.position, warning, record.line)))
+        values["remediation_type"] = remediation_type
+    except _Bad as exc:
+        problems.add(source, record.position, f"wrong type for 'remediationType': {exc}", record.line)
+        bad = True
+    try:
+        _, raw = lookup(row, RECOMMENDATION_CATEGORY_KEYS)
+        category, warning = map_category(raw, remediation_type=values.get("remediation_type", ""))
+        if warning:
+            warnings.append(str(Problem(source, record.position, warning, record.line)))
+        values["category"] = category
+    except _Bad as exc:
+        problems.add(source, record.position, f"wrong type for 'recommendationCategory': {exc}", record.line)
+        bad = True
+    return None if bad else values
+
+
+def normalize_device(record: Record, *, source: str, problems: Problems) -> dict[str, Any] | None:
+    row, values, bad = _fields(Device, record, DEVICE_FIELDS, DEVICE_REQUIRED, source, problems)
+    found, raw = lookup(row, DEVICE_GROUP_KEYS)
+    try:
+        group = as_text(raw, max_length=max_length(DeviceGroup, "name"))
+    except _Bad as exc:
+        problems.add(source, record.position, f"wrong type for 'rbacGroupName': {exc}", record.line)
+        return None
+    if found:  # present but empty or null: the device belongs to no group
+        values["device_group"] = group or UNASSIGNED_GROUP_NAME
+    # absent: an existing device keeps its group, a new one goes to UnassignedGroup (service)
+    return None if bad else values
+
+
+def normalize_device_group(record: Record, *, source: str, problems: Problems) -> dict[str, Any] | None:
+    row = Row(record.data)
+    _, name = lookup(row, ("name", "rbacgroupname", "devicegroup"))
+    _, description = lookup(row, ("description",))
+    if _blank(name):
+        problems.add(source, record.position, "missing required field 'name'", record.line)
+        return None
+    try:
+        values = {"name": as_text(name, max_length=max_length(DeviceGroup, "name"))}
+        if description is not None:
+            values["description"] = as_text(description, max_length=100_000)
+    except _Bad as exc:
+        problems.add(source, record.position, f"wrong type: {exc}", record.line)
+        return None
+    return values
+
+
+def normalize_exposure(record: Record, *, source: str, problems: Problems) -> tuple[int, int | None, str, str] | None:
+    """(position, line, recommendation external id, machine id), or None with a Problem added."""
+    row = Row(record.data)
+    _, rec = lookup(row, EXPOSURE_RECOMMENDATION_KEYS)
+    _, machine = lookup(row, EXPOSURE_DEVICE_KEYS)
+    bad = False
+    for raw, name in ((rec, "recommendationId"), (machine, "machineId")):
+        if _blank(raw):
+            problems.add(source, record.position, f"missing required field {name!r}", record.line)
+            bad = True
+    if bad:
+        return None
+    values = []
+    for raw, name, limit in (
+        (rec, "recommendationId", max_length(SecurityRecommendation, "external_id")),
+        (machine, "machineId", max_length(Device, "machine_id")),
+    ):
+        try:
+            values.append(as_text(raw, max_length=limit))
+        except _Bad as exc:
+            problems.add(source, record.position, f"wrong type for {name!r}: {exc}", record.line)
+    if len(values) != 2:
+        return None
+    return record.position, record.line, values[0], values[1]

@@ -1,0 +1,315 @@
+"""Reading inventory files: Microsoft Defender for Endpoint JSON, CSV and spreadsheet rows.
+
+Readers turn a file (or a django-import-export dataset) into `Record`s that carry their
+position, streaming where the format allows (memory holds one record at a time); a file
+that cannot be read adds one `Problem` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ..models import Device, SecurityRecommendation
+from .normalize import EXPOSURE_DEVICE_KEYS, EXPOSURE_RECOMMENDATION_KEYS, max_length, normalize_key, type_name
+from .records import Problems, Record
+
+
+def source_name(file: str | Path | IO | None, default: str) -> str:
+    if isinstance(file, str | Path):
+        return Path(file).name
+    name = getattr(file, "name", None)
+    return Path(name).name if isinstance(name, str) and name else default
+
+
+def _open_text(file: str | Path | IO) -> tuple[IO[str], bool]:
+    """A text stream for `file` (path, binary or text file object) and whether we opened it."""
+    if isinstance(file, str | Path):
+        return open(file, encoding="utf-8-sig", newline=""), True  # noqa: SIM115
+    if isinstance(file, io.TextIOBase):
+        return file, False
+    return io.TextIOWrapper(file, encoding="utf-8-sig", newline=""), False
+
+
+def sniff_is_json(file: str | Path | IO) -> bool:
+    """JSON when the name says so, or the first non-blank character opens an object/array."""
+    name = file if isinstance(file, str | Path) else getattr(file, "name", "") or ""
+    suffix = Path(str(name)).suffix.lower()
+    if suffix in {".json", ".csv"}:
+        return suffix == ".json"
+    if isinstance(file, str | Path):
+        with open(file, "rb") as fh:
+            head = fh.read(64)
+    else:
+        head = file.peek(64)[:64] if hasattr(file, "peek") else b""
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] in (b"{", b"[")
+
+
+class _JSONSyntaxError(Exception):
+    def __init__(self, msg: str, line: int, column: int):
+        super().__init__(msg)
+        self.msg, self.line, self.column = msg, line, column
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class _JSONStream:
+    """Reads a JSON document piece by piece: one array element at a time, bounded memory."""
+
+    def __init__(self, stream: IO[str], chunk: int = 1 << 20):
+        self.stream, self.chunk = stream, chunk
+        self.decoder = json.JSONDecoder()
+        self.buf, self.pos, self.eof = "", 0, False
+        self.lines_before, self.column_before = 0, 0  # position of the dropped text
+        self.fill()
+
+    def fill(self) -> None:
+        dropped = self.buf[: self.pos]
+        newlines = dropped.count("\n")
+        if newlines:
+            self.lines_before += newlines
+            self.column_before = len(dropped) - dropped.rfind("\n") - 1
+        else:
+            self.column_before += len(dropped)
+        more = self.stream.read(self.chunk)
+        self.eof = not more
+        self.buf, self.pos = self.buf[self.pos :] + more, 0
+
+    def error(self, msg: str, at: int | None = None) -> _JSONSyntaxError:
+        at = self.pos if at is None else at
+        head = self.buf[:at]
+        newlines = head.count("\n")
+        line = self.lines_before + newlines + 1
+        column = at - head.rfind("\n") if newlines else self.column_before + at + 1
+        return _JSONSyntaxError(msg, line, column)
+
+    def peek(self) -> str:
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos : self.pos + 1]
+            self.fill()
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise self.error(f"Expecting {char!r}")
+        self.pos += 1
+
+    def value(self) -> Any:
+        while True:
+            self.peek()
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise self.error(exc.msg, exc.pos) from None
+                self.fill()
+                continue
+            if not self.eof and len(self.buf) - end < 64:  # a number may go on in the next chunk
+                self.fill()
+                continue
+            self.pos = end
+            return value
+
+    def array_items(self) -> Iterator[Any]:
+        self.expect("[")
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            yield self.value()
+            char = self.peek()
+            if char == ",":
+                self.pos += 1
+            elif char == "]":
+                self.pos += 1
+                return
+            else:
+                raise self.error("Expecting ',' delimiter")
+
+    def records(self) -> Iterator[Any]:
+        """The elements of `{"value": [...]}` (other keys skipped) or of a top-level array."""
+        char = self.peek()
+        if char == "[":
+            yield from self.array_items()
+        elif char == "{":
+            self.pos += 1
+            found = False
+            while True:
+                if self.peek() == "}":
+                    self.pos += 1
+                    break
+                key = self.value()
+                self.expect(":")
+                if key == "value" and self.peek() == "[":
+                    found = True
+                    yield from self.array_items()
+                else:
+                    self.value()
+                char = self.peek()
+                if char == ",":
+                    self.pos += 1
+                elif char != "}":
+                    raise self.error("Expecting ',' delimiter")
+            if not found:
+                raise ValueError('expected a Defender API response {"value": [...]} or a JSON array')
+        else:
+            raise ValueError('expected a Defender API response {"value": [...]} or a JSON array')
+        if self.peek() != "":
+            raise self.error("Extra data")
+
+
+def read_json_records(file: str | Path | IO, *, source: str, problems: Problems) -> Iterator[Record]:
+    """Records of a Defender API response (`{"value": [...]}`) or of a plain JSON array.
+
+    Streams: memory holds one record at a time, whatever the file size. A syntax error stops
+    the reading with one problem (the records before it are still checked).
+    """
+    stream, opened = _open_text(file)
+    position = 0
+    try:
+        for item in _JSONStream(stream).records():
+            position += 1
+            if not isinstance(item, dict):
+                problems.add(source, position, f"malformed record: expected an object, got {type_name(item)}")
+                continue
+            yield Record(position, None, item)
+    except _JSONSyntaxError as exc:
+        problems.add(source, None, f"not valid JSON (line {exc.line}, column {exc.column}): {exc.msg}")
+    except ValueError as exc:  # the shape is wrong
+        problems.add(source, None, str(exc))
+    except UnicodeDecodeError:
+        problems.add(source, None, "not UTF-8 text")
+    finally:
+        if opened:
+            stream.close()
+
+
+def json_payload_records(payload: Any, *, source: str, problems: Problems) -> list[Record]:
+    if isinstance(payload, dict):
+        if not isinstance(payload.get("value"), list):
+            problems.add(source, None, 'expected a Defender API response {"value": [...]} or a JSON array')
+            return []
+        payload = payload["value"]
+    elif not isinstance(payload, list):
+        problems.add(source, None, 'expected a Defender API response {"value": [...]} or a JSON array')
+        return []
+    records = []
+    for position, item in enumerate(payload, 1):
+        if not isinstance(item, dict):
+            problems.add(source, position, f"malformed record: expected an object, got {type_name(item)}")
+            continue
+        records.append(Record(position, None, item))
+    return records
+
+
+def _csv_data_rows(reader, *, width: int, source: str, problems: Problems) -> Iterator[tuple[int, list[str]]]:
+    """(position, row) for each well-formed data row; malformed rows are reported, blank ones skipped.
+
+    Positions count records from 1 (a malformed row counts, a blank line does not).
+    """
+    position = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            position += 1
+            problems.add(source, position, f"malformed row: {exc}", line=reader.line_num)
+            continue
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are not records
+        position += 1
+        if len(row) != width:
+            problems.add(
+                source, position, f"malformed row: expected {width} columns, found {len(row)}", line=reader.line_num
+            )
+            continue
+        yield position, row
+
+
+def read_csv_records(
+    file: str | Path | IO, *, source: str, problems: Problems, required: Iterable[str] = ()
+) -> Iterator[Record]:
+    """Records of a CSV file with a header row; streams (constant memory)."""
+    stream, opened = _open_text(file)
+    try:
+        reader = csv.reader(stream)
+        try:
+            headers = next(reader)
+        except StopIteration:
+            problems.add(source, None, "the file is empty")
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.add(source, None, f"cannot read the header row: {exc}", line=1)
+            return
+        headers = [h.strip() for h in headers]
+        present = {normalize_key(h) for h in headers}
+        missing = [name for name in required if normalize_key(name) not in present]
+        if missing:
+            problems.add(source, None, "missing column(s): " + ", ".join(missing), line=1)
+            return
+        for position, row in _csv_data_rows(reader, width=len(headers), source=source, problems=problems):
+            yield Record(position, reader.line_num, dict(zip(headers, row, strict=True)))
+    finally:
+        if opened:
+            stream.close()
+
+
+def dataset_records(dataset, *, line_offset: int = 1) -> Iterator[Record]:
+    """Records of a tablib Dataset (admin imports); line = position + header line(s)."""
+    headers = [str(h) if h is not None else "" for h in (dataset.headers or [])]
+    for position, values in enumerate(dataset, 1):
+        data = {h: v for h, v in zip(headers, values, strict=False) if h}
+        yield Record(position, position + line_offset if line_offset else None, data)
+
+
+def read_exposure_csv_pairs(
+    file: str | Path | IO, *, source: str, problems: Problems
+) -> Iterator[tuple[int, int | None, str, str]]:
+    """(position, line, recommendation id, machine id) from a CSV of pairs; the fast path for big snapshots."""
+    stream, opened = _open_text(file)
+    try:
+        reader = csv.reader(stream)
+        try:
+            headers = [normalize_key(h) for h in next(reader)]
+        except StopIteration:
+            problems.add(source, None, "the file is empty")
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.add(source, None, f"cannot read the header row: {exc}", line=1)
+            return
+        rec_col = next((headers.index(k) for k in EXPOSURE_RECOMMENDATION_KEYS if k in headers), None)
+        dev_col = next((headers.index(k) for k in EXPOSURE_DEVICE_KEYS if k in headers), None)
+        if rec_col is None or dev_col is None:
+            missing = [n for n, c in (("recommendationId", rec_col), ("machineId", dev_col)) if c is None]
+            problems.add(source, None, "missing column(s): " + ", ".join(missing), line=1)
+            return
+        rec_max = max_length(SecurityRecommendation, "external_id")
+        dev_max = max_length(Device, "machine_id")
+        for position, row in _csv_data_rows(reader, width=len(headers), source=source, problems=problems):
+            rec, machine = row[rec_col].strip(), row[dev_col].strip()
+            if not rec or not machine or len(rec) > rec_max or len(machine) > dev_max:
+                for value, name, limit in ((rec, "recommendationId", rec_max), (machine, "machineId", dev_max)):
+                    if not value:
+                        problems.add(source, position, f"missing required field {name!r}", reader.line_num)
+                    elif len(value) > limit:
+                        problems.add(
+                            source,
+                            position,
+                            f"wrong type for {name!r}: longer than {limit} characters",
+                            reader.line_num,
+                        )
+                continue
+            yield position, reader.line_num, rec, machine
+    finally:
+        if opened:
+            stream.close()

@@ -1,0 +1,37 @@
+"""The rules of exceptions that several reads share: when one is in force, when it is expiring.
+
+An exception is "in force" while its status is active and its last day (expires_on) has not
+passed: the hourly expiry job records the change of status, but coverage never outlives the
+date even if the job runs late.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import RecommendationException
+
+EXPIRING_SOON_DAYS = 30
+
+
+def in_force_q(prefix: str = "") -> Q:
+    """Status active and the last day (expires_on) not passed; `prefix` reaches it through a relation."""
+    return Q(
+        **{
+            f"{prefix}status": RecommendationException.Status.ACTIVE,
+            f"{prefix}expires_on__gte": timezone.localdate(),
+        }
+    )
+
+
+def expiring_within_q(days: int) -> Q:
+    """Active exceptions whose last day is within `days` days from today (today included)."""
+    today = timezone.localdate()
+    return Q(
+        status=RecommendationException.Status.ACTIVE,
+        expires_on__gte=today,
+        expires_on__lte=today + dt.timedelta(days=int(days)),
+    )

@@ -1,0 +1,133 @@
+"""Reads about recommendation exceptions: which are in force, what they cover, who sees them.
+
+When an exception is in force: recommendations.rules.in_force_q. Coverage of a
+recommendation: an in-force global exception covers every device group (current and future);
+otherwise, the active groups of its in-force device-group exceptions. A device-group exception
+under an in-force global one is "suspended": it covers nothing more, and takes effect again
+when the global one ends.
+"""
+
+from __future__ import annotations
+
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
+
+from portal import permissions as perm
+
+from ..filters import ExceptionFilter
+from ..models import ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
+from ..rules import in_force_q
+from .scope import User, device_group_ids_for_user, user_sees_all_device_groups
+
+
+def can_handle_exceptions(user: User) -> bool:
+    """Security staff: may file and cancel exceptions."""
+    return perm.user_has(user, perm.HANDLE_EXCEPTIONS)
+
+
+def active_exception_list(*, recommendation: SecurityRecommendation | None = None) -> QuerySet:
+    """Exceptions in force (status active, expires_on not passed)."""
+    qs = RecommendationException.objects.filter(in_force_q())
+    if recommendation is not None:
+        qs = qs.filter(recommendation=recommendation)
+    return qs
+
+
+def global_exceptions_in_force() -> QuerySet[RecommendationException]:
+    """Global exceptions in force: each covers every device group of its recommendation."""
+    return active_exception_list().filter(scope=RecommendationException.Scope.GLOBAL)
+
+
+def global_in_force_for(recommendation_ref) -> Exists:
+    """EXISTS an in-force global exception for the recommendation `recommendation_ref` (an OuterRef)."""
+    return Exists(global_exceptions_in_force().filter(recommendation=recommendation_ref))
+
+
+def has_active_global_exception(*, recommendation: SecurityRecommendation) -> bool:
+    return global_exceptions_in_force().filter(recommendation=recommendation).exists()
+
+
+def covered_group_links() -> QuerySet[ExceptionDeviceGroup]:
+    """Active group links of in-force device-group exceptions (any recommendation)."""
+    return ExceptionDeviceGroup.objects.filter(
+        in_force_q("exception__"),
+        exception__scope=RecommendationException.Scope.DEVICE_GROUPS,
+        status=ExceptionDeviceGroup.Status.ACTIVE,
+    )
+
+
+def exception_group_ids_in_use(*, recommendation: SecurityRecommendation) -> set[int]:
+    """Groups that already have an active device-group exception (suspended ones included).
+
+    A new device-group exception may not name them: the form does not offer them, the
+    service refuses them.
+    """
+    return set(
+        covered_group_links().filter(exception__recommendation=recommendation).values_list("device_group_id", flat=True)
+    )
+
+
+def excepted_device_group_ids(*, recommendation: SecurityRecommendation) -> set[int] | None:
+    """Device groups covered by an exception in force for this recommendation.
+
+    Returns None when a global exception covers every group, current and future.
+    """
+    if has_active_global_exception(recommendation=recommendation):
+        return None
+    return exception_group_ids_in_use(recommendation=recommendation)
+
+
+def suspended_q() -> Q:
+    """A device-group exception in force while a global one for the same recommendation is."""
+    return (
+        Q(scope=RecommendationException.Scope.DEVICE_GROUPS)
+        & in_force_q()
+        & Q(global_in_force_for(OuterRef("recommendation")))
+    )
+
+
+def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[RecommendationException]:
+    """Exceptions the user may see: global ones, and those touching a group in scope.
+
+    `filters` (optional) are the API's query parameters: status, scope, justification,
+    recommendation (external id), device_group (name), expiring_within (days).
+    """
+    qs = RecommendationException.objects.select_related("recommendation", "created_by", "canceled_by").annotate(
+        is_suspended=Case(When(suspended_q(), then=Value(True)), default=Value(False), output_field=BooleanField())
+    )
+    if not user_sees_all_device_groups(user):
+        visible = device_group_ids_for_user(user=user)
+        qs = qs.filter(
+            Q(scope=RecommendationException.Scope.GLOBAL)
+            | Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__in=visible))
+        )
+    if filters:
+        qs = ExceptionFilter(filters, queryset=qs).qs
+    return qs
+
+
+def exception_get(*, user: User, pk) -> RecommendationException | None:
+    """One exception if the user may see it, else None (callers answer 404)."""
+    try:
+        return exception_list(user=user).get(pk=int(pk))
+    except (RecommendationException.DoesNotExist, ValueError, TypeError):
+        return None
+
+
+def exception_group_links(*, exception: RecommendationException) -> QuerySet[ExceptionDeviceGroup]:
+    return (
+        ExceptionDeviceGroup.objects.filter(exception=exception)
+        .select_related("device_group", "canceled_by")
+        .order_by("device_group__name")
+    )
+
+
+def exception_is_suspended(*, exception: RecommendationException) -> bool:
+    """A device-group exception in force while a global one for the same recommendation is."""
+    if hasattr(exception, "is_suspended"):  # annotated by exception_list
+        return exception.is_suspended
+    return RecommendationException.objects.filter(pk=exception.pk).filter(suspended_q()).exists()
+
+
+def active_exception_count() -> int:
+    """Exceptions in force (the dashboard card)."""
+    return active_exception_list().count()

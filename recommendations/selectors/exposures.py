@@ -1,0 +1,170 @@
+"""Reads about exposures and the recommendations they belong to, counted in the caller's scope.
+
+Counts come from the stored counters (`SecurityRecommendation.exposed_devices` and the
+per-device-group rows of `RecommendationGroupExposure`), never from a count of exposures per row.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Case, CharField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
+
+from ..models import Exposure, RecommendationGroupExposure, SecurityRecommendation
+from .exceptions import covered_group_links, global_in_force_for
+from .scope import User, device_group_ids_for_user, user_sees_all_device_groups
+
+EXCEPTION_STATE_FULL = "exception"
+EXCEPTION_STATE_PARTIAL = "partial"
+EXCEPTION_STATE_NONE = "none"
+EXCEPTION_STATE_LABELS = {
+    EXCEPTION_STATE_FULL: "Exception",
+    EXCEPTION_STATE_PARTIAL: "Partial exception",
+    EXCEPTION_STATE_NONE: "",
+}
+
+
+def recommendation_list(*, user: User) -> QuerySet[SecurityRecommendation]:
+    """Recommendations with `exception_state` and `exposed_after_exceptions`.
+
+    Annotated with subqueries (see annotate_exception_state), not a query per row; for a scoped
+    user `exposed_after_exceptions` counts only the devices of their groups.
+    """
+    return annotate_exception_state(
+        SecurityRecommendation.objects.all(),
+        visible_groups=None if user_sees_all_device_groups(user) else device_group_ids_for_user(user=user),
+    )
+
+
+def exposed_devices_for_recommendation(*, recommendation: SecurityRecommendation, user: User) -> QuerySet[Exposure]:
+    """Open exposures of a recommendation on the devices the user may see."""
+    qs = Exposure.objects.filter(recommendation=recommendation, remediated_at__isnull=True).select_related(
+        "device", "device__device_group"
+    )
+    if not user_sees_all_device_groups(user):
+        qs = qs.filter(device__device_group__in=device_group_ids_for_user(user=user))
+    return qs
+
+
+def exposed_counts_by_group(*, recommendation: SecurityRecommendation) -> dict[int, int]:
+    """{device_group_id: open exposures} for one recommendation (the stored per-group counters)."""
+    return dict(
+        RecommendationGroupExposure.objects.filter(recommendation=recommendation, exposed_devices__gt=0)
+        .order_by()
+        .values_list("device_group_id", "exposed_devices")
+    )
+
+
+def recommendation_ids_exposed_on(*, device_ids) -> set[int]:
+    """Recommendations with an open exposure on these devices (ids or a values("pk") queryset)."""
+    return set(
+        Exposure.objects.filter(device_id__in=device_ids, remediated_at__isnull=True)
+        .order_by()
+        .values_list("recommendation_id", flat=True)
+        .distinct()
+    )
+
+
+def _group_exposure_rows(
+    *, visible_groups: QuerySet | None = None, uncovered_only: bool = False
+) -> QuerySet[RecommendationGroupExposure]:
+    """Per-group counter rows of the outer recommendation (OuterRef("pk")) with open exposures.
+
+    `visible_groups`: only these device groups; `uncovered_only`: only the groups no active
+    device-group exception in force covers.
+    """
+    rows = RecommendationGroupExposure.objects.filter(recommendation=OuterRef("pk"), exposed_devices__gt=0)
+    if uncovered_only:
+        rows = rows.filter(
+            ~Exists(
+                covered_group_links().filter(
+                    exception__recommendation=OuterRef("recommendation_id"),
+                    device_group_id=OuterRef("device_group_id"),
+                )
+            )
+        )
+    if visible_groups is not None:
+        rows = rows.filter(device_group__in=visible_groups)
+    return rows
+
+
+def _summed(rows: QuerySet[RecommendationGroupExposure]) -> Coalesce:
+    total = rows.order_by().values("recommendation").annotate(n=Sum("exposed_devices")).values("n")
+    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
+
+
+def annotate_exposed_in_scope(
+    qs: QuerySet[SecurityRecommendation], *, user: User, name: str = "exposed_in_scope"
+) -> QuerySet:
+    """Adds `name` (default `exposed_in_scope`): open exposures on the devices of the user's groups.
+
+    The stored total for users who see every group; else the sum of the stored per-group
+    counters over their groups (one subquery on the small counter table, not a count of
+    exposures per row).
+    """
+    if user_sees_all_device_groups(user):
+        return qs.annotate(**{name: F("exposed_devices")})
+    visible = device_group_ids_for_user(user=user)
+    return qs.annotate(**{name: _summed(_group_exposure_rows(visible_groups=visible))})
+
+
+def annotate_exception_state(
+    qs: QuerySet[SecurityRecommendation], *, visible_groups: QuerySet | None = None
+) -> QuerySet[SecurityRecommendation]:
+    """Adds `exception_state` ("exception" | "partial" | "none") and `exposed_after_exceptions`.
+
+    Subqueries in the one SELECT, not a query per row. "exception": a global exception is in
+    force, or every device group with exposed devices is covered; "partial": some groups are
+    covered; "none": no exception in force. The count after exceptions is computed only for
+    recommendations that have device-group exceptions (the others keep the stored counter).
+    With `visible_groups` (a scoped user's device groups) the count covers only their devices;
+    the state stays that of the whole recommendation.
+    """
+    global_in_force = global_in_force_for(OuterRef("pk"))
+    group_links = covered_group_links().filter(exception__recommendation=OuterRef("pk"))
+    # Stored per-group counters (RecommendationGroupExposure), not a count of exposures per row.
+    uncovered_groups = _group_exposure_rows(uncovered_only=True)
+    uncovered_count = _summed(_group_exposure_rows(visible_groups=visible_groups, uncovered_only=True))
+    scoped_count = None if visible_groups is None else _summed(_group_exposure_rows(visible_groups=visible_groups))
+    return (
+        qs.annotate(
+            has_global_exception=global_in_force,
+            has_group_exception=Exists(group_links),
+        )
+        .annotate(
+            exposed_after_exceptions=Case(
+                When(has_global_exception=True, then=Value(0)),
+                When(has_group_exception=True, then=uncovered_count),
+                default=F("exposed_devices") if scoped_count is None else scoped_count,
+                output_field=IntegerField(),
+            ),
+        )
+        .annotate(
+            exception_state=Case(
+                When(has_global_exception=True, then=Value(EXCEPTION_STATE_FULL)),
+                When(
+                    Q(has_group_exception=True) & ~Exists(uncovered_groups),
+                    then=Value(EXCEPTION_STATE_FULL),
+                ),
+                When(has_group_exception=True, then=Value(EXCEPTION_STATE_PARTIAL)),
+                default=Value(EXCEPTION_STATE_NONE),
+                output_field=CharField(),
+            ),
+        )
+    )
+
+
+def recommendation_exception_state(*, recommendation: SecurityRecommendation) -> dict:
+    """{"state", "label", "exposed_devices", "exposed_after_exceptions"} for one recommendation."""
+    row = (
+        annotate_exception_state(SecurityRecommendation.objects.filter(pk=recommendation.pk))
+        .values("exception_state", "exposed_devices", "exposed_after_exceptions")
+        .first()
+    )
+    if row is None:
+        return {"state": EXCEPTION_STATE_NONE, "label": "", "exposed_devices": 0, "exposed_after_exceptions": 0}
+    return {
+        "state": row["exception_state"],
+        "label": EXCEPTION_STATE_LABELS[row["exception_state"]],
+        "exposed_devices": row["exposed_devices"],
+        "exposed_after_exceptions": row["exposed_after_exceptions"],
+    }

@@ -1,0 +1,42 @@
+"""Every write to device groups, devices, recommendations, exposures and exceptions.
+
+One module a sub-domain: `inventory` (upserts), `snapshots` (exposure snapshots),
+`counters` (the stored exposure counters), `imports` (whole files), `import_jobs` (the
+admin's background imports) and `exceptions`. Each function is keyword-only, typed, atomic,
+and raises portal.errors.ApplicationError when a rule forbids it.
+"""
+
+from .counters import device_group_exposures_refresh, recommendations_refresh_exposed_devices
+from .exceptions import exception_cancel, exception_create, exceptions_expire
+from .import_jobs import background_rows, import_job_create, import_job_progress, import_job_run
+from .imports import INVENTORY_KINDS, import_summary_line, import_tvm_files, inventory_import_records
+from .inventory import (
+    DEVICE_UPDATE_FIELDS,
+    RECOMMENDATION_UPDATE_FIELDS,
+    device_groups_upsert,
+    devices_upsert,
+    recommendations_upsert,
+)
+from .snapshots import exposures_import_snapshot
+
+__all__ = [
+    "DEVICE_UPDATE_FIELDS",
+    "INVENTORY_KINDS",
+    "RECOMMENDATION_UPDATE_FIELDS",
+    "background_rows",
+    "device_group_exposures_refresh",
+    "device_groups_upsert",
+    "devices_upsert",
+    "exception_cancel",
+    "exception_create",
+    "exceptions_expire",
+    "exposures_import_snapshot",
+    "import_job_create",
+    "import_job_progress",
+    "import_job_run",
+    "import_summary_line",
+    "import_tvm_files",
+    "inventory_import_records",
+    "recommendations_refresh_exposed_devices",
+    "recommendations_upsert",
+]

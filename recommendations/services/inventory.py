@@ -1,0 +1,243 @@
+"""Writes to device groups, devices and recommendations: upserts of import records.
+
+Imports are atomic: every record is checked (required fields, types, duplicate ids) and,
+when any record is bad, nothing is written and `ImportRejected` lists each bad record with
+its position. Writes are set-based: INSERT ... ON CONFLICT in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from ..imports import normalize
+from ..imports.records import Problems, Record
+from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
+from .counters import device_group_exposures_refresh
+
+INVENTORY_BATCH_SIZE = 5000
+_LOOKUP_CHUNK = 2000
+
+
+def _as_records(items: Iterable) -> Iterable[Record]:
+    for position, item in enumerate(items, 1):
+        yield item if isinstance(item, Record) else Record(position, None, dict(item))
+
+
+def tick(progress, n: int) -> None:
+    if progress is not None and n:
+        progress(n)
+
+
+def _check_duplicates(
+    rows: list[tuple[Record, dict]], key: str, label: str, source: str, problems: Problems
+) -> list[tuple[Record, dict]]:
+    """Rows with a key seen before are problems (naming where it was first seen)."""
+    first: dict[str, Record] = {}
+    unique = []
+    for record, values in rows:
+        value = values[key]
+        if value in first:
+            seen = first[value]
+            problems.add(
+                source, record.position, f"duplicate {label} {value!r} (first at record {seen.position})", record.line
+            )
+            continue
+        first[value] = record
+        unique.append((record, values))
+    return unique
+
+
+def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        for row in model.objects.filter(**{f"{key}__in": chunk}).values(key, *fields):
+            found[row[key]] = row
+    return found
+
+
+def _upsert(
+    model, *, key: str, fields: list[str], rows: list[dict], progress=None, changed: tuple[str, set] | None = None
+) -> dict[str, int]:
+    """Insert or update `rows` by `key` with INSERT ... ON CONFLICT, in batches.
+
+    A row that omits a field keeps the stored value (or the model default when new).
+    Returns counts created / updated (something changed) / unchanged. `changed`
+    (field, set): the keys of existing rows whose `field` changes are added to the set.
+    """
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    defaults = {f: model._meta.get_field(f).get_default() for f in fields}
+    for start in range(0, len(rows), INVENTORY_BATCH_SIZE):  # one batch in memory at a time
+        chunk = rows[start : start + INVENTORY_BATCH_SIZE]
+        existing = _existing(model, key, [r[key] for r in chunk], fields)
+        objs = []
+        for values in chunk:
+            before = existing.get(values[key])
+            merged = {**(before or defaults), **values}
+            if before is None:
+                counts["created"] += 1
+            elif any(merged[f] != before[f] for f in fields):
+                counts["updated"] += 1
+                if changed is not None and merged[changed[0]] != before[changed[0]]:
+                    changed[1].add(values[key])
+            else:
+                counts["unchanged"] += 1
+                continue
+            objs.append(model(**{key: values[key], **{f: merged[f] for f in fields}}))
+        if objs:
+            model.objects.bulk_create(objs, update_conflicts=True, unique_fields=[key], update_fields=fields)
+        tick(progress, len(chunk))
+    return counts
+
+
+def _normalized(records, normalize, *, problems, **kwargs) -> list[tuple[Record, dict]]:
+    rows = []
+    for record in _as_records(records):
+        values = normalize(record, problems=problems, **kwargs)
+        if values is not None:
+            # Keep where the record was, not its raw fields (memory of big files).
+            rows.append((Record(record.position, record.line, _NO_DATA), values))
+    return rows
+
+
+_NO_DATA: dict = {}
+
+
+@transaction.atomic
+def device_groups_upsert(
+    *, records: Iterable, source: str = "device groups", problems: Problems | None = None
+) -> dict[str, int]:
+    """Create or update device groups by name (description). Raises ImportRejected on bad records."""
+    own = problems is None
+    problems = problems if problems is not None else Problems()
+    rows = _normalized(records, normalize.normalize_device_group, problems=problems, source=source)
+    rows = _check_duplicates(rows, "name", "device group", source, problems)
+    if own:
+        problems.raise_if_any()
+    values = [v for _, v in rows]
+    if not values:
+        return {"created": 0, "updated": 0, "unchanged": 0}
+    # A row without a description keeps the stored one: upsert the two shapes separately.
+    with_description = [v for v in values if "description" in v]
+    without = [v for v in values if "description" not in v]
+    counts = _upsert(DeviceGroup, key="name", fields=["description"], rows=with_description)
+    created = _device_groups_ensure({v["name"] for v in without})
+    counts["created"] += created
+    counts["unchanged"] += len(without) - created
+    return counts
+
+
+def _device_groups_ensure(names: set[str]) -> int:
+    """Create the missing groups among `names`; returns how many were created."""
+    if not names:
+        return 0
+    existing = set(_existing(DeviceGroup, "name", sorted(names), []))
+    missing = sorted(names - existing)
+    DeviceGroup.objects.bulk_create(
+        [DeviceGroup(name=n) for n in missing],
+        batch_size=INVENTORY_BATCH_SIZE,
+        ignore_conflicts=True,
+    )
+    return len(missing)
+
+
+DEVICE_UPDATE_FIELDS = ["computer_dns_name", "os_platform", "device_group_id", "aad_device_id", "last_seen"]
+RECOMMENDATION_UPDATE_FIELDS = [
+    "name",
+    "product_name",
+    "vendor",
+    "related_component",
+    "category",
+    "remediation_type",
+    "severity_score",
+    "exposure_impact",
+    "config_score_impact",
+    "public_exploit",
+    "active_alert",
+    "weaknesses",
+    "recommended_version",
+    "recommended_program",
+    "recommended_vendor",
+]
+
+
+@transaction.atomic
+def devices_upsert(
+    *,
+    records: Iterable,
+    source: str = "machines",
+    problems: Problems | None = None,
+    progress=None,
+) -> dict[str, int]:
+    """Create or update devices by machine id (Defender's `/api/machines` records).
+
+    `rbacGroupName` names the device group, created when missing; a device without one goes
+    to UnassignedGroup. Counts: created, updated, unchanged, device_groups_created.
+    """
+    own = problems is None
+    problems = problems if problems is not None else Problems()
+    rows = _normalized(records, normalize.normalize_device, problems=problems, source=source)
+    rows = _check_duplicates(rows, "machine_id", "device id", source, problems)
+    if own:
+        problems.raise_if_any()
+    # A record without a group column keeps the device's group; a new device goes to UnassignedGroup.
+    ungrouped = [v["machine_id"] for _, v in rows if "device_group" not in v]
+    known = set(_existing(Device, "machine_id", ungrouped, [])) if ungrouped else set()
+    for _, v in rows:
+        if "device_group" not in v and v["machine_id"] not in known:
+            v["device_group"] = UNASSIGNED_GROUP_NAME
+    names = {v["device_group"] for _, v in rows if "device_group" in v}
+    groups_created = _device_groups_ensure(names)
+    group_ids = dict(DeviceGroup.objects.filter(name__in=names).values_list("name", "pk"))
+    values = []
+    for _, v in rows:
+        v = dict(v)
+        if "device_group" in v:
+            v["device_group_id"] = group_ids[v.pop("device_group")]
+        values.append(v)
+    moved: set[str] = set()
+    counts = _upsert(
+        Device,
+        key="machine_id",
+        fields=DEVICE_UPDATE_FIELDS,
+        rows=values,
+        progress=progress,
+        changed=("device_group_id", moved),
+    )
+    if moved:
+        # Their exposures now count in other groups: one rebuild of the per-group counters.
+        device_group_exposures_refresh()
+    counts["device_groups_created"] = groups_created
+    return counts
+
+
+@transaction.atomic
+def recommendations_upsert(
+    *,
+    records: Iterable,
+    source: str = "recommendations",
+    problems: Problems | None = None,
+    warnings: list[str] | None = None,
+    progress=None,
+) -> dict[str, int]:
+    """Create or update security recommendations by id (Defender's `/api/recommendations` records).
+
+    Defender's recommendationCategory / remediationType are mapped onto the model's choices;
+    an unknown value falls back to a sensible choice and is reported in `warnings`.
+    """
+    own = problems is None
+    problems = problems if problems is not None else Problems()
+    warnings = warnings if warnings is not None else []
+    rows = _normalized(records, normalize.normalize_recommendation, problems=problems, source=source, warnings=warnings)
+    rows = _check_duplicates(rows, "external_id", "recommendation id", source, problems)
+    if own:
+        problems.raise_if_any()
+    return _upsert(
+        SecurityRecommendation,
+        key="external_id",
+        fields=RECOMMENDATION_UPDATE_FIELDS,
+        rows=[v for _, v in rows],
+        progress=progress,
+    )

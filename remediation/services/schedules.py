@@ -1,0 +1,77 @@
+"""The beat entries of DESIGN.md section 10, upserted by name (data in django-celery-beat)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+# Beat entries of DESIGN.md section 10, by name. Only created when missing: a schedule an
+# admin edited (or disabled) is kept as it is.
+PERIODIC_TASKS = [
+    {"name": "intune_sync", "task": "intune.sync", "interval": {"every": 15, "period": "minutes"}},
+    {
+        "name": "purge_completed_activities",
+        "task": "remediation.purge_completed_activities",
+        "crontab": {"minute": "30", "hour": "3"},
+    },
+    {
+        "name": "expire_exceptions",
+        "task": "recommendations.expire_exceptions",
+        "crontab": {"minute": "5", "hour": "*"},
+    },
+    {
+        "name": "notify_due_activities",
+        "task": "remediation.notify_due_activities",
+        "crontab": {"minute": "0", "hour": "7"},
+    },
+    {
+        # Event-driven after each import; this nightly run is a safety net for missed events.
+        "name": "refresh_activity_progress",
+        "task": "remediation.refresh_activity_progress",
+        "crontab": {"minute": "45", "hour": "2"},
+    },
+]
+
+
+def periodic_tasks_setup(*, apps=None) -> dict:
+    """Create the missing beat entries of PERIODIC_TASKS, by name. Idempotent; never deletes.
+
+    An existing entry keeps its schedule, arguments and enabled flag (admin edits survive);
+    only its task name is corrected if it differs. `apps` is a migration's app registry.
+    """
+    if apps is None:
+        from django.apps import apps
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
+
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    with transaction.atomic():
+        for entry in PERIODIC_TASKS:
+            existing = PeriodicTask.objects.filter(name=entry["name"]).first()
+            if existing is not None:
+                if existing.task != entry["task"]:
+                    existing.task = entry["task"]
+                    existing.save(update_fields=["task"])
+                    counts["updated"] += 1
+                else:
+                    counts["unchanged"] += 1
+                continue
+            schedule = {}
+            if "interval" in entry:
+                schedule["interval"], _ = IntervalSchedule.objects.get_or_create(**entry["interval"])
+            else:
+                spec = {"day_of_week": "*", "day_of_month": "*", "month_of_year": "*", **entry["crontab"]}
+                schedule["crontab"] = CrontabSchedule.objects.filter(**spec, timezone=settings.TIME_ZONE).first()
+                if schedule["crontab"] is None:
+                    schedule["crontab"] = CrontabSchedule.objects.create(**spec, timezone=settings.TIME_ZONE)
+            PeriodicTask.objects.create(
+                name=entry["name"], task=entry["task"], description=entry.get("description", ""), **schedule
+            )
+            counts["created"] += 1
+        if counts["created"] or counts["updated"]:
+            # Tell a running beat (DatabaseScheduler) to reload its schedule.
+            PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+    return counts
