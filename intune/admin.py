@@ -20,7 +20,7 @@ from remediation.selectors import activity_get, activity_list
 from . import graph
 from .models import IntuneConnection, IntuneTask
 from .payload import max_devices_per_task
-from .services import intune_connection, intune_connection_set, intune_enabled, intune_test_connection, last_sync
+from .services import intune_connection_set, intune_enabled, intune_test_connection, last_sync
 from .tasks import intune_sync_activity_task
 
 
@@ -65,7 +65,7 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
 
     def advanced_features_view(self, request):
         self._page_allowed(request)
-        connection = intune_connection()
+        connection = IntuneConnection.load()
         can_change = request.user.is_superuser
         if request.method == "POST":
             form = ConnectionForm(request.POST)

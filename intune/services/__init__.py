@@ -3,7 +3,6 @@ task once) and `sync` (send back decisions, read statuses). Graph is reached onl
 `intune.graph`; task bodies come from `intune.payload`."""
 
 from .connection import (
-    intune_connection,
     intune_connection_set,
     intune_enabled,
     intune_task_record_decision,
@@ -15,7 +14,6 @@ from .sync import SyncResult, intune_sync, intune_sync_activity
 
 __all__ = [
     "SyncResult",
-    "intune_connection",
     "intune_connection_set",
     "intune_enabled",
     "intune_push",

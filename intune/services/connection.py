@@ -34,14 +34,9 @@ def intune_connection_set(*, user, enabled: bool) -> IntuneConnection:
     return connection
 
 
-def intune_connection() -> IntuneConnection:
-    """The connection row, or an unsaved default (off) while nobody has set the toggle."""
-    return IntuneConnection.objects.filter(pk=1).select_related("changed_by").first() or IntuneConnection(pk=1)
-
-
 def intune_enabled() -> bool:
     """Read fresh from the database each time, so turning the toggle off stops a running sync."""
-    return IntuneConnection.objects.filter(pk=1, enabled=True).exists()
+    return IntuneConnection.load().enabled
 
 
 def intune_task_record_decision(*, activity, decision: str, note: str = "") -> None:
