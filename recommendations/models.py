@@ -30,12 +30,42 @@ class DeviceGroup(models.Model):
 
 
 class Device(models.Model):
-    machine_id = models.CharField("device ID", max_length=64, unique=True)
-    computer_dns_name = models.CharField("device name", max_length=255, blank=True)
-    os_platform = models.CharField("OS platform", max_length=100, blank=True)
-    device_group = models.ForeignKey(DeviceGroup, on_delete=models.PROTECT, related_name="devices")
-    aad_device_id = models.CharField("Entra ID device ID", max_length=64, blank=True)
-    last_seen = models.DateTimeField(null=True, blank=True)
+    """A device as Defender's machines API describes it (its field names in the comments)."""
+
+    class HealthStatus(models.TextChoices):
+        ACTIVE = "Active", "Active"
+        INACTIVE = "Inactive", "Inactive"
+        IMPAIRED_COMMUNICATION = "ImpairedCommunication", "Impaired communication"
+        NO_SENSOR_DATA = "NoSensorData", "No sensor data"
+        NO_SENSOR_DATA_IMPAIRED = "NoSensorDataImpairedCommunication", "No sensor data, impaired communication"
+        UNKNOWN = "Unknown", "Unknown"
+
+    class RiskScore(models.TextChoices):
+        NONE = "None", "None"
+        INFORMATIONAL = "Informational", "Informational"
+        LOW = "Low", "Low"
+        MEDIUM = "Medium", "Medium"
+        HIGH = "High", "High"
+
+    class ExposureLevel(models.TextChoices):
+        NONE = "None", "None"
+        LOW = "Low", "Low"
+        MEDIUM = "Medium", "Medium"
+        HIGH = "High", "High"
+
+    machine_id = models.CharField("device ID", max_length=64, unique=True)  # id
+    computer_dns_name = models.CharField("device name", max_length=255, blank=True)  # computerDnsName
+    os_platform = models.CharField("OS platform", max_length=100, blank=True)  # osPlatform
+    os_version = models.CharField("OS version", max_length=100, blank=True)  # version
+    device_group = models.ForeignKey(DeviceGroup, on_delete=models.PROTECT, related_name="devices")  # rbacGroupName
+    aad_device_id = models.CharField("Entra ID device ID", max_length=64, blank=True)  # aadDeviceId
+    first_seen = models.DateTimeField(null=True, blank=True)  # firstSeen
+    last_seen = models.DateTimeField(null=True, blank=True)  # lastSeen
+    health_status = models.CharField(max_length=40, choices=HealthStatus.choices, blank=True)  # healthStatus
+    risk_score = models.CharField(max_length=16, choices=RiskScore.choices, blank=True)  # riskScore
+    exposure_level = models.CharField(max_length=16, choices=ExposureLevel.choices, blank=True)  # exposureLevel
+    machine_tags = models.JSONField(default=list, blank=True)  # machineTags (a list of strings)
+    last_ip_address = models.CharField("last IP address", max_length=64, blank=True)  # lastIpAddress
 
     class Meta:
         ordering = ["computer_dns_name"]
@@ -75,6 +105,9 @@ class SecurityRecommendation(models.Model):
     recommended_version = models.CharField(max_length=100, blank=True)
     recommended_program = models.CharField(max_length=255, blank=True)
     recommended_vendor = models.CharField(max_length=255, blank=True)
+    sub_category = models.CharField(max_length=255, blank=True)  # subCategory
+    associated_threats = models.JSONField(default=list, blank=True)  # associatedThreats (a list)
+    tags = models.JSONField(default=list, blank=True)  # tags (a list)
     # Stored counter (refreshed by the exposure services) so lists never count per row.
     exposed_devices = models.PositiveIntegerField(default=0, editable=False)
 
