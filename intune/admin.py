@@ -84,8 +84,6 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
                     raise
                 state = "on" if form.cleaned_data["enabled"] else "off"
                 self.message_user(request, f"The Microsoft Intune connection is {state}.", messages.SUCCESS)
-                if form.cleaned_data["enabled"] and not graph.credentials_configured():
-                    self.message_user(request, intune_unavailable_reason(), messages.WARNING)
                 return HttpResponseRedirect(request.path)
         else:
             form = ConnectionForm(initial={"enabled": connection.enabled})
