@@ -78,16 +78,16 @@ def assert_accepted_by_graph(body: dict) -> None:
 
 
 # INTUNE_MAX_DEVICES_PER_TASK at its default (10,000) is the push test in services/test_sync.py.
-@pytest.mark.parametrize(("setting", "sent"), [(20_000, GRAPH_MAX_DEVICES_PER_TASK), (25, 25)])
+@pytest.mark.parametrize(("setting", "targets", "sent"), [(20_000, 10_050, GRAPH_MAX_DEVICES_PER_TASK), (25, 60, 25)])
 def test_a_task_carries_at_most_the_setting_and_never_more_than_ten_thousand(
-    graph, intune_on, security_user, settings, setting, sent
+    graph, intune_on, security_user, settings, setting, targets, sent
 ):
     settings.INTUNE_MAX_DEVICES_PER_TASK = setting
-    activity = activity_with_devices(security_user, 10_050, create_intune_task=True)
+    activity = activity_with_devices(security_user, targets, create_intune_task=True)
 
     body = body_for(activity)
 
-    assert activity.target_devices == 10_050  # the activity keeps every target device
+    assert activity.target_devices == targets  # the activity keeps every target device
     assert len(body["managedDevices"]) == sent
     assert body["managedDeviceCount"] == sent
     # Only the devices needed are looked up: 15 a request, never more than the limit needs.
