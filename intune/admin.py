@@ -20,7 +20,13 @@ from remediation.selectors import activity_get, activity_list
 from . import graph
 from .models import IntuneConnection, IntuneTask
 from .payload import max_devices_per_task
-from .services import intune_connection_set, intune_enabled, intune_test_connection, last_sync
+from .services import (
+    intune_connection_set,
+    intune_enabled,
+    intune_test_connection,
+    intune_unavailable_reason,
+    last_sync,
+)
 from .tasks import intune_sync_activity_task
 
 
@@ -87,6 +93,8 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
             "subtitle": None,
             "opts": self.model._meta,
             "connection": connection,
+            # On, but nothing can be sent: say so at the toggle (the request form says the same).
+            "connection_warning": intune_unavailable_reason() if connection.enabled else "",
             "form": form,
             "can_change": can_change,
             "credentials": {
@@ -126,6 +134,7 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "activity_link",
         "status",
         "devices",
+        "devices_not_managed",
         "devices_without_aad_id",
         "last_synced_at",
         "attempts",
@@ -140,6 +149,7 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "devices_sent",
         "devices_total",
+        "devices_not_managed",
         "devices_without_aad_id",
         "push_started_at",
         "last_pushed_at",

@@ -6,19 +6,53 @@ from portal.queue import enqueue
 from remediation.hooks import Integration, Panel
 
 from .models import IntuneTask
-from .services import intune_enabled, intune_task_record_decision
+from .payload import max_devices_per_task
+from .services import intune_enabled, intune_task_record_decision, intune_unavailable_reason
 
 PUSH_TASK = "intune.push_activity"
 
 
+def _devices(count: int) -> str:
+    return f"{count:,} device{'s' if count != 1 else ''}"
+
+
+def devices_sent_summary(task: IntuneTask, activity) -> tuple[str, list[str]]:
+    """The panel's sentence about the devices sent, and what was not sent and why.
+
+    The total is the activity's target devices (never "0 of 0"): a task row made before its first
+    push knows it from the activity.
+    """
+    total = task.devices_total or activity.target_devices
+    sent = task.devices_sent
+    if not total:
+        sentence = "No device was sent to Intune."
+    elif sent < total:
+        sentence = f"Only {sent:,} of {_devices(total)} were sent to Intune."
+    else:
+        sentence = f"{sent:,} of {_devices(total)} were sent to Intune."
+    notes = []
+    if task.graph_id and sent >= max_devices_per_task() and sent < total:
+        notes.append(f"At most {max_devices_per_task():,} devices are sent to Intune with one task.")
+    if task.devices_not_managed:
+        verb = "is" if task.devices_not_managed == 1 else "are"
+        sent_verb = "was" if task.devices_not_managed == 1 else "were"
+        notes.append(f"{_devices(task.devices_not_managed)} {verb} not managed by Intune and {sent_verb} not sent.")
+    if task.devices_without_aad_id:
+        verb = "has" if task.devices_without_aad_id == 1 else "have"
+        sent_verb = "was" if task.devices_without_aad_id == 1 else "were"
+        notes.append(
+            f"{_devices(task.devices_without_aad_id)} {verb} no Entra ID device ID and {sent_verb} not sent to Intune."
+        )
+    return sentence, notes
+
+
 class IntuneBackend(Integration):
     def enabled(self) -> bool:
-        return intune_enabled()
+        """A task can be asked for: the connection is on and its credentials are configured."""
+        return not intune_unavailable_reason()
 
     def unavailable_reason(self) -> str:
-        if intune_enabled():
-            return ""
-        return "The Microsoft Intune connection is off; an Intune security task cannot be created."
+        return intune_unavailable_reason()
 
     def activity_created(self, *, activity_id: str) -> None:
         enqueue(PUSH_TASK, activity_id)
@@ -36,7 +70,14 @@ class IntuneBackend(Integration):
             return None
 
     def panel(self, *, activity, request) -> Panel:
+        task = self.activity_status(activity)
+        sentence, notes = devices_sent_summary(task, activity) if task is not None else ("", [])
         return Panel(
             "admin/intune/_activity_panel.html",
-            {"intune_task": self.activity_status(activity), "intune_enabled": intune_enabled()},
+            {
+                "intune_task": task,
+                "intune_enabled": intune_enabled(),
+                "devices_sent": sentence,
+                "devices_not_sent": notes,
+            },
         )

@@ -12,7 +12,8 @@ import base64
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from urllib.parse import quote, urlencode
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
@@ -39,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 TASKS_PATH = "/deviceAppManagement/deviceAppManagementTasks"
+MANAGED_DEVICES_PATH = "/deviceManagement/managedDevices"
+MANAGED_DEVICE_FIELDS = "id,azureADDeviceId,deviceName,lastSyncDateTime"
+# Entra ID device ids per managed-device look-up: Graph documents a limit of 15 expressions in a
+# $filter clause and a URL of at most 2,048 characters; 15 `azureADDeviceId eq '<guid>'` clauses
+# joined by `or` make a URL of about 1,300 characters.
+MANAGED_DEVICE_FILTER_BATCH = 15
 MAX_LIST_PAGES = 20
 
 # Graph's names for the shared errors (the sync and its tests speak of Graph).
@@ -180,6 +187,21 @@ class GraphClient(OAuthApiClient):
         odata_filter = f"displayName eq {odata_string(display_name)} and creator eq {odata_string(creator)}"
         pages = self.pages(
             TASKS_PATH, params={"$filter": odata_filter}, what="Looking up the Intune task", max_pages=MAX_LIST_PAGES
+        )
+        return list(pages)
+
+    def managed_devices(self, aad_device_ids: Sequence[str]) -> list[dict]:
+        """Intune's managed devices with these Entra ID device ids (at most MANAGED_DEVICE_FILTER_BATCH).
+
+        One GET with `azureADDeviceId eq '...' or ...`; ids Intune does not manage are simply absent.
+        """
+        if not 0 < len(aad_device_ids) <= MANAGED_DEVICE_FILTER_BATCH:
+            raise ValueError(f"look up 1 to {MANAGED_DEVICE_FILTER_BATCH} devices at a time")
+        odata_filter = " or ".join(f"azureADDeviceId eq {odata_string(value)}" for value in aad_device_ids)
+        # Spaces as %20 (not +), so the URL means the same to every OData parser.
+        query = urlencode({"$filter": odata_filter, "$select": MANAGED_DEVICE_FIELDS}, quote_via=quote, safe="$,")
+        pages = self.pages(
+            f"{MANAGED_DEVICES_PATH}?{query}", what="Looking up Intune's managed devices", max_pages=MAX_LIST_PAGES
         )
         return list(pages)
 

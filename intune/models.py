@@ -34,6 +34,9 @@ class IntuneTask(models.Model):
     devices_sent = models.PositiveIntegerField(default=0)
     devices_total = models.PositiveIntegerField(default=0)
     devices_without_aad_id = models.PositiveIntegerField(default=0)
+    devices_not_managed = models.PositiveIntegerField(
+        default=0, help_text="Target devices Intune does not manage (looked up by Entra ID device ID); not sent."
+    )
     push_started_at = models.DateTimeField(null=True, blank=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ from .connection import (
     intune_enabled,
     intune_task_record_decision,
     intune_test_connection,
+    intune_unavailable_reason,
     last_sync,
 )
 from .push import intune_push
@@ -21,5 +22,6 @@ __all__ = [
     "intune_sync_activity",
     "intune_task_record_decision",
     "intune_test_connection",
+    "intune_unavailable_reason",
     "last_sync",
 ]

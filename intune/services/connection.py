@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal.errors import PermissionError_
 
-from ..graph import GraphClient, GraphError, GraphNotConfigured
+from ..graph import GraphClient, GraphError, GraphNotConfigured, credentials_configured
 from ..models import IntuneConnection, IntuneTask
 
 LAST_SYNC_CACHE_KEY = "intune:last_sync"
@@ -37,6 +37,27 @@ def intune_connection_set(*, user, enabled: bool) -> IntuneConnection:
 def intune_enabled() -> bool:
     """Read fresh from the database each time, so turning the toggle off stops a running sync."""
     return IntuneConnection.load().enabled
+
+
+CONNECTION_OFF = "The Microsoft Intune connection is off; an Intune security task cannot be created."
+CREDENTIALS_MISSING = (
+    "The Microsoft Intune connection is on, but its credentials are not configured (INTUNE_TENANT_ID, "
+    "INTUNE_CLIENT_ID and INTUNE_CLIENT_SECRET): an Intune security task cannot be created until an "
+    "administrator sets them."
+)
+
+
+def intune_unavailable_reason() -> str:
+    """Why requests cannot ask for an Intune security task now ("" while they can).
+
+    The one home of the rule "a task can be asked for": the connection is on and the credentials
+    are configured. The request form, the API and the Advanced features page all say this.
+    """
+    if not intune_enabled():
+        return CONNECTION_OFF
+    if not credentials_configured():
+        return CREDENTIALS_MISSING
+    return ""
 
 
 def intune_task_record_decision(*, activity, decision: str, note: str = "") -> None:

@@ -59,7 +59,8 @@ def _task_for_push(activity_id) -> IntuneTask | None:
     activity = RemediationActivity.objects.filter(pk=activity_id, create_intune_task=True).first()
     if activity is None:
         return None
-    return IntuneTask.objects.get_or_create(activity=activity)[0]
+    # The total is known from the start, so the panel never reads "0 of 0 devices".
+    return IntuneTask.objects.get_or_create(activity=activity, defaults={"devices_total": activity.target_devices})[0]
 
 
 def _push(*, activity_id, client: GraphClient) -> IntuneTask | None:
@@ -72,7 +73,9 @@ def _push(*, activity_id, client: GraphClient) -> IntuneTask | None:
         )
         if activity is None:
             return None
-        task = IntuneTask.objects.select_for_update().get_or_create(activity=activity)[0]
+        task = IntuneTask.objects.select_for_update().get_or_create(
+            activity=activity, defaults={"devices_total": activity.target_devices}
+        )[0]
         if task.graph_id or activity.is_completed:
             return task
         recovering = task.push_started_at is not None
@@ -81,10 +84,11 @@ def _push(*, activity_id, client: GraphClient) -> IntuneTask | None:
         task.devices_total = activity.target_devices  # so the panel reads "0 of N sent" until it succeeds
         task.save(update_fields=["push_started_at", "devices_total"])
 
-    selection = select_devices(activity)
-    body = task_body(activity, selection)
+    # Until Graph has answered a create, a failure keeps the mark only if a task may exist already.
     looking_up = recovering
     try:
+        selection = select_devices(activity, client)  # the managed-device look-ups
+        body = task_body(activity, selection)
         if recovering:
             # A previous push was sent but its answer was lost (crash, timeout): find it, never repeat it.
             found = _find_existing(client, activity, body)
@@ -130,6 +134,7 @@ def _store_created(
         task.devices_sent = len(selection.device_pks)
         task.devices_total = activity.target_devices
         task.devices_without_aad_id = selection.without_aad_id
+        task.devices_not_managed = selection.not_managed
         task.last_pushed_at = now
         task.last_synced_at = now
         task.last_error = ""
@@ -148,6 +153,8 @@ def _store_created(
                 sent_to_intune=True
             )
         sent = f"{task.devices_sent:,} of {task.devices_total:,} devices sent"
+        if task.devices_not_managed:
+            sent += f"; {task.devices_not_managed:,} not managed by Intune were not sent"
         if task.devices_without_aad_id:
             sent += f"; {task.devices_without_aad_id:,} without an Entra ID device ID were not sent"
         ActivityEvent.objects.create(

@@ -141,10 +141,20 @@ def _tasks_to_pull():
 
 
 def _run(result: SyncResult, client: GraphClient, *, activity_id=None) -> None:
-    """Push new tasks, send back pending decisions, then read the open tasks."""
+    """Push new tasks, send back pending decisions, then read the open tasks.
+
+    A task created (or found again) in this run is not read back: Graph's answer already carried it.
+    """
     push_ids = list(_activities_to_push() if activity_id is None else _activities_to_push().filter(pk=activity_id))
+    just_pushed: set = set()
+
+    def push_one(pk):
+        task = intune_push(activity_id=pk, client=client)
+        if _count_push(result, task):
+            just_pushed.add(str(pk))
+
     for pk in push_ids:
-        _step(result, lambda pk=pk: _count_push(result, intune_push(activity_id=pk, client=client)))
+        _step(result, lambda pk=pk: push_one(pk))
 
     send_back = _tasks_to_send_back() if activity_id is None else _tasks_to_send_back().filter(activity_id=activity_id)
     for task in send_back.iterator():
@@ -152,6 +162,8 @@ def _run(result: SyncResult, client: GraphClient, *, activity_id=None) -> None:
 
     pull = _tasks_to_pull() if activity_id is None else _tasks_to_pull().filter(activity_id=activity_id)
     for task in pull.iterator():
+        if str(task.activity_id) in just_pushed:
+            continue
 
         def pull_one(task=task):
             changed = _pull(task, client)
@@ -161,12 +173,14 @@ def _run(result: SyncResult, client: GraphClient, *, activity_id=None) -> None:
         _step(result, pull_one)
 
 
-def _count_push(result: SyncResult, task: IntuneTask | None) -> None:
+def _count_push(result: SyncResult, task: IntuneTask | None) -> bool:
+    """Count a push; True if it created or found the task in Graph just now."""
     outcome = getattr(task, "push_outcome", "")
     if outcome == "recovered":
         result.recovered += 1
     elif outcome == "created":
         result.pushed += 1
+    return bool(outcome)
 
 
 def _bump(result: SyncResult, name: str, done: bool) -> None:

@@ -263,6 +263,8 @@ INTUNE_CLIENT_SECRET = os.environ.get("INTUNE_CLIENT_SECRET", "")
 INTUNE_AUTHORITY_URL = os.environ.get("INTUNE_AUTHORITY_URL", "https://login.microsoftonline.com").rstrip("/")
 INTUNE_GRAPH_URL = os.environ.get("INTUNE_GRAPH_URL", "https://graph.microsoft.com/beta").rstrip("/")
 INTUNE_MAX_DEVICES_PER_TASK = env_int("INTUNE_MAX_DEVICES_PER_TASK", 10000)
+# How long Intune's answer "this Entra ID device is managed device X" (or "not managed") is reused.
+INTUNE_DEVICE_CACHE_SECONDS = env_int("INTUNE_DEVICE_CACHE_SECONDS", 3600)
 INTUNE_HTTP_TIMEOUT = env_int("INTUNE_HTTP_TIMEOUT", 30)
 INTUNE_MAX_ATTEMPTS = env_int("INTUNE_MAX_ATTEMPTS", 3)
 INTUNE_BACKOFF_BASE_SECONDS = float(os.environ.get("INTUNE_BACKOFF_BASE_SECONDS", "1"))

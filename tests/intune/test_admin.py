@@ -103,6 +103,25 @@ def test_page_says_when_credentials_are_missing(root_client, settings):
     assert "Not configured: set INTUNE_TENANT_ID, INTUNE_CLIENT_ID and INTUNE_CLIENT_SECRET" in html
 
 
+def test_the_toggle_warns_when_the_connection_is_on_but_credentials_are_missing(root_client, settings):
+    settings.INTUNE_CLIENT_SECRET = ""
+
+    response = root_client.post(reverse(PAGE), {"enabled": "on"}, follow=True)
+
+    html = response.content.decode()
+    assert "The Microsoft Intune connection is on." in html
+    assert 'id="intune-connection-warning"' in html
+    assert "The Microsoft Intune connection is on, but its credentials are not configured" in html
+
+
+def test_no_warning_while_the_connection_is_off_or_configured(root_client, graph, superuser):
+    assert 'id="intune-connection-warning"' not in root_client.get(reverse(PAGE)).content.decode()  # off
+
+    intune_connection_set(user=superuser, enabled=True)
+
+    assert 'id="intune-connection-warning"' not in root_client.get(reverse(PAGE)).content.decode()
+
+
 def test_page_never_shows_the_secret(root_client, graph):
     html = root_client.get(reverse(PAGE)).content.decode()
 

@@ -15,7 +15,7 @@ from intune.services import intune_connection_set, intune_push, intune_sync
 from recommendations.models import Device, Exposure
 from remediation.models import ActivityDevice, ActivityEvent
 from remediation.services import activity_approve, activity_reject
-from tests.intune.graph_fake import TASKS
+from tests.intune.graph_fake import MANAGED_DEVICES, TASKS, TENANT
 from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory
 from tests.remediation.factories import make_activity
 
@@ -75,8 +75,19 @@ def test_push_sends_one_task_with_at_most_10000_devices_and_the_contract_fields(
 
     call_command("intune_sync")
 
-    assert len(graph.token_requests) == 1
-    assert len(graph.creates) == 1
+    # One token, the managed-device look-ups (15 Entra ID device ids each), one create, nothing else:
+    # the create's answer carries the task, so it is not read back in the same sync.
+    lookups = -(-10_000 // 15)
+    assert [(r.method, r.path) for r in graph.requests] == [
+        ("POST", f"/{TENANT}/oauth2/v2.0/token"),
+        *[("GET", MANAGED_DEVICES)] * lookups,
+        ("POST", TASKS),
+    ]
+    assert graph.device_lookups[0].query == {
+        "$filter": " or ".join(f"azureADDeviceId eq '00000000-0000-4000-8000-{i:012d}'" for i in range(15)),
+        "$select": "id,azureADDeviceId,deviceName,lastSyncDateTime",
+    }
+    assert max(r.url_length for r in graph.device_lookups) <= 2048
     body = graph.creates[0].body
     assert body["@odata.type"] == "#microsoft.graph.appVulnerabilityTask"
     assert body["displayName"] == activity.title
@@ -90,12 +101,18 @@ def test_push_sends_one_task_with_at_most_10000_devices_and_the_contract_fields(
     assert (body["appName"], body["appPublisher"], body["appVersion"]) == ("silverlight", "microsoft", "5.1.50918.0")
     assert body["dueDateTime"].startswith(activity.due_on.isoformat())
     assert body["managedDeviceCount"] == 10_000
+    assert body["mobileAppCount"] == 0
+    assert "Update microsoft silverlight to version 5.1.50918.0" in body["remediation"]
+    assert "Update Microsoft Silverlight" in body["insights"]
     assert len(body["managedDevices"]) == 10_000
+    first = "00000000-0000-4000-8000-000000000000"
     assert body["managedDevices"][0] == {
-        "id": "00000000-0000-4000-8000-000000000000",
-        "displayName": "pc-00000.corp.example",
+        "id": first,  # the Entra ID device id
+        "managedDeviceId": graph.managed_device(first)["id"],  # Intune's id for it
+        "displayName": graph.managed_device(first)["deviceName"],
+        "lastSyncDateTime": graph.managed_device(first)["lastSyncDateTime"],
     }
-    assert len({d["id"] for d in body["managedDevices"]}) == 10_000
+    assert len({d["managedDeviceId"] for d in body["managedDevices"]}) == 10_000
     # The token went with the call and was fetched over the trusted private CA.
     assert graph.creates[0].headers["Authorization"] == "Bearer token-1"
 
@@ -116,7 +133,8 @@ def test_a_second_sync_neither_creates_again_nor_asks_for_a_new_token(graph, int
 
     assert len(graph.creates) == 1
     assert len(graph.token_requests) == 1
-    assert len(graph.calls("GET", TASK_ID)) == 2  # each sync reads the open task
+    # The first sync does not read back the task it created; the second one reads it.
+    assert len(graph.calls("GET", TASK_ID)) == 1
 
 
 def test_devices_without_an_entra_id_are_counted_not_sent(graph, intune_on, security_user):
@@ -149,7 +167,7 @@ def test_configuration_change_creates_a_security_configuration_task(graph, intun
 
     body = graph.creates[0].body
     assert body["@odata.type"] == "#microsoft.graph.securityConfigurationTask"
-    assert body["mitigationType"] == "securityConfiguration"
+    assert "mitigationType" not in body  # securityConfigurationTask declares none (Graph would answer 400)
     assert body["priority"] == "low"
     assert "appName" not in body
     assert IntuneTask.objects.get(activity=activity).graph_id
@@ -284,9 +302,10 @@ def test_a_crash_after_graph_answered_is_recovered_by_looking_the_task_up(graph,
     intune_push(activity_id=other.pk)
     # What the crashed run had done: marked the push started; Graph created the task.
     from intune.payload import select_devices, task_body
+    from intune.services.push import client_for_sync
 
     IntuneTask.objects.create(activity=activity, push_started_at=timezone.now())
-    created = graph.add_task(task_body(activity, select_devices(activity)))
+    created = graph.add_task(task_body(activity, select_devices(activity, client_for_sync())))
 
     intune_sync()
 
@@ -421,8 +440,8 @@ def test_refused_credentials_stop_the_sync_with_one_readable_line(graph, intune_
 
 
 def test_missing_credentials_fail_with_a_clear_message(graph, intune_on, security_user, settings):
-    settings.INTUNE_CLIENT_SECRET = ""
     request_with_intune(security_user)
+    settings.INTUNE_CLIENT_SECRET = ""  # removed after the request was filed
 
     with pytest.raises(CommandError, match="INTUNE_CLIENT_SECRET"):
         call_command("intune_sync")

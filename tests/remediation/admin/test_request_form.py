@@ -111,7 +111,8 @@ def test_configuration_recommendation_offers_configuration_change(security_clien
     assert [v for v, _ in form.fields["remediation_option"].choices] == ["configuration_change", "attention_required"]
 
 
-def test_intune_checkbox_shown_only_while_connection_is_on(security_client, exposed):
+def test_intune_checkbox_shown_only_while_connection_is_on(security_client, exposed, settings):
+    settings.INTUNE_TENANT_ID = settings.INTUNE_CLIENT_ID = settings.INTUNE_CLIENT_SECRET = "configured"
     IntuneConnection.objects.update_or_create(pk=1, defaults={"enabled": True})
     assert "Create an Intune security task" in security_client.get(form_url(exposed)).content.decode()
 
@@ -130,7 +131,8 @@ def test_submitting_creates_the_activity_and_lands_on_its_page(security_client, 
     assert messages == ["Remediation activity \u201cUpdate Contoso Viewer\u201d created for 3 devices."]
 
 
-def test_submitting_with_intune_task_while_on(security_client, exposed):
+def test_submitting_with_intune_task_while_on(security_client, exposed, settings):
+    settings.INTUNE_TENANT_ID = settings.INTUNE_CLIENT_ID = settings.INTUNE_CLIENT_SECRET = "configured"
     IntuneConnection.objects.update_or_create(pk=1, defaults={"enabled": True})
     security_client.post(form_url(exposed), post_data(create_intune_task="on"))
     assert RemediationActivity.objects.get().create_intune_task is True

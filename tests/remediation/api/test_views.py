@@ -148,7 +148,8 @@ def test_create_refuses_groups_without_exposed_devices(security_user, servers_re
     assert RemediationActivity.objects.count() == 0
 
 
-def test_create_intune_task_is_accepted_while_the_connection_is_on(security_user, servers_rec):
+def test_create_intune_task_is_accepted_while_the_connection_is_on(security_user, servers_rec, settings):
+    settings.INTUNE_TENANT_ID = settings.INTUNE_CLIENT_ID = settings.INTUNE_CLIENT_SECRET = "configured"
     IntuneConnection.objects.update_or_create(pk=1, defaults={"enabled": True})
 
     response = client_for(security_user).post(API, create_body(create_intune_task=True), format="json")
