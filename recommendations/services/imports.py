@@ -9,7 +9,7 @@ from django.db import transaction
 from portal.errors import ValidationError
 
 from ..imports import readers
-from ..imports.exposures import ExposureReader, classify, peek
+from ..imports.exposures import REFERENCES, ExposureReader, classify, peek
 from ..imports.records import Problems, Record
 from .inventory import device_groups_upsert, devices_upsert, recommendations_upsert
 from .snapshots import exposures_import_snapshot
@@ -29,7 +29,8 @@ def import_summary_line(summary: dict) -> str:
     )
 
 
-def _totals(summary: dict) -> dict:
+def import_totals(summary: dict) -> dict:
+    """Adds the totals of `import_summary_line` (created, updated, remediated, re_exposed) to `summary`."""
     kinds = ("device_groups", "devices", "exposure_devices", "recommendations", "exposures")
     parts = [summary.get(k) or {} for k in kinds]
     summary["created"] = sum(p.get("created", 0) + p.get("device_groups_created", 0) for p in parts)
@@ -62,8 +63,11 @@ def exposures_import_defender(
     summary.setdefault("exposures", {})  # first: the admin's preview shows the first counts of a summary
     peeked = []
     for records, recommendation_id in batches:
-        first, records = peek(records)
-        kind = classify(first if isinstance(first, Record) else None, recommendation_id=recommendation_id)
+        if recommendation_id is not None:  # machineReferences: nothing to tell from the records (none opened yet)
+            kind = REFERENCES
+        else:
+            first, records = peek(records)
+            kind = classify(first if isinstance(first, Record) else None)
         peeked.append((records, kind, recommendation_id))
         reader.kinds.add(kind)
 
@@ -176,7 +180,7 @@ def import_tvm_files(
                 progress=progress,
             )
         problems.raise_if_any()
-    return _totals(summary)
+    return import_totals(summary)
 
 
 INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")
@@ -216,7 +220,7 @@ def inventory_import_records(
         else:
             raise ValidationError(f"Unknown import kind {kind!r}.", field="kind")
         problems.raise_if_any()
-    return _totals(summary)
+    return import_totals(summary)
 
 
 # Background imports started from the admin (large files): an ImportJob per file.
