@@ -123,6 +123,7 @@ class DefenderClient(OAuthApiClient):
         params: dict | None = {"$top": str(self.page_size)} if skip_paging else None
         url: str | None = path
         skip, seen = 0, set()
+        linked = False  # the API pages with next links: a page without one is the last
         for number in range(1, MAX_PAGES + 1):
             target = directory / f"{name}-{number:05d}.json"
             self._download(url, params=params, what=what, target=target)
@@ -131,11 +132,11 @@ class DefenderClient(OAuthApiClient):
             yield Page(target, number, count)
             next_link = meta.get("@odata.nextLink")
             if isinstance(next_link, str) and next_link:
-                url, params = self._on_api_host(next_link), None
+                url, params, linked = self._on_api_host(next_link), None, True
                 if url in seen:
                     raise DefenderError(f"{what}: the API sent the same next page twice ({next_link}).")
                 seen.add(url)
-            elif skip_paging and count >= self.page_size:
+            elif skip_paging and not linked and count >= self.page_size:
                 skip += count
                 url, params = path, {"$top": str(self.page_size), "$skip": str(skip)}
             else:

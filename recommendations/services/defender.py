@@ -191,16 +191,43 @@ def _exposed_recommendations(pages) -> Iterator[str]:
             yield external_id.strip()
 
 
-def _records(pages, *, source: str, problems: Problems | None = None, seen: set | None = None) -> Iterator[Record]:
-    """The records of page files, numbered across the pages; `seen` collects their ids."""
+def _records(pages, *, source: str, problems: Problems | None = None, start: int = 0) -> Iterator[Record]:
+    """The records of page files, numbered across the pages (from `start` + 1)."""
     problems = problems if problems is not None else Problems()
-    position = 0
+    position = start
     for page in pages:
         for record in readers.read_json_records(page.path, source=source, problems=problems):
             position += 1
-            if seen is not None and isinstance(record.data.get("id"), str):
-                seen.add(record.data["id"].strip())
             yield Record(position, None, record.data)
+
+
+def _machines_upsert(pages, *, problems: Problems, warnings: list[str]) -> tuple[dict, set[str]]:
+    """The machines upserted a page at a time (memory holds one page, not 100,000 machines), as one
+    list: an id on two pages is a duplicate like an id twice on one page. Returns (counts, ids)."""
+    source = "Defender machines"
+    first_at: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    start = 0
+    for page in pages:
+
+        def unique(records):
+            for record in records:
+                machine_id = record.data.get("id")
+                if isinstance(machine_id, str) and machine_id.strip():
+                    key = machine_id.strip()
+                    if key in first_at:
+                        problems.add(
+                            source, record.position, f"duplicate device id {key!r} (first at record {first_at[key]})"
+                        )
+                        continue
+                    first_at[key] = record.position
+                yield record
+
+        records = unique(_records([page], source="machines", problems=problems, start=start))
+        counts = devices_upsert(records=records, source=source, problems=problems, warnings=warnings)
+        totals = {k: totals.get(k, 0) + counts.get(k, 0) for k in {*totals, *counts}}
+        start += page.records
+    return totals, set(first_at)
 
 
 def _apply(pages: dict, *, warnings: list[str]) -> dict:
@@ -213,13 +240,7 @@ def _apply(pages: dict, *, warnings: list[str]) -> dict:
             problems=problems,
             warnings=warnings,
         )
-        machine_ids: set[str] = set()
-        summary["devices"] = devices_upsert(
-            records=_records(pages["machines"], source="machines", problems=problems, seen=machine_ids),
-            source="Defender machines",
-            problems=problems,
-            warnings=warnings,
-        )
+        summary["devices"], machine_ids = _machines_upsert(pages["machines"], problems=problems, warnings=warnings)
         problems.raise_if_any()  # bad records: say so before the snapshot adds "unknown" for each of them
         covered = list(SecurityRecommendation.objects.values_list("external_id", flat=True))
         exposures_import_defender(

@@ -86,6 +86,22 @@ def test_a_pull_pages_through_everything_and_applies_one_snapshot(tenant):
     assert run.progress[-1] == "Done: created 72, updated 0, remediated 0, re-exposed 0, rejected 0."
 
 
+@pytest.mark.parametrize("machines", [10, 20])
+def test_a_last_full_page_without_a_next_link_ends_the_list(tenant, machines):
+    """20: a next link, then a full page without one, which is the last (no $skip asked after it).
+    10: a full first page without a next link: the API may page with $skip, so $skip=10 is asked (empty)."""
+    tenant.machines = tenant.machines[:machines]
+    tenant.references = {}
+    for rec in tenant.recommendations:
+        rec["exposedMachinesCount"] = 0
+
+    run = defender_sync()
+
+    assert run.status == DefenderSyncRun.Status.SUCCEEDED, run.error
+    assert Device.objects.count() == machines
+    assert [r.query.get("$skip") for r in tenant.calls("GET", MACHINES)] == [None, "10"]
+
+
 def test_the_next_pull_remediates_fixed_devices_and_re_exposes_returning_ones(tenant):
     defender_sync()
     m = tenant.machines
@@ -215,6 +231,20 @@ def test_a_bad_record_fails_the_run_with_every_problem_and_changes_nothing(tenan
     assert "Defender recommendations record 3: missing required field 'recommendationName'" in run.error
     assert "Defender machines record 6: wrong type for 'lastSeen'" in run.error
     assert state() == before
+
+
+def test_a_machine_on_two_pages_is_a_duplicate_like_on_one_page(tenant):
+    """Machines are upserted a page at a time; the list is still checked as one."""
+    tenant.machines[14] = {**tenant.machines[2], "computerDnsName": "again.contoso.com"}
+
+    run = defender_sync()
+
+    assert run.status == DefenderSyncRun.Status.FAILED
+    assert run.error == (
+        f"Nothing was imported: 1 problem: Defender machines record 15: duplicate device id '{2:040x}' "
+        "(first at record 3)"
+    )
+    assert not Device.objects.exists()
 
 
 def test_refused_credentials_fail_the_run_with_a_readable_line(tenant, settings):
