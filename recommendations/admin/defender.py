@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_celery_beat.models import PeriodicTask
 
 from ..defender import credentials_configured
@@ -14,22 +15,23 @@ SCHEDULE_NAME = "defender_sync"  # the beat entry (remediation's schedules upser
 
 
 def schedule_state() -> str:
-    """One line on the beat entry `defender_sync` and the credentials, for the runs' page."""
-    configured = credentials_configured()
+    """One paragraph on the beat entry `defender_sync` and the credentials, for the runs' page (HTML)."""
     entry = PeriodicTask.objects.select_related("interval", "crontab").filter(name=SCHEDULE_NAME).first()
     if entry is None:
-        schedule = "There is no beat entry defender_sync: run `manage.py setup_periodic_tasks`."
+        schedule = mark_safe("There is no beat entry defender_sync: run <code>manage.py setup_periodic_tasks</code>.")
     elif entry.enabled:
-        schedule = f"Scheduled {entry.interval or entry.crontab} (beat entry defender_sync)."
+        schedule = format_html("Scheduled {} (beat entry defender_sync).", entry.interval or entry.crontab)
     else:
         schedule = "The beat entry defender_sync is off."
-    credentials = (
-        "The DEFENDER_* credentials are configured."
-        if configured
-        else "The DEFENDER_* credentials are not configured (DEFENDER_TENANT_ID, DEFENDER_CLIENT_ID, "
-        "DEFENDER_CLIENT_SECRET); after setting them, `manage.py setup_periodic_tasks` turns the schedule on."
-    )
-    return f"{schedule} {credentials} `manage.py defender_sync` pulls now."
+    if credentials_configured():
+        credentials = "The DEFENDER_* credentials are configured."
+    else:
+        credentials = mark_safe(  # noqa: S308 (constant text)
+            "The DEFENDER_* credentials are not configured (DEFENDER_TENANT_ID, DEFENDER_CLIENT_ID, "
+            "DEFENDER_CLIENT_SECRET); once they are set, <code>manage.py setup_periodic_tasks</code> turns the "
+            "schedule on."
+        )
+    return format_html("{} {} <code>manage.py defender_sync</code> pulls now.", schedule, credentials)
 
 
 @admin.register(DefenderSyncRun)
@@ -64,7 +66,7 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
             return import_summary_line(obj.summary)
         if obj.error:
             first = obj.error if len(obj.error) <= 300 else obj.error[:300] + "…"
-            return format_html('<span class="errornote" style="display:inline">{}</span>', first)
+            return format_html('<span class="rp-error" style="color: var(--error-fg)">{}</span>', first)
         return "Running…" if obj.status == DefenderSyncRun.Status.RUNNING else "—"
 
     @admin.display(description="Duration")
