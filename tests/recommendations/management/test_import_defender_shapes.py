@@ -351,3 +351,19 @@ def test_an_existing_device_keeps_its_name_when_an_export_row_says_null():
     device.refresh_from_db()
     assert device.computer_dns_name == "kept.contoso.com"
     assert device.os_version == "10.0"
+
+
+def test_naive_timestamps_are_utc_and_csv_lists_are_read(tmp_path):
+    path = tmp_path / "machines.csv"
+    path.write_text(
+        "id,computerDnsName,firstSeen,lastSeen,machineTags,healthStatus\n"
+        f"{'1' * 40},pc-1,2020-12-30 11:07:15,2020-12-30 14:17:26.8476880,\"tier-1; vip\",ImpairedCommunication\n"
+        f"{'2' * 40},pc-2,,,\"[\"\"lab\"\", \"\"kiosk\"\"]\",\n"
+    )
+    run("--machines", str(path))
+    one, two = Device.objects.order_by("machine_id")
+    assert one.first_seen == dt.datetime(2020, 12, 30, 11, 7, 15, tzinfo=dt.UTC)
+    assert one.last_seen == dt.datetime(2020, 12, 30, 14, 17, 26, 847688, tzinfo=dt.UTC)
+    assert one.machine_tags == ["tier-1", "vip"]
+    assert one.health_status == "ImpairedCommunication"
+    assert (two.first_seen, two.machine_tags, two.health_status) == (None, ["lab", "kiosk"], "")
