@@ -357,8 +357,8 @@ def test_naive_timestamps_are_utc_and_csv_lists_are_read(tmp_path):
     path = tmp_path / "machines.csv"
     path.write_text(
         "id,computerDnsName,firstSeen,lastSeen,machineTags,healthStatus\n"
-        f"{'1' * 40},pc-1,2020-12-30 11:07:15,2020-12-30 14:17:26.8476880,\"tier-1; vip\",ImpairedCommunication\n"
-        f"{'2' * 40},pc-2,,,\"[\"\"lab\"\", \"\"kiosk\"\"]\",\n"
+        f'{"1" * 40},pc-1,2020-12-30 11:07:15,2020-12-30 14:17:26.8476880,"tier-1; vip",ImpairedCommunication\n'
+        f'{"2" * 40},pc-2,,,"[""lab"", ""kiosk""]",\n'
     )
     run("--machines", str(path))
     one, two = Device.objects.order_by("machine_id")
