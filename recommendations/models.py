@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from portal.models import Event
 
@@ -291,3 +292,39 @@ class ImportJob(models.Model):
     @property
     def percent(self) -> int:
         return int(self.processed * 100 / self.total) if self.total else 0
+
+
+class DefenderSyncRun(models.Model):
+    """One pull from the Defender for Endpoint API (`manage.py defender_sync`, beat entry `defender_sync`)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        COMMAND = "command", "Command"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The counts of the snapshot and upserts (created, updated, remediated, re_exposed, ...).
+    summary = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=list, blank=True)  # one line a stage
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"], name="defender_run_started_idx")]
+        verbose_name = "Defender pull"
+        verbose_name_plural = "Defender pulls"
+
+    def __str__(self) -> str:
+        return f"Defender pull {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.started_at) if self.finished_at else None

@@ -4,7 +4,8 @@ from celery import shared_task
 
 from portal.locks import job_lock
 
-from .services import exceptions_expire, import_job_run
+from .models import DefenderSyncRun
+from .services import defender_sync, exceptions_expire, import_job_run
 
 EXPIRE_LOCK_SECONDS = 600
 
@@ -25,3 +26,13 @@ def expire_exceptions() -> int | None:
 def run_import_job(self, job_id: int) -> None:
     """Run an admin import in the background (all or nothing; the ImportJob shows progress and result)."""
     import_job_run(job_id=job_id)
+
+
+@shared_task(name="recommendations.defender_sync", ignore_result=True)
+def defender_sync_task() -> str:
+    """Beat entry `defender_sync` (every 6 hours once credentials are configured): one pull from the
+    Defender API. Failures are recorded on the run (admin: Defender pulls); overlapping runs do nothing."""
+    run = defender_sync(trigger=DefenderSyncRun.Trigger.SCHEDULE)
+    if run is None:
+        return "Another Defender pull is running; this run did nothing."
+    return run.status

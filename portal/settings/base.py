@@ -271,6 +271,24 @@ INTUNE_BACKOFF_BASE_SECONDS = float(os.environ.get("INTUNE_BACKOFF_BASE_SECONDS"
 INTUNE_BACKOFF_CAP_SECONDS = float(os.environ.get("INTUNE_BACKOFF_CAP_SECONDS", "30"))
 INTUNE_RETRY_AFTER_CAP_SECONDS = float(os.environ.get("INTUNE_RETRY_AFTER_CAP_SECONDS", "120"))
 
+# --- Microsoft Defender for Endpoint API (the pull: manage.py defender_sync, beat entry defender_sync)
+DEFENDER_TENANT_ID = os.environ.get("DEFENDER_TENANT_ID", "")
+DEFENDER_CLIENT_ID = os.environ.get("DEFENDER_CLIENT_ID", "")
+DEFENDER_CLIENT_SECRET = os.environ.get("DEFENDER_CLIENT_SECRET", "")
+DEFENDER_AUTHORITY_URL = os.environ.get("DEFENDER_AUTHORITY_URL", "https://login.microsoftonline.com").rstrip("/")
+DEFENDER_API_URL = os.environ.get("DEFENDER_API_URL", "https://api.securitycenter.microsoft.com").rstrip("/")
+DEFENDER_HTTP_TIMEOUT = env_int("DEFENDER_HTTP_TIMEOUT", 60)
+DEFENDER_MAX_ATTEMPTS = env_int("DEFENDER_MAX_ATTEMPTS", 3)
+DEFENDER_BACKOFF_BASE_SECONDS = float(os.environ.get("DEFENDER_BACKOFF_BASE_SECONDS", "1"))
+DEFENDER_BACKOFF_CAP_SECONDS = float(os.environ.get("DEFENDER_BACKOFF_CAP_SECONDS", "60"))
+DEFENDER_RETRY_AFTER_CAP_SECONDS = float(os.environ.get("DEFENDER_RETRY_AFTER_CAP_SECONDS", "300"))
+# $top of the machines and recommendations lists (the API's maximum is 10,000).
+DEFENDER_PAGE_SIZE = env_int("DEFENDER_PAGE_SIZE", 10000)
+# Where a pull keeps the pages it reads until it applies them (empty: the system's temporary directory).
+DEFENDER_SPOOL_DIR = os.environ.get("DEFENDER_SPOOL_DIR", "")
+# Runs listed in the admin (older ones are deleted after each run).
+DEFENDER_SYNC_RUNS_KEPT = env_int("DEFENDER_SYNC_RUNS_KEPT", 200)
+
 # LOG_FORMAT=json: one JSON object per line with request_id, user and activity_id (portal.logging).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {

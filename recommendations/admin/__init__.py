@@ -1,6 +1,7 @@
-"""The recommendations app in the admin: inventory (`inventory`), exceptions (`exceptions`) and
-file imports (`imports`). Importing the package registers every ModelAdmin."""
+"""The recommendations app in the admin: inventory (`inventory`), exceptions (`exceptions`), file
+imports (`imports`) and the Defender pulls (`defender`). Importing the package registers every ModelAdmin."""
 
+from .defender import DefenderSyncRunAdmin
 from .exceptions import RecommendationExceptionAdmin
 from .inventory import (
     DeviceAdmin,
@@ -11,6 +12,7 @@ from .inventory import (
 )
 
 __all__ = [
+    "DefenderSyncRunAdmin",
     "DeviceAdmin",
     "DeviceGroupAdmin",
     "ExposureAdmin",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
 
+from portal.jsonlists import ListContains, list_values
+
 from ..imports.resources import (
     DeviceGroupResource,
     DeviceResource,
@@ -57,6 +59,60 @@ class ExposureDeviceGroupFilter(ScopedDeviceGroupFilter):
     field_path = "device__device_group_id"
 
 
+class DeviceTagFilter(admin.SimpleListFilter):
+    """'By tag': Defender's machine tags of the devices the user may see (an exact tag)."""
+
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(tag, tag) for tag in list_values(device_list(user=request.user), "machine_tags")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(ListContains("machine_tags", self.value()))
+
+
+class SubCategoryFilter(admin.SimpleListFilter):
+    """'By sub-category' (Defender's subCategory): the values in use, and 'None' for the empty one."""
+
+    title = "sub-category"
+    parameter_name = "sub_category"
+    NONE = "-"
+
+    def lookups(self, request, model_admin):
+        values = (
+            SecurityRecommendation.objects.exclude(sub_category="")
+            .order_by("sub_category")
+            .values_list("sub_category", flat=True)
+            .distinct()
+        )
+        return [*((v, v) for v in values), (self.NONE, "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(sub_category="" if self.value() == self.NONE else self.value())
+
+
+class ThreatsFilter(admin.SimpleListFilter):
+    """'By threats': recommendations Defender associates with threat analytics reports."""
+
+    title = "threats"
+    parameter_name = "threats"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Associated threats"), ("no", "No associated threats")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(associated_threats=[])
+        if self.value() == "no":
+            return queryset.filter(associated_threats=[])
+        return queryset
+
+
 @admin.register(DeviceGroup)
 class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [DeviceGroupResource]
@@ -71,10 +127,49 @@ class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 @admin.register(Device)
 class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [DeviceResource]
-    list_display = ["computer_dns_name", "machine_id", "os_platform", "device_group", "last_seen"]
-    list_filter = [ScopedDeviceGroupFilter, "os_platform"]
+    # The device id (40 hex) and the last IP are on the device's page and searchable (exact), not columns:
+    # with them the list no longer fits a 1440-pixel screen.
+    list_display = [
+        "computer_dns_name",
+        "device_group",
+        "os_column",
+        "health_column",
+        "risk_column",
+        "exposure_column",
+        "tags_column",
+        "last_seen",
+    ]
+    list_filter = [
+        ScopedDeviceGroupFilter,
+        "health_status",
+        "risk_score",
+        "exposure_level",
+        DeviceTagFilter,
+        "os_platform",
+    ]
     list_select_related = ["device_group"]
-    search_fields = ["computer_dns_name", "=machine_id", "=aad_device_id"]
+    search_fields = ["computer_dns_name", "=machine_id", "=aad_device_id", "=last_ip_address"]
+
+    @admin.display(description="OS", ordering="os_platform")
+    def os_column(self, obj):
+        return " ".join(part for part in (obj.os_platform, obj.os_version) if part)
+
+    @admin.display(description="Health", ordering="health_status")
+    def health_column(self, obj):
+        return obj.get_health_status_display()
+
+    @admin.display(description="Risk", ordering="risk_score")
+    def risk_column(self, obj):
+        return obj.get_risk_score_display()
+
+    @admin.display(description="Exposure", ordering="exposure_level")
+    def exposure_column(self, obj):
+        return obj.get_exposure_level_display()
+
+    @admin.display(description="Tags")
+    def tags_column(self, obj):
+        return ", ".join(obj.machine_tags) if isinstance(obj.machine_tags, list) else ""
+
     autocomplete_fields = ["device_group"]
 
     def get_queryset(self, request):
@@ -107,6 +202,7 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
         "product_name",
         "vendor",
         "category",
+        "sub_category",
         "remediation_type",
         "severity_score",
         "exposed_devices_column",
@@ -115,7 +211,15 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
         "public_exploit",
         "active_alert",
     ]
-    list_filter = ["category", "remediation_type", "public_exploit", "active_alert", ExceptionStateFilter]
+    list_filter = [
+        "category",
+        SubCategoryFilter,
+        "remediation_type",
+        "public_exploit",
+        "active_alert",
+        ThreatsFilter,
+        ExceptionStateFilter,
+    ]
     search_fields = ["name", "product_name", "vendor", "=external_id"]
     readonly_fields = ["exposed_devices", exception_summary]
 

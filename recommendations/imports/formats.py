@@ -17,7 +17,7 @@ import tablib
 from django.conf import settings
 from import_export.formats import base_formats
 
-from .readers import dataset_records, json_payload_records
+from .readers import dataset_records, json_payload_items, json_payload_records
 from .records import Problems, Record
 
 
@@ -59,8 +59,23 @@ class InventoryCSV(base_formats.CSV):
         return dataset
 
 
+def _json_lines(text: str) -> list | None:
+    """The objects of JSON lines text (Defender's export files), or None if it is not that."""
+    items = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                item = json.loads(line)
+            except (ValueError, RecursionError):
+                return None
+            if not isinstance(item, dict):
+                return None
+            items.append(item)
+    return items if len(items) > 1 else None
+
+
 class InventoryJSON(base_formats.JSON):
-    """A JSON array of objects, or a Defender API response `{"value": [...]}`."""
+    """A JSON array of objects, a Defender API response (`{"value": [...]}` or one entity), or JSON lines."""
 
     def create_dataset(self, in_stream):
         if isinstance(in_stream, bytes):
@@ -68,7 +83,17 @@ class InventoryJSON(base_formats.JSON):
         try:
             payload = json.loads(in_stream)
         except json.JSONDecodeError as exc:
-            raise UnreadableFile(f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+            payload = _json_lines(in_stream) if exc.msg == "Extra data" else None
+            if payload is None:
+                raise UnreadableFile(f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+        except RecursionError:
+            raise UnreadableFile("Not valid JSON: nested too deeply.") from None
+        except ValueError as exc:  # e.g. a number with more digits than Python reads
+            raise UnreadableFile(f"Not valid JSON: {exc}.") from None
+        try:  # a \ud800 escape decodes to a lone surrogate, which no page or database can hold
+            json.dumps(payload, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise UnreadableFile("The file holds text that is not valid Unicode (a lone surrogate escape).") from None
         problems = Problems()
         records = json_payload_records(payload, source="file", problems=problems)
         if problems and not records and problems.items[0].position is None:
@@ -83,7 +108,7 @@ class InventoryJSON(base_formats.JSON):
         dataset.lines = {}
         dataset.line_offset = 0  # JSON records have positions, not lines
         by_position = {r.position: r.data for r in records}
-        total = len(payload["value"] if isinstance(payload, dict) else payload)
+        total = len(json_payload_items(payload))
         for position in range(1, total + 1):
             data = by_position.get(position, {})
             dataset.append([data.get(h) for h in headers])

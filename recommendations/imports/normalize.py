@@ -8,6 +8,7 @@ the model. The services check what needs the database (duplicates, unknown ids) 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from typing import Any
@@ -28,8 +29,11 @@ def normalize_key(key: str) -> str:
     return _KEY_RE.sub("", str(key).lower())
 
 
-class _Bad(Exception):
-    pass
+class BadValue(Exception):
+    """A value that does not fit its field; the message says why."""
+
+
+_Bad = BadValue
 
 
 def type_name(value: Any) -> str:
@@ -70,6 +74,19 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_storable(text: str) -> str:
+    """`text` unless a database could not store it: a NUL character or a lone surrogate (JSON's
+    `\\u0000` and `\\ud800` escapes decode to them; PostgreSQL refuses both)."""
+    if "\x00" in text:
+        raise _Bad("contains a NUL character")
+    if _SURROGATE.search(text):
+        raise _Bad("is not valid Unicode (a lone surrogate)")
+    return text
+
+
 def as_text(value: Any, *, max_length: int) -> str:
     if value is None:
         return ""
@@ -77,10 +94,42 @@ def as_text(value: Any, *, max_length: int) -> str:
         raise _Bad(f"expected text, got {type_name(value)}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
+    text = check_storable(str(value).strip())
     if len(text) > max_length:
         raise _Bad(f"longer than {max_length} characters")
     return text
+
+
+MAX_LIST_ITEMS = 1000
+MAX_LIST_ITEM_LENGTH = 255
+
+
+def as_list(value: Any) -> list[str]:
+    """A list of strings (machineTags, associatedThreats, tags): a JSON list, or in a CSV cell a
+    JSON array or values separated by commas or semicolons. Null or empty: an empty list."""
+    if _blank(value):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError):
+                raise _Bad(f"expected a list, got {value!r}") from None
+        else:
+            value = [part for part in re.split(r"[;,]", text)]
+    if not isinstance(value, list):
+        raise _Bad(f"expected a list, got {type_name(value)}")
+    if len(value) > MAX_LIST_ITEMS:
+        raise _Bad(f"more than {MAX_LIST_ITEMS} items")
+    items: list[str] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _Bad(f"expected a list of text, found {type_name(item)}")
+        text = as_text(item, max_length=MAX_LIST_ITEM_LENGTH)
+        if text and text not in items:
+            items.append(text)
+    return items
 
 
 def as_float(value: Any) -> float | None:
@@ -189,19 +238,31 @@ REMEDIATION_ALIASES = {
 }
 
 
-def _is_configuration_id(external_id: str) -> bool:
-    # Defender names configuration recommendations "scid-NNN" and software ones "va-_-vendor-_-product".
-    return external_id.lower().startswith("scid-")
+CONFIGURATION_ID_PREFIXES = ("scid-", "sca-_-scid-")
+
+
+def is_configuration_id(external_id: str) -> bool:
+    """Defender names configuration recommendations `scid-NNN` (configuration ids, older exports) or
+    `sca-_-scid-NNN` (the recommendations API, the assessments' recommendationReference); software
+    ones `va-_-vendor-_-product`."""
+    return external_id.lower().startswith(CONFIGURATION_ID_PREFIXES)
 
 
 def map_remediation_type(value: Any, *, external_id: str) -> tuple[str, str | None]:
-    """(choice, warning): Defender's value mapped onto the model's choices."""
-    fallback = RemediationType.CONFIGURATION_CHANGE if _is_configuration_id(external_id) else RemediationType.UPDATE
+    """(choice, warning): Defender's value mapped onto the model's choices.
+
+    A configuration recommendation (by its id) is a ConfigurationChange whatever remediationType
+    says: Defender often sends null for them.
+    """
+    configuration = is_configuration_id(external_id)
+    fallback = RemediationType.CONFIGURATION_CHANGE if configuration else RemediationType.UPDATE
     if _blank(value):
         return fallback, None
     if not isinstance(value, str):
         raise _Bad(f"expected text, got {type_name(value)}")
     choice = REMEDIATION_ALIASES.get(normalize_key(value))
+    if configuration and choice != RemediationType.CONFIGURATION_CHANGE:
+        return fallback, f"remediationType {value!r} of a configuration recommendation, stored as {fallback.value}"
     if choice is None:
         return fallback, f"unknown remediationType {value!r}, stored as {fallback.value}"
     return choice, None
@@ -219,6 +280,34 @@ def map_category(value: Any, *, remediation_type: str) -> tuple[str, str | None]
     if choice is None:
         return fallback, f"unknown recommendationCategory {value!r}, stored as {fallback.value}"
     return choice, None
+
+
+def map_choice(value: Any, choices: list[str], *, field: str) -> tuple[str, str | None]:
+    """(value, warning): one of `choices`, matched ignoring case, spaces and dashes.
+
+    Null or empty is "" (Defender has no value now); an unknown value is stored as "" with a warning.
+    """
+    if _blank(value):
+        return "", None
+    if not isinstance(value, str):
+        raise _Bad(f"expected text, got {type_name(value)}")
+    wanted = normalize_key(value)
+    for choice in choices:
+        if normalize_key(choice) == wanted:
+            return choice, None
+    return "", f"unknown {field} {value!r}, stored as empty"
+
+
+# Defender's rbacGroupName for a device in no group (the assessments say "Unassigned", or "None" when
+# the organisation has no device groups): the portal's built-in group, never a group of that name.
+UNASSIGNED_GROUP_ALIASES = {"unassigned", "none", "null"}
+
+
+def map_device_group(value: Any) -> str:
+    name = as_text(value, max_length=max_length(DeviceGroup, "name"))
+    if not name or name.lower() in UNASSIGNED_GROUP_ALIASES:
+        return UNASSIGNED_GROUP_NAME
+    return name
 
 
 # --- Normalisers: a Record to model field values (or a Problem) ---------------------------
@@ -239,39 +328,77 @@ RECOMMENDATION_FIELDS = [
     ("recommended_version", ("recommendedversion",), "text"),
     ("recommended_program", ("recommendedprogram",), "text"),
     ("recommended_vendor", ("recommendedvendor",), "text"),
+    ("sub_category", ("subcategory",), "text"),
+    ("associated_threats", ("associatedthreats",), "list"),
+    ("tags", ("tags", "recommendationtags"), "list"),
 ]
 RECOMMENDATION_CATEGORY_KEYS = ("recommendationcategory", "category")
 RECOMMENDATION_TYPE_KEYS = ("remediationtype",)
 RECOMMENDATION_REQUIRED = {"external_id": "id", "name": "recommendationName"}
 
+# The assessment exports name the device `deviceId` beside a compound row `id`: deviceId comes first.
 DEVICE_FIELDS = [
-    ("machine_id", ("id", "machineid", "deviceid"), "text"),
+    ("machine_id", ("deviceid", "id", "machineid"), "text"),
     ("computer_dns_name", ("computerdnsname", "devicename"), "text"),
     ("os_platform", ("osplatform",), "text"),
+    # The machines API says `version` (and often `osVersion: null`); the exports say `osVersion`.
+    ("os_version", ("osversion", "version"), "text"),
     ("aad_device_id", ("aaddeviceid",), "text"),
+    ("first_seen", ("firstseen",), "datetime"),
     ("last_seen", ("lastseen",), "datetime"),
+    ("health_status", ("healthstatus",), "choice"),
+    ("risk_score", ("riskscore",), "choice"),
+    ("exposure_level", ("exposurelevel",), "choice"),
+    ("machine_tags", ("machinetags",), "list"),
+    ("last_ip_address", ("lastipaddress",), "text"),
 ]
+# Fields whose names are alternatives of equal standing: the first one with a value wins. Elsewhere the
+# first name present wins, even when null (an export row's null deviceId never falls back to its `id`).
+FIRST_FILLED_FIELDS = {"os_version"}
 DEVICE_GROUP_KEYS = ("rbacgroupname", "devicegroup", "devicegroupname")
 DEVICE_REQUIRED = {"machine_id": "id"}
 
-EXPOSURE_RECOMMENDATION_KEYS = ("recommendationid", "recommendation", "externalid")
+EXPOSURE_RECOMMENDATION_KEYS = ("recommendationid", "recommendation", "externalid", "recommendationreference")
 EXPOSURE_DEVICE_KEYS = ("machineid", "device", "deviceid")
 
-_CONVERTERS = {"float": as_float, "int": as_int, "bool": as_bool, "datetime": as_datetime}
+_CONVERTERS = {"float": as_float, "int": as_int, "bool": as_bool, "datetime": as_datetime, "list": as_list}
 
 
-def _convert(model, field_name: str, kind: str, value: Any) -> Any:
+def _convert(model, field_name: str, kind: str, value: Any, warn, label: str) -> Any:
     if kind == "text":
         return as_text(value, max_length=max_length(model, field_name))
+    if kind == "choice":
+        allowed = [v for v, _ in model._meta.get_field(field_name).choices]
+        choice, warning = map_choice(value, allowed, field=label)
+        if warning:
+            warn(warning)
+        return choice
     return _CONVERTERS[kind](value)
 
 
-def _fields(model, record: Record, spec, required: dict[str, str], source: str, problems: Problems):
+def lookup_filled(data: dict[str, Any], names: tuple[str, ...]) -> tuple[bool, Any]:
+    """Like `lookup`, but the first of `names` with a value wins (osVersion null, version "1709")."""
+    found, first = False, None
+    for name in names:
+        present, value = lookup(data, (name,))
+        if present and not _blank(value):
+            return True, value
+        if present and not found:
+            found, first = True, value
+    return found, first
+
+
+def _fields(model, record: Record, spec, required: dict[str, str], source: str, problems: Problems, warnings=None):
     row = Row(record.data)
     values: dict[str, Any] = {}
     bad = False
+
+    def warn(message: str) -> None:
+        if warnings is not None:
+            warnings.append(str(Problem(source, record.position, message, record.line)))
+
     for field_name, keys, kind in spec:
-        found, raw = lookup(row, keys)
+        found, raw = (lookup_filled if field_name in FIRST_FILLED_FIELDS else lookup)(row, keys)
         if field_name in required and _blank(raw):
             problems.add(source, record.position, f"missing required field {required[field_name]!r}", record.line)
             bad = True
@@ -279,7 +406,7 @@ def _fields(model, record: Record, spec, required: dict[str, str], source: str, 
         if not found:
             continue
         try:
-            value = _convert(model, field_name, kind, raw)
+            value = _convert(model, field_name, kind, raw, warn, _key_label(row, keys))
         except _Bad as exc:
             problems.add(source, record.position, f"wrong type for {_key_label(row, keys)!r}: {exc}", record.line)
             bad = True
@@ -293,7 +420,7 @@ def normalize_recommendation(
     record: Record, *, source: str, problems: Problems, warnings: list[str]
 ) -> dict[str, Any] | None:
     row, values, bad = _fields(
-        SecurityRecommendation, record, RECOMMENDATION_FIELDS, RECOMMENDATION_REQUIRED, source, problems
+        SecurityRecommendation, record, RECOMMENDATION_FIELDS, RECOMMENDATION_REQUIRED, source, problems, warnings
     )
     external_id = values.get("external_id", "")
     try:
@@ -317,16 +444,18 @@ def normalize_recommendation(
     return None if bad else values
 
 
-def normalize_device(record: Record, *, source: str, problems: Problems) -> dict[str, Any] | None:
-    row, values, bad = _fields(Device, record, DEVICE_FIELDS, DEVICE_REQUIRED, source, problems)
+def normalize_device(
+    record: Record, *, source: str, problems: Problems, warnings: list[str] | None = None
+) -> dict[str, Any] | None:
+    row, values, bad = _fields(Device, record, DEVICE_FIELDS, DEVICE_REQUIRED, source, problems, warnings)
     found, raw = lookup(row, DEVICE_GROUP_KEYS)
     try:
-        group = as_text(raw, max_length=max_length(DeviceGroup, "name"))
+        group = map_device_group(raw)
     except _Bad as exc:
         problems.add(source, record.position, f"wrong type for 'rbacGroupName': {exc}", record.line)
         return None
-    if found:  # present but empty or null: the device belongs to no group
-        values["device_group"] = group or UNASSIGNED_GROUP_NAME
+    if found:  # present but empty, null, "Unassigned" or "None": the device belongs to no group
+        values["device_group"] = group
     # absent: an existing device keeps its group, a new one goes to UnassignedGroup (service)
     return None if bad else values
 

@@ -8,16 +8,31 @@ that cannot be read adds one `Problem` naming the file and the reason.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ..models import Device, SecurityRecommendation
-from .normalize import EXPOSURE_DEVICE_KEYS, EXPOSURE_RECOMMENDATION_KEYS, max_length, normalize_key, type_name
+from .normalize import (
+    EXPOSURE_DEVICE_KEYS,
+    EXPOSURE_RECOMMENDATION_KEYS,
+    BadValue,
+    check_storable,
+    max_length,
+    normalize_key,
+    type_name,
+)
 from .records import Problems, Record
+
+GZIP_MAGIC = b"\x1f\x8b"
+# What a broken or truncated gzip file raises while it is read.
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+TOO_DEEP = "nested too deeply"
 
 
 def source_name(file: str | Path | IO | None, default: str) -> str:
@@ -27,26 +42,64 @@ def source_name(file: str | Path | IO | None, default: str) -> str:
     return Path(name).name if isinstance(name, str) and name else default
 
 
-def _open_text(file: str | Path | IO) -> tuple[IO[str], bool]:
-    """A text stream for `file` (path, binary or text file object) and whether we opened it."""
+def _head(file: str | Path | IO, size: int = 64) -> bytes:
+    """The first bytes of a path or a binary file object (without consuming them)."""
     if isinstance(file, str | Path):
-        return open(file, encoding="utf-8-sig", newline=""), True  # noqa: SIM115
+        with open(file, "rb") as fh:
+            return fh.read(size)
     if isinstance(file, io.TextIOBase):
-        return file, False
-    return io.TextIOWrapper(file, encoding="utf-8-sig", newline=""), False
+        return b""
+    if hasattr(file, "peek"):
+        return file.peek(size)[:size]
+    if hasattr(file, "seekable") and file.seekable():
+        at = file.tell()
+        head = file.read(size)
+        file.seek(at)
+        return head
+    return b""
+
+
+def is_gzip(file: str | Path | IO) -> bool:
+    """Gzip-compressed (Defender's export files are `.json.gz`), told by the content, not the name."""
+    return _head(file, 2) == GZIP_MAGIC
+
+
+def _open_binary(file: str | Path | IO) -> tuple[IO[bytes] | IO[str], bool]:
+    """A stream of `file`, decompressed when it is gzip; and whether we opened it."""
+    if is_gzip(file):
+        return gzip.open(file, "rb"), True  # noqa: SIM115
+    if isinstance(file, str | Path):
+        return open(file, "rb"), True  # noqa: SIM115
+    return file, False
+
+
+def _open_text(file: str | Path | IO) -> tuple[IO[str], bool]:
+    """A text stream for `file` (path, binary or text file object, gzip or not) and whether we opened it."""
+    raw, opened = _open_binary(file)
+    if isinstance(raw, io.TextIOBase):
+        return raw, opened
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    return text, opened
 
 
 def sniff_is_json(file: str | Path | IO) -> bool:
-    """JSON when the name says so, or the first non-blank character opens an object/array."""
+    """JSON when the name says so (`.json`, `.jsonl`, `.json.gz`), or the first non-blank character
+    (after decompressing a gzip file) opens an object/array."""
     name = file if isinstance(file, str | Path) else getattr(file, "name", "") or ""
-    suffix = Path(str(name)).suffix.lower()
-    if suffix in {".json", ".csv"}:
-        return suffix == ".json"
-    if isinstance(file, str | Path):
-        with open(file, "rb") as fh:
-            head = fh.read(64)
+    suffixes = [x.lower() for x in Path(str(name)).suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in {".json", ".jsonl", ".csv"}:
+        return suffix != ".csv"
+    if is_gzip(file):
+        try:
+            with gzip.open(file if isinstance(file, str | Path) else io.BytesIO(_head(file, 4096)), "rb") as fh:
+                head = fh.read(64)
+        except (*GZIP_ERRORS, OSError):
+            return True  # a broken gzip file: the JSON reader says what is wrong with it
     else:
-        head = file.peek(64)[:64] if hasattr(file, "peek") else b""
+        head = _head(file)
     head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     return head[:1] in (b"{", b"[")
 
@@ -109,9 +162,11 @@ class _JSONStream:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
                 if self.eof:
-                    raise self.error(exc.msg, exc.pos) from None
+                    raise self.error(exc.msg.removesuffix(" at"), exc.pos) from None
                 self.fill()
                 continue
+            except ValueError:  # Python refuses to read an integer of more than 4300 digits
+                raise self.error("a number with too many digits") from None
             if not self.eof and len(self.buf) - end < 64:  # a number may go on in the next chunk
                 self.fill()
                 continue
@@ -135,71 +190,114 @@ class _JSONStream:
                 raise self.error("Expecting ',' delimiter")
 
     def records(self) -> Iterator[Any]:
-        """The elements of `{"value": [...]}` (other keys skipped) or of a top-level array."""
+        """The records of a Defender answer, whichever shape it has:
+
+        - a collection `{"value": [...]}` (its other keys, such as `@odata.nextLink`, go to `meta`);
+        - a single entity `{"@odata.context": ..., "id": ...}` (`GET /api/machines/{id}`): one record;
+        - JSON lines, one object a line (the assessment export files): one record a line;
+        - a plain JSON array.
+        """
+        self.meta: dict[str, Any] = {}
         char = self.peek()
         if char == "[":
             yield from self.array_items()
         elif char == "{":
-            self.pos += 1
-            found = False
-            while True:
-                if self.peek() == "}":
-                    self.pos += 1
-                    break
-                key = self.value()
-                self.expect(":")
-                if key == "value" and self.peek() == "[":
-                    found = True
-                    yield from self.array_items()
-                else:
-                    self.value()
-                char = self.peek()
-                if char == ",":
-                    self.pos += 1
-                elif char != "}":
-                    raise self.error("Expecting ',' delimiter")
-            if not found:
-                raise ValueError('expected a Defender API response {"value": [...]} or a JSON array')
+            entity = yield from self._object_or_collection()
+            if entity is not None:
+                yield entity
+                if self.peek() == "{":  # JSON lines: more objects follow
+                    while self.peek() != "":
+                        item = self.value()
+                        if not isinstance(item, dict):
+                            raise ValueError(f"expected one JSON object a line, got {type_name(item)}")
+                        yield item
         else:
-            raise ValueError('expected a Defender API response {"value": [...]} or a JSON array')
+            raise ValueError(SHAPE_MESSAGE)
         if self.peek() != "":
             raise self.error("Extra data")
 
+    def _object_or_collection(self):
+        """Reads a top-level object: streams its `value` array if it has one (and returns None),
+        else returns the whole object (a single entity)."""
+        self.pos += 1
+        found = False
+        entity: dict[str, Any] = {}
+        while True:
+            if self.peek() == "}":
+                self.pos += 1
+                break
+            key = self.value()
+            if not isinstance(key, str):
+                raise self.error("Expecting property name enclosed in double quotes")
+            self.expect(":")
+            if key == "value" and self.peek() == "[" and not found:
+                found = True
+                yield from self.array_items()
+            else:
+                entity[key] = self.value()
+            char = self.peek()
+            if char == ",":
+                self.pos += 1
+            elif char != "}":
+                raise self.error("Expecting ',' delimiter")
+        if found:
+            self.meta = entity
+            return None
+        return entity
 
-def read_json_records(file: str | Path | IO, *, source: str, problems: Problems) -> Iterator[Record]:
-    """Records of a Defender API response (`{"value": [...]}`) or of a plain JSON array.
+
+SHAPE_MESSAGE = 'expected a Defender API response ({"value": [...]} or one entity), JSON lines or a JSON array'
+
+
+def read_json_records(
+    file: str | Path | IO, *, source: str, problems: Problems, meta: dict | None = None
+) -> Iterator[Record]:
+    """Records of a Defender API response (a collection `{"value": [...]}`, a single entity, or the
+    export files' JSON lines, gzipped or not) or of a plain JSON array.
 
     Streams: memory holds one record at a time, whatever the file size. A syntax error stops
-    the reading with one problem (the records before it are still checked).
+    the reading with one problem (the records before it are still checked). `meta` receives the
+    collection's other top-level keys (`@odata.nextLink`).
     """
-    stream, opened = _open_text(file)
+    stream, opened = None, False
     position = 0
     try:
-        for item in _JSONStream(stream).records():
+        stream, opened = _open_text(file)
+        reader = _JSONStream(stream)
+        for item in reader.records():
             position += 1
             if not isinstance(item, dict):
                 problems.add(source, position, f"malformed record: expected an object, got {type_name(item)}")
                 continue
             yield Record(position, None, item)
+        if meta is not None:
+            meta.update(reader.meta)
     except _JSONSyntaxError as exc:
         problems.add(source, None, f"not valid JSON (line {exc.line}, column {exc.column}): {exc.msg}")
-    except ValueError as exc:  # the shape is wrong
-        problems.add(source, None, str(exc))
+    except RecursionError:
+        problems.add(source, None, f"not valid JSON: {TOO_DEEP}")
     except UnicodeDecodeError:
         problems.add(source, None, "not UTF-8 text")
+    except GZIP_ERRORS as exc:
+        problems.add(source, None, f"not a readable gzip file ({exc.__class__.__name__}: {exc})")
+    except ValueError as exc:  # the shape is wrong (or a number too long to read)
+        problems.add(source, None, str(exc))
     finally:
         if opened:
             stream.close()
 
 
-def json_payload_records(payload: Any, *, source: str, problems: Problems) -> list[Record]:
+def json_payload_items(payload: Any) -> list | None:
+    """The records of a decoded Defender answer: a collection's `value`, a single entity, an array."""
     if isinstance(payload, dict):
-        if not isinstance(payload.get("value"), list):
-            problems.add(source, None, 'expected a Defender API response {"value": [...]} or a JSON array')
-            return []
-        payload = payload["value"]
-    elif not isinstance(payload, list):
-        problems.add(source, None, 'expected a Defender API response {"value": [...]} or a JSON array')
+        return payload["value"] if isinstance(payload.get("value"), list) else [payload]
+    return payload if isinstance(payload, list) else None
+
+
+def json_payload_records(payload: Any, *, source: str, problems: Problems) -> list[Record]:
+    payload = json_payload_items(payload)
+    if payload is None:
+        problems.add(source, None, SHAPE_MESSAGE)
         return []
     records = []
     for position, item in enumerate(payload, 1):
@@ -239,7 +337,14 @@ def _csv_data_rows(reader, *, width: int, source: str, problems: Problems) -> It
 def read_csv_records(
     file: str | Path | IO, *, source: str, problems: Problems, required: Iterable[str] = ()
 ) -> Iterator[Record]:
-    """Records of a CSV file with a header row; streams (constant memory)."""
+    """Records of a CSV file with a header row (gzipped or not); streams (constant memory)."""
+    try:
+        yield from _csv_records(file, source=source, problems=problems, required=required)
+    except GZIP_ERRORS as exc:
+        problems.add(source, None, f"not a readable gzip file ({exc.__class__.__name__}: {exc})")
+
+
+def _csv_records(file, *, source: str, problems: Problems, required: Iterable[str]) -> Iterator[Record]:
     stream, opened = _open_text(file)
     try:
         reader = csv.reader(stream)
@@ -276,6 +381,13 @@ def read_exposure_csv_pairs(
     file: str | Path | IO, *, source: str, problems: Problems
 ) -> Iterator[tuple[int, int | None, str, str]]:
     """(position, line, recommendation id, machine id) from a CSV of pairs; the fast path for big snapshots."""
+    try:
+        yield from _exposure_csv_pairs(file, source=source, problems=problems)
+    except GZIP_ERRORS as exc:
+        problems.add(source, None, f"not a readable gzip file ({exc.__class__.__name__}: {exc})")
+
+
+def _exposure_csv_pairs(file, *, source: str, problems: Problems):
     stream, opened = _open_text(file)
     try:
         reader = csv.reader(stream)
@@ -297,6 +409,13 @@ def read_exposure_csv_pairs(
         dev_max = max_length(Device, "machine_id")
         for position, row in _csv_data_rows(reader, width=len(headers), source=source, problems=problems):
             rec, machine = row[rec_col].strip(), row[dev_col].strip()
+            if "\x00" in rec or "\x00" in machine:
+                for value, name in ((rec, "recommendationId"), (machine, "machineId")):
+                    try:
+                        check_storable(value)
+                    except BadValue as exc:
+                        problems.add(source, position, f"wrong type for {name!r}: {exc}", reader.line_num)
+                continue
             if not rec or not machine or len(rec) > rec_max or len(machine) > dev_max:
                 for value, name, limit in ((rec, "recommendationId", rec_max), (machine, "machineId", dev_max)):
                     if not value:

@@ -124,7 +124,21 @@ class DeviceResource(InventoryResource):
 
     class Meta:
         model = Device
-        fields = ("machine_id", "computer_dns_name", "os_platform", "device_group", "aad_device_id", "last_seen")
+        fields = (
+            "machine_id",
+            "computer_dns_name",
+            "os_platform",
+            "os_version",
+            "device_group",
+            "aad_device_id",
+            "first_seen",
+            "last_seen",
+            "health_status",
+            "risk_score",
+            "exposure_level",
+            "machine_tags",
+            "last_ip_address",
+        )
         import_id_fields = ("machine_id",)
 
     def existing_keys(self, records):

@@ -2,14 +2,22 @@
 
 One module a sub-domain: `inventory` (upserts), `snapshots` (exposure snapshots),
 `counters` (the stored exposure counters), `imports` (whole files), `import_jobs` (the
-admin's background imports) and `exceptions`. Each function is keyword-only, typed, atomic,
-and raises portal.errors.ApplicationError when a rule forbids it.
+admin's background imports), `defender` (the pull from the Defender API) and `exceptions`.
+Each function is keyword-only, typed, atomic, and raises portal.errors.ApplicationError when
+a rule forbids it.
 """
 
 from .counters import device_group_exposures_refresh, recommendations_refresh_exposed_devices
+from .defender import defender_sync
 from .exceptions import exception_cancel, exception_create, exceptions_expire
 from .import_jobs import background_rows, import_job_create, import_job_progress, import_job_run
-from .imports import INVENTORY_KINDS, import_summary_line, import_tvm_files, inventory_import_records
+from .imports import (
+    INVENTORY_KINDS,
+    exposures_import_defender,
+    import_summary_line,
+    import_tvm_files,
+    inventory_import_records,
+)
 from .inventory import (
     DEVICE_UPDATE_FIELDS,
     RECOMMENDATION_UPDATE_FIELDS,
@@ -24,12 +32,14 @@ __all__ = [
     "INVENTORY_KINDS",
     "RECOMMENDATION_UPDATE_FIELDS",
     "background_rows",
+    "defender_sync",
     "device_group_exposures_refresh",
     "device_groups_upsert",
     "devices_upsert",
     "exception_cancel",
     "exception_create",
     "exceptions_expire",
+    "exposures_import_defender",
     "exposures_import_snapshot",
     "import_job_create",
     "import_job_progress",

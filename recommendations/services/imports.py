@@ -9,7 +9,8 @@ from django.db import transaction
 from portal.errors import ValidationError
 
 from ..imports import readers
-from ..imports.records import Problems
+from ..imports.exposures import REFERENCES, ExposureReader, classify, peek
+from ..imports.records import Problems, Record
 from .inventory import device_groups_upsert, devices_upsert, recommendations_upsert
 from .snapshots import exposures_import_snapshot
 
@@ -28,11 +29,11 @@ def import_summary_line(summary: dict) -> str:
     )
 
 
-def _totals(summary: dict) -> dict:
-    parts = [summary.get(k) or {} for k in ("device_groups", "devices", "recommendations", "exposures")]
-    summary["created"] = sum(p.get("created", 0) for p in parts) + (summary.get("devices") or {}).get(
-        "device_groups_created", 0
-    )
+def import_totals(summary: dict) -> dict:
+    """Adds the totals of `import_summary_line` (created, updated, remediated, re_exposed) to `summary`."""
+    kinds = ("device_groups", "devices", "exposure_devices", "recommendations", "exposures")
+    parts = [summary.get(k) or {} for k in kinds]
+    summary["created"] = sum(p.get("created", 0) + p.get("device_groups_created", 0) for p in parts)
     summary["updated"] = sum(p.get("updated", 0) for p in parts)
     summary["remediated"] = (summary.get("exposures") or {}).get("remediated", 0)
     summary["re_exposed"] = (summary.get("exposures") or {}).get("re_exposed", 0)
@@ -40,17 +41,107 @@ def _totals(summary: dict) -> dict:
     return summary
 
 
-def import_tvm_files(*, recommendations=None, machines=None, exposures=None, progress=None) -> dict:
-    """Import Defender for Endpoint exports (paths or binary files), all or nothing.
+def exposures_import_defender(
+    *,
+    batches: Iterable[tuple[Iterable, str | None]],
+    source: str,
+    problems: Problems,
+    warnings: list[str],
+    summary: dict,
+    recommendation_ids: Iterable[str] = (),
+    known_devices: set[str] | frozenset = frozenset(),
+    progress=None,
+) -> None:
+    """One exposure snapshot from Defender's shapes (see recommendations.imports.exposures).
 
-    `recommendations`: the `/api/recommendations` response; `machines`: `/api/machines`;
-    `exposures`: JSON or CSV of recommendationId, machineId (a snapshot, see
-    exposures_import_snapshot). `progress(n)` is called as records are written.
+    `batches`: (records, recommendation id) for each file or answer; the id is given for the
+    machineReferences of that recommendation, else None. The devices the rows name are upserted
+    first (those in `known_devices` are not: the pull upserted them already). Puts its counts in
+    `summary` ("exposures", "exposure_devices"); problems go to `problems` (the caller raises).
+    """
+    reader = ExposureReader(source=source, problems=problems, warnings=warnings, known_devices=known_devices)
+    summary.setdefault("exposures", {})  # first: the admin's preview shows the first counts of a summary
+    peeked = []
+    for records, recommendation_id in batches:
+        if recommendation_id is not None:  # machineReferences: nothing to tell from the records (none opened yet)
+            kind = REFERENCES
+        else:
+            first, records = peek(records)
+            kind = classify(first if isinstance(first, Record) else None)
+        peeked.append((records, kind, recommendation_id))
+        reader.kinds.add(kind)
+
+    def pairs():
+        for records, kind, recommendation_id in peeked:
+            yield from reader.pairs(records, kind=kind, recommendation_id=recommendation_id)
+
+    def upsert_devices():
+        if reader.devices:
+            counts = devices_upsert(
+                records=reader.device_records(), source=source, problems=problems, warnings=warnings
+            )
+            _add_counts(summary, "exposure_devices", counts)
+
+    counts = exposures_import_snapshot(
+        pairs=pairs(),
+        recommendation_ids=recommendation_ids,
+        covers=reader.covered,
+        collapse_duplicates=reader.collapse,
+        before_resolve=upsert_devices,
+        source=source,
+        problems=problems,
+        progress=progress,
+    )
+    _add_counts(summary, "exposures", counts)
+    reader.finish_warnings()
+
+
+def _add_counts(summary: dict, key: str, counts: dict) -> None:
+    """Two snapshots in one import (exposures and machineReferences) add up."""
+    before = summary.get(key) or {}
+    summary[key] = {k: before.get(k, 0) + counts.get(k, 0) for k in {*before, *counts}}
+
+
+def _exposure_batches(files: list, *, problems: Problems, sources: list[str]) -> list[tuple[Iterable, None]]:
+    batches = []
+    for file in files:
+        source = readers.source_name(file, "exposures")
+        sources.append(source)
+        if readers.sniff_is_json(file):
+            records = readers.read_json_records(file, source=source, problems=problems)
+        else:
+            records = readers.read_exposure_csv_pairs(file, source=source, problems=problems)
+        batches.append((records, None))
+    return batches
+
+
+def import_tvm_files(
+    *,
+    recommendations=None,
+    machines=None,
+    exposures=None,
+    machine_references=None,
+    recommendation: str | None = None,
+    progress=None,
+) -> dict:
+    """Import Defender for Endpoint answers and exports (paths or binary files), all or nothing.
+
+    `recommendations`: `/api/recommendations` (a list or one entity), `/api/machines/{id}/recommendations`;
+    `machines`: `/api/machines` (a list or one entity); `exposures`: one file or a list of files
+    making one snapshot: `recommendationId,machineId` pairs (JSON or CSV) or the assessment exports
+    (JSON, JSON lines, gzipped or not); `machine_references` with `recommendation` (an external id):
+    `/api/recommendations/{id}/machineReferences`, a snapshot for that recommendation.
+    `progress(n)` is called as records are written.
     Raises ImportRejected (nothing stored) listing every bad record.
     """
     problems = Problems()
     warnings: list[str] = []
     summary: dict = {"warnings": warnings}
+    if (machine_references is None) != (recommendation is None):
+        raise ValidationError(
+            "machineReferences name the devices of one recommendation: give the file and the recommendation id.",
+            field="recommendation",
+        )
     with transaction.atomic():
         if recommendations is not None:
             source = readers.source_name(recommendations, "recommendations")
@@ -63,18 +154,33 @@ def import_tvm_files(*, recommendations=None, machines=None, exposures=None, pro
         if machines is not None:
             source = readers.source_name(machines, "machines")
             records = _open_records(machines, source=source, problems=problems, csv_required=("id",))
-            summary["devices"] = devices_upsert(records=records, source=source, problems=problems, progress=progress)
+            summary["devices"] = devices_upsert(
+                records=records, source=source, problems=problems, warnings=warnings, progress=progress
+            )
         if exposures is not None:
-            source = readers.source_name(exposures, "exposures")
-            if readers.sniff_is_json(exposures):
-                records = readers.read_json_records(exposures, source=source, problems=problems)
-            else:
-                records = readers.read_exposure_csv_pairs(exposures, source=source, problems=problems)
-            summary["exposures"] = exposures_import_snapshot(
-                pairs=records, source=source, problems=problems, progress=progress
+            files = list(exposures) if isinstance(exposures, list | tuple) else [exposures]
+            sources: list[str] = []
+            batches = _exposure_batches(files, problems=problems, sources=sources)
+            # Several files are one snapshot (Defender splits an export into part files); their
+            # records are counted across the files, in the order given.
+            source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
+            exposures_import_defender(
+                batches=batches, source=source, problems=problems, warnings=warnings, summary=summary, progress=progress
+            )
+        if machine_references is not None:
+            source = readers.source_name(machine_references, "machine references")
+            records = _open_records(machine_references, source=source, problems=problems, csv_required=("id",))
+            exposures_import_defender(
+                batches=[(records, recommendation)],
+                source=source,
+                problems=problems,
+                warnings=warnings,
+                summary=summary,
+                recommendation_ids=[recommendation],
+                progress=progress,
             )
         problems.raise_if_any()
-    return _totals(summary)
+    return import_totals(summary)
 
 
 INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")
@@ -95,19 +201,26 @@ def inventory_import_records(
         if kind == "device_groups":
             summary["device_groups"] = device_groups_upsert(records=records, source=source, problems=problems)
         elif kind == "devices":
-            summary["devices"] = devices_upsert(records=records, source=source, problems=problems, progress=progress)
+            summary["devices"] = devices_upsert(
+                records=records, source=source, problems=problems, warnings=warnings, progress=progress
+            )
         elif kind == "recommendations":
             summary["recommendations"] = recommendations_upsert(
                 records=records, source=source, problems=problems, warnings=warnings, progress=progress
             )
         elif kind == "exposures":
-            summary["exposures"] = exposures_import_snapshot(
-                pairs=records, source=source, problems=problems, progress=progress
+            exposures_import_defender(
+                batches=[(records, None)],
+                source=source,
+                problems=problems,
+                warnings=warnings,
+                summary=summary,
+                progress=progress,
             )
         else:
             raise ValidationError(f"Unknown import kind {kind!r}.", field="kind")
         problems.raise_if_any()
-    return _totals(summary)
+    return import_totals(summary)
 
 
 # Background imports started from the admin (large files): an ImportJob per file.

@@ -143,7 +143,20 @@ def _device_groups_ensure(names: set[str]) -> int:
     return len(missing)
 
 
-DEVICE_UPDATE_FIELDS = ["computer_dns_name", "os_platform", "device_group_id", "aad_device_id", "last_seen"]
+DEVICE_UPDATE_FIELDS = [
+    "computer_dns_name",
+    "os_platform",
+    "os_version",
+    "device_group_id",
+    "aad_device_id",
+    "first_seen",
+    "last_seen",
+    "health_status",
+    "risk_score",
+    "exposure_level",
+    "machine_tags",
+    "last_ip_address",
+]
 RECOMMENDATION_UPDATE_FIELDS = [
     "name",
     "product_name",
@@ -160,6 +173,9 @@ RECOMMENDATION_UPDATE_FIELDS = [
     "recommended_version",
     "recommended_program",
     "recommended_vendor",
+    "sub_category",
+    "associated_threats",
+    "tags",
 ]
 
 
@@ -169,16 +185,19 @@ def devices_upsert(
     records: Iterable,
     source: str = "machines",
     problems: Problems | None = None,
+    warnings: list[str] | None = None,
     progress=None,
 ) -> dict[str, int]:
     """Create or update devices by machine id (Defender's `/api/machines` records).
 
-    `rbacGroupName` names the device group, created when missing; a device without one goes
-    to UnassignedGroup. Counts: created, updated, unchanged, device_groups_created.
+    `rbacGroupName` names the device group, created when missing; a device without one (or in
+    Defender's `Unassigned` / `None`) goes to UnassignedGroup. An unknown healthStatus, riskScore
+    or exposureLevel is stored empty and reported in `warnings`.
+    Counts: created, updated, unchanged, device_groups_created.
     """
     own = problems is None
     problems = problems if problems is not None else Problems()
-    rows = _normalized(records, normalize.normalize_device, problems=problems, source=source)
+    rows = _normalized(records, normalize.normalize_device, problems=problems, source=source, warnings=warnings)
     rows = _check_duplicates(rows, "machine_id", "device id", source, problems)
     if own:
         problems.raise_if_any()

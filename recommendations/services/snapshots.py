@@ -8,7 +8,7 @@ recommendations changed so that higher apps (remediation's progress) can follow.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -78,6 +78,9 @@ def exposures_import_snapshot(
     problems: Problems | None = None,
     progress=None,
     now: dt.datetime | None = None,
+    covers: Iterable[str] = (),
+    collapse_duplicates: bool = False,
+    before_resolve: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Apply a snapshot of the devices exposed now, for the recommendations it names.
 
@@ -85,7 +88,13 @@ def exposures_import_snapshot(
     `recommendationId`/`machineId`, or the checked (position, line, recommendation id,
     machine id) tuples of `readers.read_exposure_csv_pairs`.
     `recommendation_ids` (external ids) adds recommendations the snapshot covers even with no
-    pair left (all their devices are then remediated).
+    pair left (all their devices are then remediated); an unknown one is a problem. `covers` does
+    the same for the ones the portal knows and ignores the others (a compliant configuration row
+    names its recommendation without exposing a device); it is read after the pairs are staged.
+    `collapse_duplicates`: a pair given several times is one exposure (Defender's assessment
+    exports have a row per CVE, version and path), not a problem. `before_resolve` is called once
+    the pairs are staged and before they are matched to recommendations and devices (the exports
+    upsert the devices they name there).
 
     For the covered recommendations: a pair present is exposed (first_seen kept, last_seen =
     now; remediated_at cleared if it had been set: re-exposed); a pair exposed before and
@@ -112,11 +121,18 @@ def exposures_import_snapshot(
         temp = "TEMPORARY TABLE"
         cursor.execute(f"CREATE {temp} tvm_stage (pos bigint, line bigint, rec_ext varchar(255), machine varchar(64))")
         _stage_pairs(cursor, pairs, source=source, problems=problems, progress=progress)
+        if before_resolve is not None:
+            before_resolve()
+        staged = "tvm_stage"
+        if collapse_duplicates:  # one row a pair: its first position
+            staged = (
+                "(SELECT MIN(pos) AS pos, MIN(line) AS line, rec_ext, machine FROM tvm_stage GROUP BY rec_ext, machine)"
+            )
         cursor.execute(
             # Resolve ids and find each pair's exposure row in one pass (hash joins on PostgreSQL).
             f"CREATE {temp} tvm_pairs AS SELECT s.pos, s.line, s.rec_ext, s.machine,"  # noqa: S608 (table names)
             " r.id AS rec_id, d.id AS dev_id, e.id AS exp_id,"
-            " CASE WHEN e.remediated_at IS NULL THEN 0 ELSE 1 END AS was_remediated FROM tvm_stage s"
+            f" CASE WHEN e.remediated_at IS NULL THEN 0 ELSE 1 END AS was_remediated FROM {staged} s"
             f" LEFT JOIN {R} r ON r.external_id = s.rec_ext LEFT JOIN {D} d ON d.machine_id = s.machine"
             f" LEFT JOIN {E} e ON e.recommendation_id = r.id AND e.device_id = d.id"
         )
@@ -151,8 +167,15 @@ def exposures_import_snapshot(
         cursor.execute(f"CREATE {temp} tvm_recs (rec_id bigint PRIMARY KEY)")
         cursor.execute("INSERT INTO tvm_recs (rec_id) SELECT DISTINCT rec_id FROM tvm_pairs WHERE rec_id IS NOT NULL")
         extra = sorted(set(recommendation_ids or ()))
-        if extra:
-            known = dict(SecurityRecommendation.objects.filter(external_id__in=extra).values_list("external_id", "pk"))
+        optional = sorted(set(covers) - set(extra))
+        if extra or optional:
+            known: dict[str, int] = {}
+            wanted = extra + optional
+            for start in range(0, len(wanted), INVENTORY_BATCH_SIZE):
+                chunk = wanted[start : start + INVENTORY_BATCH_SIZE]
+                known.update(
+                    SecurityRecommendation.objects.filter(external_id__in=chunk).values_list("external_id", "pk")
+                )
             for external_id in extra:
                 if external_id not in known:
                     problems.add(source, None, f"unknown recommendation {external_id!r}")

@@ -10,7 +10,7 @@ from tests.intune.graph_fake import CLIENT_ID, CLIENT_SECRET, TENANT, GraphFake
 def graph(settings, monkeypatch, tmp_path):
     """The Graph fake, served over HTTPS, with the portal configured to use it and trust its CA."""
     fake = GraphFake(tmp_path).start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_path))
+    fake.trust(monkeypatch)
     settings.INTUNE_TENANT_ID = TENANT
     settings.INTUNE_CLIENT_ID = CLIENT_ID
     settings.INTUNE_CLIENT_SECRET = CLIENT_SECRET

@@ -1,10 +1,9 @@
-"""A loopback fake of the Entra ID token endpoint and of Graph's deviceAppManagementTasks.
+"""A loopback fake of Graph's deviceAppManagementTasks and managedDevices (and, through
+tests/msfake.py, of the token endpoint).
 
-A threaded HTTPS server on 127.0.0.1 (random port) with a certificate made at run time by a
-throw-away certificate authority; the tests trust that CA through REQUESTS_CA_BUNDLE, exactly
-as a deployment trusts a private CA. It records every request and can be told to answer
-429 with Retry-After, 500, to answer slowly, to drop the connection after creating a task, or
-to change a task as an Intune admin would.
+Served over HTTPS by the shared machinery of tests/msfake.py (a throw-away CA trusted through
+REQUESTS_CA_BUNDLE). Besides its rules (429 with Retry-After, 500, slow answers) it can drop the
+connection after creating a task, or change a task as an Intune admin would.
 
 Like Graph, it checks every task it is asked to create against the published beta metadata
 (tests/intune/odata_schema.py reading tests/intune/data/graph-beta-tasks.xml) and answers 400
@@ -17,28 +16,14 @@ By default it manages every Entra ID device id it is asked about; `not_managed()
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import json
 import re
-import ssl
-import threading
-import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from urllib.parse import parse_qs
 
 from tests.intune.odata_schema import graph_beta
+from tests.msfake import CLIENT_ID, CLIENT_SECRET, TENANT, HttpsFake, Recorded, Rule, make_certificates
 
-TENANT = "contoso-tenant"
-CLIENT_ID = "portal-client-id"
-CLIENT_SECRET = "portal-client-secret"
 TASKS = "/beta/deviceAppManagement/deviceAppManagementTasks"
 MANAGED_DEVICES = "/beta/deviceManagement/managedDevices"
 MAX_FILTER_EXPRESSIONS = 15  # Graph's documented limit of expressions in one $filter clause
@@ -57,157 +42,42 @@ MANAGED_DEVICE_PROPERTIES = {
 DEVICE_CLAUSE = re.compile(r"azureADDeviceId eq '((?:[^']|'')*)'")
 LAST_SYNC = "2026-01-05T08:30:00Z"
 
-
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost signed by it. Returns (ca, cert, key) paths."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test private CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return ca_path, cert_path, key_path
+__all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "MANAGED_DEVICES",
+    "TASKS",
+    "TENANT",
+    "GraphFake",
+    "Recorded",
+    "Rule",
+    "make_certificates",
+    "odata_error",
+]
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict
-    headers: dict
-    body: object
-    at: float
-    url_length: int = 0
+def odata_error(message: str, code: str = "BadRequest") -> dict:
+    """An error body as Graph's OData services write it."""
+    return {"error": {"code": code, "message": message, "innerError": {"request-id": str(uuid.uuid4())}}}
 
 
-@dataclass
-class Rule:
-    """Answer matching requests with `status` (and headers) instead of the normal answer, `times` times."""
+class GraphFake(HttpsFake):
+    scope = "https://graph.microsoft.com/.default"
+    max_url_length = MAX_URL_LENGTH
 
-    method: str
-    path_regex: str
-    status: int = 500
-    times: int = 1
-    headers: dict = field(default_factory=dict)
-    delay: float = 0.0  # seconds to wait before answering normally (slow response)
-    drop_after_handling: bool = False  # do the work, then close the connection without answering
-
-    def matches(self, method: str, path: str) -> bool:
-        return method == self.method and re.fullmatch(self.path_regex, path) is not None
-
-
-class GraphFake:
     def __init__(self, cert_dir: Path):
-        self.ca_path, cert_path, key_path = make_certificates(cert_dir)
-        self.requests: list[Recorded] = []
+        super().__init__(cert_dir)
         self.tasks: dict[str, dict] = {}
         self.task_devices: dict[str, list[dict]] = {}  # a task's managedDevices (not returned on reads)
         self.managed: dict[str, list[dict]] = {}  # Entra ID device id (lower case) -> Intune's records
         self.unmanaged: set[str] = set()  # Entra ID device ids Intune does not manage
         self.status_updates: list[tuple[str, dict]] = []
-        self.rules: list[Rule] = []
-        self.token_lifetime = 3599
-        self.revoked: set[str] = set()  # access tokens Graph no longer accepts
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body are written separately: without TCP_NODELAY each answer on a kept-alive
-            # connection waits for the client's delayed ACK (about 40 ms).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_GET(self):
-                fake._handle(self, "GET")
-
-            def do_POST(self):
-                fake._handle(self, "POST")
-
-            def do_PATCH(self):
-                fake._handle(self, "PATCH")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_path, key_path)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    # --- lifecycle and addresses ---------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
 
     @property
     def graph_url(self) -> str:
         return f"{self.base_url}/beta"
 
-    def start(self) -> GraphFake:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
     # --- programming the fake ----------------------------------------------------------------
-    def fail(self, method: str, path_regex: str, *, status: int = 500, times: int = 1, headers=None) -> None:
-        self.rules.append(Rule(method, path_regex, status=status, times=times, headers=headers or {}))
-
-    def slow(self, method: str, path_regex: str, *, seconds: float, times: int = 1) -> None:
-        self.rules.append(Rule(method, path_regex, status=0, times=times, delay=seconds))
-
     def drop_after_create(self, times: int = 1) -> None:
         """The next create makes the task, then the connection breaks before the answer."""
         self.rules.append(Rule("POST", TASKS, status=0, times=times, drop_after_handling=True))
@@ -260,17 +130,6 @@ class GraphFake:
         return max(records, key=lambda r: r["lastSyncDateTime"])
 
     # --- what the tests read ---------------------------------------------------------------
-    def calls(self, method: str | None = None, path_regex: str | None = None) -> list[Recorded]:
-        return [
-            r
-            for r in list(self.requests)
-            if (method is None or r.method == method) and (path_regex is None or re.fullmatch(path_regex, r.path))
-        ]
-
-    @property
-    def token_requests(self) -> list[Recorded]:
-        return self.calls("POST", rf"/{TENANT}/oauth2/v2\.0/token")
-
     @property
     def creates(self) -> list[Recorded]:
         return self.calls("POST", TASKS)
@@ -280,74 +139,13 @@ class GraphFake:
         return self.calls("GET", MANAGED_DEVICES)
 
     # --- serving -------------------------------------------------------------------------------
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        path = unquote(parts.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        content_type = handler.headers.get("Content-Type", "")
-        if "application/x-www-form-urlencoded" in content_type:
-            body: object = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-        elif raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw.decode(errors="replace")
-        else:
-            body = None
-        with self._lock:
-            self.requests.append(
-                Recorded(
-                    method,
-                    path,
-                    {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    dict(handler.headers),
-                    body,
-                    time.monotonic(),
-                    len(self.base_url) + len(handler.path),
-                )
-            )
-            rule = next((r for r in self.rules if r.times > 0 and r.matches(method, path)), None)
-            if rule:
-                rule.times -= 1
-        if rule and rule.status:
-            self._reply(
-                handler, rule.status, {"error": {"code": "injected", "message": f"HTTP {rule.status}"}}, rule.headers
-            )
-            return
-        if rule and rule.delay:
-            time.sleep(rule.delay)
-        if len(self.base_url) + len(handler.path) > MAX_URL_LENGTH:
-            self._reply(handler, 400, odata_error("The request URL is longer than 2,048 characters."))
-            return
-        status, payload = self._route(method, path, body, handler.headers, parts.query)
-        if rule and rule.drop_after_handling:
-            handler.close_connection = True
-            handler.connection.close()
-            return
-        self._reply(handler, status, payload)
+    def url_too_long(self):
+        return 400, odata_error("The request URL is longer than 2,048 characters.")
 
-    def _reply(self, handler, status: int, payload, headers: dict | None = None) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            for name, value in (headers or {}).items():
-                handler.send_header(name, str(value))
-            if data:
-                handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-        except OSError:  # the client gave up (timeout)
-            pass
-
-    def _route(self, method: str, path: str, body, headers, query: str):
-        if method == "POST" and path == f"/{TENANT}/oauth2/v2.0/token":
-            return self._token(body)
+    def route(self, method: str, path: str, body, headers, query: str):
         if not path.startswith("/beta/"):
             return 404, {"error": {"code": "NotFound", "message": path}}
-        valid = {f"Bearer token-{i}" for i in range(1, 100)} - {f"Bearer {t}" for t in self.revoked}
-        if headers.get("Authorization", "") not in valid:
+        if not self.authorized(headers):
             return 401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}}
         if path == TASKS and method == "POST":
             problems = graph_beta().errors(body, expected_type=graph_beta().collection_type("deviceAppManagementTasks"))
@@ -373,19 +171,6 @@ class GraphFake:
             if method == "GET":
                 return 200, task
         return 405, {"error": {"code": "BadRequest", "message": f"{method} {path}"}}
-
-    def _token(self, form):
-        if not isinstance(form, dict) or form.get("grant_type") != "client_credentials":
-            return 400, {"error": "unsupported_grant_type"}
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
-            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret."}
-        if form.get("scope") != "https://graph.microsoft.com/.default":
-            return 400, {"error": "invalid_scope"}
-        return 200, {
-            "token_type": "Bearer",
-            "expires_in": self.token_lifetime,
-            "access_token": f"token-{len(self.token_requests)}",
-        }
 
     def _managed_devices(self, query: dict):
         odata_filter = query.get("$filter", [""])[0]
@@ -422,8 +207,3 @@ class GraphFake:
             value = value.replace("''", "'")
             tasks = [t for t in tasks if t.get(name) == value]
         return tasks
-
-
-def odata_error(message: str, code: str = "BadRequest") -> dict:
-    """An error body as Graph's OData services write it."""
-    return {"error": {"code": code, "message": message, "innerError": {"request-id": str(uuid.uuid4())}}}

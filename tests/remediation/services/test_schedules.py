@@ -47,7 +47,7 @@ def test_rerunning_keeps_admin_edits_and_creates_no_duplicates(capsys):
     assert (purge.crontab.minute, purge.crontab.hour, purge.enabled) == ("15", "1", False)
     assert sync.interval.every == 5
     assert PeriodicTask.objects.filter(name__in=EXPECTED).count() == len(EXPECTED)
-    assert capsys.readouterr().out.splitlines()[-1] == "Beat schedules: 0 created, 0 updated, 5 unchanged."
+    assert capsys.readouterr().out.splitlines()[-1] == "Beat schedules: 0 created, 0 updated, 6 unchanged."
 
 
 def test_a_deleted_entry_is_recreated_and_a_wrong_task_name_corrected(capsys):
@@ -60,7 +60,7 @@ def test_a_deleted_entry_is_recreated_and_a_wrong_task_name_corrected(capsys):
     assert PeriodicTask.objects.get(name="notify_due_activities").task == "remediation.notify_due_activities"
     assert PeriodicTask.objects.get(name="expire_exceptions").task == "recommendations.expire_exceptions"
     assert PeriodicTask.objects.get(name="intune_sync").pk == untouched
-    assert "1 created, 1 updated, 3 unchanged" in capsys.readouterr().out
+    assert "1 created, 1 updated, 4 unchanged" in capsys.readouterr().out
 
 
 def test_schedules_of_other_jobs_are_never_wiped():
@@ -73,3 +73,41 @@ def test_schedules_of_other_jobs_are_never_wiped():
     call_command("setup_periodic_tasks")
 
     assert PeriodicTask.objects.filter(pk=mine.pk, task="other.task").exists()
+
+
+def test_defender_sync_runs_every_6_hours_and_stays_off_until_credentials_are_configured(settings, capsys):
+    settings.DEFENDER_TENANT_ID = settings.DEFENDER_CLIENT_ID = settings.DEFENDER_CLIENT_SECRET = ""
+    PeriodicTask.objects.filter(name="defender_sync").delete()
+    call_command("setup_periodic_tasks")  # as the migration does on an installation without credentials
+
+    entry = PeriodicTask.objects.select_related("interval").get(name="defender_sync")
+    assert entry.task == "recommendations.defender_sync"
+    assert (entry.interval.every, entry.interval.period) == (6, "hours")
+    assert entry.enabled is False
+    assert "Off until DEFENDER_TENANT_ID" in entry.description
+
+    call_command("setup_periodic_tasks")  # still no credentials: still off
+    assert PeriodicTask.objects.get(name="defender_sync").enabled is False
+
+    settings.DEFENDER_TENANT_ID, settings.DEFENDER_CLIENT_ID, settings.DEFENDER_CLIENT_SECRET = "t", "c", "s"
+    call_command("setup_periodic_tasks")
+
+    entry.refresh_from_db()
+    assert entry.enabled is True
+    assert entry.description.startswith("Pull recommendations, machines and exposed devices")
+    assert capsys.readouterr().out.splitlines()[-1] == "Beat schedules: 0 created, 1 updated, 5 unchanged."
+
+
+def test_defender_sync_switched_off_by_an_admin_stays_off(settings):
+    settings.DEFENDER_TENANT_ID, settings.DEFENDER_CLIENT_ID, settings.DEFENDER_CLIENT_SECRET = "t", "c", "s"
+    PeriodicTask.objects.filter(name="defender_sync").delete()
+    call_command("setup_periodic_tasks")
+    entry = PeriodicTask.objects.get(name="defender_sync")
+    assert entry.enabled is True  # created on: the credentials are there
+    entry.enabled = False
+    entry.save()
+
+    call_command("setup_periodic_tasks")
+
+    entry.refresh_from_db()
+    assert entry.enabled is False

@@ -1,0 +1,123 @@
+"""The Defender pulls in the admin: the last runs, what each did, and why a run failed."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django_celery_beat.models import PeriodicTask
+
+from ..defender import credentials_configured
+from ..models import DefenderSyncRun
+from ..services import import_summary_line
+
+SCHEDULE_NAME = "defender_sync"  # the beat entry (remediation's schedules upsert it by this name)
+
+
+def schedule_state() -> str:
+    """One paragraph on the beat entry `defender_sync` and the credentials, for the runs' page (HTML)."""
+    entry = PeriodicTask.objects.select_related("interval", "crontab").filter(name=SCHEDULE_NAME).first()
+    if entry is None:
+        schedule = mark_safe("There is no beat entry defender_sync: run <code>manage.py setup_periodic_tasks</code>.")
+    elif entry.enabled:
+        schedule = format_html("Scheduled {} (beat entry defender_sync).", entry.interval or entry.crontab)
+    else:
+        schedule = "The beat entry defender_sync is off."
+    if credentials_configured():
+        credentials = "The DEFENDER_* credentials are configured."
+    else:
+        credentials = mark_safe(  # noqa: S308 (constant text)
+            "The DEFENDER_* credentials are not configured (DEFENDER_TENANT_ID, DEFENDER_CLIENT_ID, "
+            "DEFENDER_CLIENT_SECRET); once they are set, <code>manage.py setup_periodic_tasks</code> turns the "
+            "schedule on."
+        )
+    return format_html("{} {} <code>manage.py defender_sync</code> pulls now.", schedule, credentials)
+
+
+@admin.register(DefenderSyncRun)
+class DefenderSyncRunAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "status", "trigger", "result", "duration_column", "warning_count"]
+    list_filter = ["status", "trigger"]
+    readonly_fields = [
+        "status",
+        "trigger",
+        "started_at",
+        "finished_at",
+        "duration_column",
+        "result",
+        "counts",
+        "progress_lines",
+        "warning_lines",
+        "error",
+    ]
+    fields = readonly_fields
+    change_list_template = "admin/recommendations/defendersyncrun/change_list.html"
+    change_form_template = "admin/recommendations/importjob/change_form.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Result")
+    def result(self, obj):
+        if obj.status == DefenderSyncRun.Status.SUCCEEDED and obj.summary:
+            return import_summary_line(obj.summary)
+        if obj.error:
+            first = obj.error if len(obj.error) <= 300 else obj.error[:300] + "…"
+            return format_html('<span class="rp-error" style="color: var(--error-fg)">{}</span>', first)
+        return "Running…" if obj.status == DefenderSyncRun.Status.RUNNING else "—"
+
+    @admin.display(description="Duration")
+    def duration_column(self, obj):
+        duration = obj.duration
+        if duration is None:
+            return "—"
+        seconds = int(duration.total_seconds())
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    @admin.display(description="Warnings")
+    def warning_count(self, obj):
+        return obj.summary.get("warnings", len(obj.warnings)) if obj.summary else len(obj.warnings)
+
+    @admin.display(description="Counts")
+    def counts(self, obj):
+        rows = [
+            (label, part.get("created", 0), part.get("updated", 0), part.get("unchanged", 0))
+            for label, key in (
+                ("Recommendations", "recommendations"),
+                ("Devices", "devices"),
+                ("Devices named only by exposures", "exposure_devices"),
+            )
+            if (part := (obj.summary or {}).get(key))
+        ]
+        exposures = (obj.summary or {}).get("exposures") or {}
+        if not rows and not exposures:
+            return "—"
+        table = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            "<table><tr><th></th><th>created</th><th>updated</th><th>unchanged</th></tr>{}</table>"
+            "<p>Exposures: {} new, {} still exposed, {} remediated, {} exposed again.</p>",
+            table,
+            exposures.get("created", 0),
+            exposures.get("updated", 0),
+            exposures.get("remediated", 0),
+            exposures.get("re_exposed", 0),
+        )
+
+    @admin.display(description="Progress")
+    def progress_lines(self, obj):
+        if not obj.progress:
+            return "—"
+        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((line,) for line in obj.progress)))
+
+    @admin.display(description="Warnings (the first 100)")
+    def warning_lines(self, obj):
+        if not obj.warnings:
+            return "—"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((w,) for w in obj.warnings)))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "schedule_state": schedule_state()}
+        return super().changelist_view(request, extra_context=extra_context)
