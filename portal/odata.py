@@ -299,7 +299,7 @@ class _Parser:
             raise ODataError(
                 f"$filter: {prop.name} is a list; compare its items with {prop.name}/any(t: t eq 'value')."
             )
-        return compare(prop, op, self._literal())
+        return compare(prop, op, self._literal(prop))
 
     def _lambda(self, prop: Property, name_token: Token) -> Q:
         if prop.kind != COLLECTION:
@@ -319,13 +319,13 @@ class _Parser:
         if self._keyword("eq") is None:
             raise self._error("expected 'eq': any() supports only equality")
         value_token = self.token
-        value = self._literal()
+        value = self._literal(prop)
         if not isinstance(value, str):
             raise self._error(f"{prop.name} holds strings; compare with a quoted string", value_token)
         self._expect_punct(")", "')'")
         return contains_item(prop.field, _storable_text(value, prop))
 
-    def _literal(self):
+    def _literal(self, prop: Property):
         token = self._advance()
         if token.kind == "string":
             return token.text[1:-1].replace("''", "'")
@@ -342,6 +342,11 @@ class _Parser:
                 return word == "true"
             if word == "null":
                 return None
+            if word not in _RESERVED and word not in COMPARISONS:
+                raise ODataError(
+                    f"$filter: {token.text} (position {token.pos}) is not a value; put text in single quotes, "
+                    f"as in {prop.name} eq '{token.text}'."
+                )
         raise self._error(
             "expected a value (a 'quoted string', a date such as 2021-01-31T00:00:00Z, a number, true, false or null)",
             token,
