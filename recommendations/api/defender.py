@@ -38,8 +38,8 @@ from .defender_shapes import (
     MACHINE_REFERENCE_COLLECTION,
     MACHINE_REFERENCE_PROPERTIES,
     RECOMMENDATION_PROPERTIES,
-    MachineSchema,
-    RecommendationSchema,
+    MachineSerializer,
+    RecommendationSerializer,
     annotate_defender_status,
     machine_data,
     machine_reference_data,
@@ -72,7 +72,7 @@ class MachineListView(ODataView):
         description="The devices of your device groups, in Defender's field names.",
         tags=[TAG],
         parameters=[filter_parameter(MACHINE_PROPERTIES), *paging_parameters()],
-        responses={200: collection_of("MachineCollection", MachineSchema), **LIST_ERRORS},
+        responses={200: collection_of("MachineCollection", MachineSerializer), **LIST_ERRORS},
     )
     def get(self, request):
         devices = device_list(user=request.user).order_by("pk")
@@ -90,7 +90,7 @@ class MachineDetailView(ODataView):
         description="By device id, or by computer name (the most recently seen device of that name).",
         tags=[TAG],
         parameters=[MACHINE_ID],
-        responses={200: entity_of("Machine", MachineSchema), **ENTITY_ERRORS},
+        responses={200: entity_of("MachineEntity", MachineSerializer), **ENTITY_ERRORS},
     )
     def get(self, request, pk: str):
         devices = device_list(user=request.user)
@@ -127,7 +127,7 @@ class RecommendationListView(ODataView):
         description="Every security recommendation; `exposedMachinesCount` counts only your device groups.",
         tags=[TAG],
         parameters=[filter_parameter(RECOMMENDATION_PROPERTIES), *paging_parameters()],
-        responses={200: collection_of("RecommendationCollection", RecommendationSchema), **LIST_ERRORS},
+        responses={200: collection_of("RecommendationCollection", RecommendationSerializer), **LIST_ERRORS},
     )
     def get(self, request):
         return self.collection(
@@ -145,7 +145,7 @@ class RecommendationDetailView(ODataView):
         summary="Get recommendation by id (Defender's GET /api/recommendations/{id})",
         tags=[TAG],
         parameters=[RECOMMENDATION_ID],
-        responses={200: entity_of("Recommendation", RecommendationSchema), **ENTITY_ERRORS},
+        responses={200: entity_of("RecommendationEntity", RecommendationSerializer), **ENTITY_ERRORS},
     )
     def get(self, request, pk: str):
         recommendation = _recommendations(request.user).filter(pk=_recommendation(pk).pk).first()

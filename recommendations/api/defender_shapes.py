@@ -77,7 +77,7 @@ def _unheld(help_text: str = "Not held by the portal: always null.") -> serializ
     return serializers.CharField(allow_null=True, help_text=help_text)
 
 
-class MachineSchema(serializers.Serializer):
+class MachineSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The device id (machine id).")
     computerDnsName = serializers.CharField(allow_null=True, help_text="Fully qualified device name.")
     firstSeen = serializers.DateTimeField(allow_null=True)
@@ -124,14 +124,14 @@ def machine_reference_data(device: Device) -> dict:
     }
 
 
-class MachineReferenceSchema(serializers.Serializer):
+class MachineReferenceSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The device id (machine id).")
     computerDnsName = serializers.CharField(allow_null=True)
     osPlatform = serializers.CharField(allow_null=True)
     rbacGroupName = serializers.CharField(help_text="The device's device group.")
 
 
-MACHINE_REFERENCE_COLLECTION = collection_of("MachineReferenceCollection", MachineReferenceSchema)
+MACHINE_REFERENCE_COLLECTION = collection_of("MachineReferenceCollection", MachineReferenceSerializer)
 
 
 # --- recommendations ----------------------------------------------------------------------
@@ -197,7 +197,7 @@ def recommendation_data(recommendation: SecurityRecommendation) -> dict:
     }
 
 
-class RecommendationSchema(serializers.Serializer):
+class RecommendationSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The recommendation id, e.g. va-_-microsoft-_-silverlight.")
     productName = serializers.CharField()
     recommendationName = serializers.CharField()

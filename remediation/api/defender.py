@@ -138,7 +138,7 @@ def _nullable(help_text: str = "") -> serializers.CharField:
     return serializers.CharField(allow_null=True, help_text=help_text)
 
 
-class RemediationTaskSchema(serializers.Serializer):
+class RemediationTaskSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     title = serializers.CharField()
     createdOn = serializers.DateTimeField(help_text="UTC.")
@@ -197,7 +197,7 @@ class RemediationTaskListView(ODataView):
         description="The remediation activities of your device groups, oldest first, in Defender's field names.",
         tags=[TAG],
         parameters=[filter_parameter(TASK_PROPERTIES), *paging_parameters()],
-        responses={200: collection_of("RemediationTaskCollection", RemediationTaskSchema), **LIST_ERRORS},
+        responses={200: collection_of("RemediationTaskCollection", RemediationTaskSerializer), **LIST_ERRORS},
     )
     def get(self, request):
         activities = activity_list(user=request.user).order_by("created_at", "pk")
@@ -212,7 +212,7 @@ class RemediationTaskDetailView(ODataView):
         summary="Get one remediation activity by id (Defender's GET /api/remediationTasks/{id})",
         tags=[TAG],
         parameters=[TASK_ID],
-        responses={200: entity_of("RemediationTask", RemediationTaskSchema), **ENTITY_ERRORS},
+        responses={200: entity_of("RemediationTaskEntity", RemediationTaskSerializer), **ENTITY_ERRORS},
     )
     def get(self, request, pk: str):
         activity = _task(request, pk)
