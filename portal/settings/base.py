@@ -223,7 +223,8 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Remediation portal API",
-    "DESCRIPTION": "Remediation activities, security recommendations, exceptions and device groups.",
+    "DESCRIPTION": "Remediation activities, security recommendations, exceptions and device groups (`/api/v1/`), "
+    "and a read API in Microsoft Defender for Endpoint's shapes (`/api/`).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Tags and operation ids without the prefix, for /api/v1/... and the Defender-compatible /api/...
