@@ -1,7 +1,8 @@
 """What every Defender-compatible endpoint (`/api/...`, DESIGN.md section 13) shares.
 
-- `ODataView`: read-only, JSON only, Bearer or Token authentication, errors in Defender's shape
-  `{"error": {"code", "message", "target"}}` (`target` is the request id, as Defender's is).
+- `ODataView`: read-only, JSON only, never cached (`Cache-Control: no-store`), Bearer or Token
+  authentication, errors in Defender's shape `{"error": {"code", "message", "target"}}` (`target`
+  is the request id, as Defender's is).
 - `ODataPagination`: `$top` (page size, at most 10,000) and `$skip` on top of the portal's keyset
   pagination. `@odata.nextLink` carries `$skiptoken`, an opaque cursor after the page's last row,
   instead of a larger `$skip`, so the thousandth page costs what the first does.
@@ -21,6 +22,7 @@ from urllib.parse import quote, urlencode
 from django.db.models import QuerySet
 from django.urls import URLPattern
 from django.urls.resolvers import RoutePattern
+from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers, status
@@ -141,6 +143,11 @@ class ODataView(APIView):
 
     def get_exception_handler(self):
         return odata_exception_handler
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        patch_cache_control(response, no_store=True)  # device and vulnerability data: never cached
+        return response
 
     def context_url(self, fragment: str) -> str:
         """`@odata.context`: where Defender's metadata would describe this answer."""

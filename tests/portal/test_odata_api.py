@@ -76,6 +76,11 @@ def test_throttled_requests_answer_429_with_retry_after(key, settings):
     assert throttled.json()["error"]["code"] == "TooManyRequests"
 
 
+def test_answers_and_errors_are_never_cached(key):
+    assert "no-store" in get(MACHINES, f"Bearer {key}")["Cache-Control"]
+    assert "no-store" in get(MACHINES)["Cache-Control"]
+
+
 def test_a_session_works_too_for_the_swagger_ui(key, security_user):
     client = APIClient()
     client.force_login(security_user)
