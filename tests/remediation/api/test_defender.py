@@ -299,3 +299,18 @@ def test_a_page_of_tasks_costs_a_constant_number_of_queries(
         response = client.get(TASKS)
 
     assert len(response.json()["value"]) == rows
+
+
+@pytest.mark.parametrize("rows", [1, 100])
+@pytest.mark.parametrize("viewer", ["security_user", "it_user"])
+def test_a_page_of_a_tasks_devices_costs_a_constant_number_of_queries(
+    request, django_assert_max_num_queries, security_user, viewer, rows
+):
+    activity = make_activity(user=security_user, devices=rows)
+    client = client_for(request.getfixturevalue(viewer))
+
+    # Token, permissions (user and group), the activity and its device groups, the page.
+    with django_assert_max_num_queries(6):
+        response = client.get(f"{TASKS}/{activity.pk}/machineReferences")
+
+    assert len(response.json()["value"]) == rows
