@@ -36,6 +36,7 @@ from recommendations.selectors import (
 from .defender_shapes import (
     MACHINE_PROPERTIES,
     MACHINE_REFERENCE_COLLECTION,
+    MACHINE_REFERENCE_FIELDS,
     MACHINE_REFERENCE_PROPERTIES,
     RECOMMENDATION_PROPERTIES,
     MachineSerializer,
@@ -167,7 +168,7 @@ class RecommendationMachineReferencesView(ODataView):
     def get(self, request, pk: str):
         exposures = exposed_devices_for_recommendation(recommendation=_recommendation(pk), user=request.user)
         return self.collection(
-            exposures.order_by("device__computer_dns_name", "pk"),
+            exposures.only(*MACHINE_REFERENCE_FIELDS).order_by("device__computer_dns_name", "pk"),
             fragment="MachineReferences",
             render=lambda rows: [machine_reference_data(exposure.device) for exposure in rows],
         )

@@ -115,6 +115,17 @@ MACHINE_REFERENCE_PROPERTIES = [
 ]
 
 
+# What machine_reference_data reads through `device`: rows load only these (a task may have 100,000).
+MACHINE_REFERENCE_FIELDS = (
+    "device",
+    "device__machine_id",
+    "device__computer_dns_name",
+    "device__os_platform",
+    "device__device_group",
+    "device__device_group__name",
+)
+
+
 def machine_reference_data(device: Device) -> dict:
     return {
         "id": device.machine_id,

@@ -32,6 +32,7 @@ from portal.odata_api import (
 )
 from recommendations.api.defender_shapes import (
     MACHINE_REFERENCE_COLLECTION,
+    MACHINE_REFERENCE_FIELDS,
     MACHINE_REFERENCE_PROPERTIES,
     machine_reference_data,
 )
@@ -235,7 +236,7 @@ class RemediationTaskMachineReferencesView(ODataView):
     def get(self, request, pk: str):
         devices = activity_device_list(
             activity=_task(request, pk), user=request.user, status=ActivityDevice.Status.EXPOSED
-        )
+        ).only(*MACHINE_REFERENCE_FIELDS)
         return self.collection(
             devices,
             fragment="MachineReferences",
