@@ -13,6 +13,7 @@ IT_STAFF = "IT staff"
 VIEW_ALL_DEVICE_GROUPS = "recommendations.view_all_device_groups"
 VIEW_DEVICE_GROUP = "recommendations.view_devicegroup"
 VIEW_RECOMMENDATION = "recommendations.view_securityrecommendation"
+VIEW_DEVICE = "recommendations.view_device"
 VIEW_EXCEPTION = "recommendations.view_recommendationexception"
 HANDLE_EXCEPTIONS = "recommendations.handle_exceptions"
 

@@ -13,12 +13,19 @@ api_v1 = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]
 
+# Defender-compatible read API (DESIGN.md section 13): Defender's paths and names under /api/.
+api_defender = [
+    path("", include("remediation.api.defender_urls")),
+    path("", include("recommendations.api.defender_urls")),
+]
+
 admin.site.site_header = "Remediation portal"
 admin.site.site_title = "Remediation portal"
 admin.site.index_title = "Remediation"
 
 urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
+    path("api/", include((api_defender, "defender"))),
     path("admin/", admin.site.urls),
     # DRF's session login for the browsable API (throttled by django-axes like the admin's).
     path("api-auth/", include("rest_framework.urls")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from recommendations.models import DeviceGroup
@@ -93,3 +93,22 @@ def annotate_open_activities(qs: QuerySet) -> QuerySet:
         .values("n")
     )
     return qs.annotate(open_activities=Coalesce(Subquery(open_activities), 0))
+
+
+def activity_device_counts_in_scope(*, activity_ids, user: User) -> dict | None:
+    """{activity id: (target devices, fixed devices)} counting only the devices of the user's groups.
+
+    None for users who see every device group: the stored counters (`target_devices`,
+    `fixed_devices`) are their counts. One grouped query for any number of activities; an
+    activity with no device in the user's groups is absent (0 and 0)."""
+    if user_sees_all_device_groups(user):
+        return None
+    rows = (
+        ActivityDevice.objects.filter(
+            activity_id__in=list(activity_ids), device__device_group__in=device_group_ids_for_user(user=user)
+        )
+        .order_by()
+        .values("activity_id")
+        .annotate(target=Count("pk"), fixed=Count("pk", filter=Q(status=ActivityDevice.Status.REMEDIATED)))
+    )
+    return {row["activity_id"]: (row["target"], row["fixed"]) for row in rows}

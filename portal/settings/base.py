@@ -223,9 +223,12 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Remediation portal API",
-    "DESCRIPTION": "Remediation activities, security recommendations, exceptions and device groups.",
+    "DESCRIPTION": "Remediation activities, security recommendations, exceptions and device groups (`/api/v1/`), "
+    "and a read API in Microsoft Defender for Endpoint's shapes (`/api/`).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Tags and operation ids without the prefix, for /api/v1/... and the Defender-compatible /api/...
+    "SCHEMA_PATH_PREFIX": r"/api(/v1)?",
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI and ReDoc from the installed sidecar package, not a CDN (strict CSP).
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -236,6 +239,13 @@ SPECTACULAR_SETTINGS = {
         "ActivityDeviceStatusEnum": "remediation.models.ActivityDevice.Status",
         "ExceptionStatusEnum": "recommendations.models.RecommendationException.Status",
         "ExceptionDeviceGroupStatusEnum": "recommendations.models.ExceptionDeviceGroup.Status",
+        "PriorityEnum": "remediation.choices.Priority",
+        "RecommendationOutputCategoryEnum": "recommendations.models.SecurityRecommendation.Category",
+        # The Defender-compatible API's values (DESIGN.md section 13).
+        "DefenderTaskStatusEnum": ["Active", "Completed"],
+        "DefenderRecommendationStatusEnum": ["Active", "Exception"],
+        "DefenderPriorityEnum": ["High", "Medium", "Low"],
+        "DefenderCategoryEnum": ["Software", "Security configuration"],
     },
 }
 

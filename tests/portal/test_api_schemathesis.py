@@ -50,9 +50,9 @@ def world(db, security_user, it_user):
     """Real objects, so generated requests also reach the 200/400/409 paths, not only 404."""
     rec = RecommendationFactory(external_id="va-_-contoso-_-widget")
     servers = DeviceGroupFactory(name="Servers")
-    expose(rec, servers, 3)
+    devices = expose(rec, servers, 3)
     activity = make_activity(user=security_user, recommendation=rec, groups=[servers])
-    return {"activity": str(activity.pk), "recommendation": rec.external_id}
+    return {"activity": str(activity.pk), "recommendation": rec.external_id, "machine": devices[0].machine_id}
 
 
 def _use_real_ids(case, world):
@@ -62,8 +62,10 @@ def _use_real_ids(case, world):
     generated = str(case.path_parameters["id"])
     if sum(map(ord, generated)) % 2:
         return
-    if "/remediation-activities/" in case.path:
+    if "/remediation-activities/" in case.path or "/remediationTasks/" in case.path:
         case.path_parameters["id"] = world["activity"]
+    elif "/machines/" in case.path:
+        case.path_parameters["id"] = world["machine"]
     elif "/recommendations/" in case.path:
         case.path_parameters["id"] = world["recommendation"]
 
