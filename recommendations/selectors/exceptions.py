@@ -5,6 +5,11 @@ recommendation: an in-force global exception covers every device group (current 
 otherwise, the active groups of its in-force device-group exceptions. A device-group exception
 under an in-force global one is "suspended": it covers nothing more, and takes effect again
 when the global one ends.
+
+Which exceptions lower the "exposed devices after exceptions" figure (DESIGN.md section 8, as
+in Defender): only `third_party_control` and `alternate_mitigation` (the devices are protected
+another way). `risk_accepted` and `planned_remediation` leave the devices counted, though every
+exception in force still keeps its devices out of new activities and sets the exception state.
 """
 
 from __future__ import annotations
@@ -17,6 +22,17 @@ from ..filters import ExceptionFilter
 from ..models import ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
 from ..rules import in_force_q
 from .scope import User, device_group_ids_for_user, user_sees_all_device_groups
+
+# The justifications whose exceptions lower the "exposed devices after exceptions" figure.
+REDUCING_JUSTIFICATIONS = (
+    RecommendationException.Justification.THIRD_PARTY_CONTROL,
+    RecommendationException.Justification.ALTERNATE_MITIGATION,
+)
+
+
+def reduces_exposure_q(prefix: str = "") -> Q:
+    """The exception's justification lowers the count after exceptions; `prefix` reaches it through a relation."""
+    return Q(**{f"{prefix}justification__in": REDUCING_JUSTIFICATIONS})
 
 
 def can_handle_exceptions(user: User) -> bool:
@@ -37,22 +53,30 @@ def global_exceptions_in_force() -> QuerySet[RecommendationException]:
     return active_exception_list().filter(scope=RecommendationException.Scope.GLOBAL)
 
 
-def global_in_force_for(recommendation_ref) -> Exists:
-    """EXISTS an in-force global exception for the recommendation `recommendation_ref` (an OuterRef)."""
-    return Exists(global_exceptions_in_force().filter(recommendation=recommendation_ref))
+def global_in_force_for(recommendation_ref, *, reducing_only: bool = False) -> Exists:
+    """EXISTS an in-force global exception for the recommendation `recommendation_ref` (an OuterRef).
+
+    `reducing_only`: only one whose justification lowers the count after exceptions.
+    """
+    qs = global_exceptions_in_force().filter(recommendation=recommendation_ref)
+    return Exists(qs.filter(reduces_exposure_q()) if reducing_only else qs)
 
 
 def has_active_global_exception(*, recommendation: SecurityRecommendation) -> bool:
     return global_exceptions_in_force().filter(recommendation=recommendation).exists()
 
 
-def covered_group_links() -> QuerySet[ExceptionDeviceGroup]:
-    """Active group links of in-force device-group exceptions (any recommendation)."""
-    return ExceptionDeviceGroup.objects.filter(
+def covered_group_links(*, reducing_only: bool = False) -> QuerySet[ExceptionDeviceGroup]:
+    """Active group links of in-force device-group exceptions (any recommendation).
+
+    `reducing_only`: only those of exceptions whose justification lowers the count after exceptions.
+    """
+    links = ExceptionDeviceGroup.objects.filter(
         in_force_q("exception__"),
         exception__scope=RecommendationException.Scope.DEVICE_GROUPS,
         status=ExceptionDeviceGroup.Status.ACTIVE,
     )
+    return links.filter(reduces_exposure_q("exception__")) if reducing_only else links
 
 
 def exception_group_ids_in_use(*, recommendation: SecurityRecommendation) -> set[int]:

@@ -256,7 +256,7 @@ def test_exposed_after_exceptions_sums_the_uncovered_groups(inventory, it_user, 
     exception_create(
         user=security_user,
         recommendation=widget,
-        justification="risk_accepted",
+        justification="alternate_mitigation",
         context="Vendor fix next quarter.",
         expires_on=timezone.localdate() + dt.timedelta(days=30),
         scope="device_groups",
