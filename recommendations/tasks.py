@@ -2,9 +2,9 @@
 
 from celery import shared_task
 
-from portal.locks import job_lock
+from portal.locks import job_lock, job_lock_timeout
 
-from .services import exceptions_expire, import_job_run
+from .services import exceptions_expire, exposure_counters_check, import_job_run
 
 EXPIRE_LOCK_SECONDS = 600
 
@@ -25,3 +25,15 @@ def expire_exceptions() -> int | None:
 def run_import_job(self, job_id: int) -> None:
     """Run an admin import in the background (all or nothing; the ImportJob shows progress and result)."""
     import_job_run(job_id=job_id)
+
+
+@shared_task(name="recommendations.recount_exposures", ignore_result=True)
+def recount_exposures(repair: bool = True) -> dict | None:
+    """Nightly: find stored exposure counters that differ from the exposures, log and repair them.
+
+    Returns the check's result, or None when another run holds the lock.
+    """
+    with job_lock("recount_exposures", timeout=job_lock_timeout()) as acquired:
+        if not acquired:
+            return None
+        return exposure_counters_check(repair=repair)

@@ -21,12 +21,10 @@ from ..selectors import (
     annotate_exposed_in_scope,
     device_group_list,
     device_list,
-    recommendation_ids_exposed_on,
     recommendation_list,
     user_sees_all_device_groups,
 )
 from ..selectors.exceptions import can_handle_exceptions
-from ..services import recommendations_refresh_exposed_devices
 from .exceptions import (
     ExceptionStateFilter,
     exception_options_url,
@@ -79,24 +77,6 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return device_list(user=request.user)
-
-    # A device that changes group or goes away changes the stored exposure counters.
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "device_group" in form.changed_data:
-            recommendations_refresh_exposed_devices(
-                recommendation_ids=recommendation_ids_exposed_on(device_ids=[obj.pk])
-            )
-
-    def delete_model(self, request, obj):
-        affected = recommendation_ids_exposed_on(device_ids=[obj.pk])
-        super().delete_model(request, obj)
-        recommendations_refresh_exposed_devices(recommendation_ids=affected)
-
-    def delete_queryset(self, request, queryset):
-        affected = recommendation_ids_exposed_on(device_ids=queryset.values("pk"))
-        super().delete_queryset(request, queryset)
-        recommendations_refresh_exposed_devices(recommendation_ids=affected)
 
 
 @admin.register(SecurityRecommendation)
@@ -165,21 +145,6 @@ class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     @admin.display(description="Device group", ordering="device__device_group__name")
     def device_group(self, obj):
         return obj.device.device_group
-
-    # Edited or deleted exposures change the stored exposure counters of their recommendations.
-    def save_model(self, request, obj, form, change):
-        before = form.initial.get("recommendation") if change else None
-        super().save_model(request, obj, form, change)
-        recommendations_refresh_exposed_devices(recommendation_ids={obj.recommendation_id, *filter(None, [before])})
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        recommendations_refresh_exposed_devices(recommendation_ids=[obj.recommendation_id])
-
-    def delete_queryset(self, request, queryset):
-        affected = set(queryset.order_by().values_list("recommendation_id", flat=True).distinct())
-        super().delete_queryset(request, queryset)
-        recommendations_refresh_exposed_devices(recommendation_ids=affected)
 
 
 admin.site.register(ImportJob, ImportJobAdmin)

@@ -6,7 +6,7 @@ admin's background imports) and `exceptions`. Each function is keyword-only, typ
 and raises portal.errors.ApplicationError when a rule forbids it.
 """
 
-from .counters import device_group_exposures_refresh, recommendations_refresh_exposed_devices
+from .counters import exposure_counters_check, recommendations_refresh_exposed_devices
 from .exceptions import exception_cancel, exception_create, exceptions_expire
 from .import_jobs import background_rows, import_job_create, import_job_progress, import_job_run
 from .imports import INVENTORY_KINDS, import_summary_line, import_tvm_files, inventory_import_records
@@ -24,12 +24,12 @@ __all__ = [
     "INVENTORY_KINDS",
     "RECOMMENDATION_UPDATE_FIELDS",
     "background_rows",
-    "device_group_exposures_refresh",
     "device_groups_upsert",
     "devices_upsert",
     "exception_cancel",
     "exception_create",
     "exceptions_expire",
+    "exposure_counters_check",
     "exposures_import_snapshot",
     "import_job_create",
     "import_job_progress",

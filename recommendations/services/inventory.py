@@ -14,7 +14,6 @@ from django.db import transaction
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
-from .counters import device_group_exposures_refresh
 
 INVENTORY_BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 2000
@@ -197,18 +196,8 @@ def devices_upsert(
         if "device_group" in v:
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
-    moved: set[str] = set()
-    counts = _upsert(
-        Device,
-        key="machine_id",
-        fields=DEVICE_UPDATE_FIELDS,
-        rows=values,
-        progress=progress,
-        changed=("device_group_id", moved),
-    )
-    if moved:
-        # Their exposures now count in other groups: one rebuild of the per-group counters.
-        device_group_exposures_refresh()
+    # A device that moves takes its open exposures to its new group's counters (database triggers).
+    counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
     counts["device_groups_created"] = groups_created
     return counts
 

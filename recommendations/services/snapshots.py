@@ -17,7 +17,7 @@ from ..imports import normalize
 from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
-from .counters import quote_name, rebuild_group_exposures
+from .counters import quote_name
 from .inventory import INVENTORY_BATCH_SIZE, tick
 
 SNAPSHOT_WORK_MEM = "256MB"
@@ -89,9 +89,9 @@ def exposures_import_snapshot(
 
     For the covered recommendations: a pair present is exposed (first_seen kept, last_seen =
     now; remediated_at cleared if it had been set: re-exposed); a pair exposed before and
-    absent now gets remediated_at = now. The recommendations' exposed_devices counters and
-    their per-device-group counters (RecommendationGroupExposure) are recounted, and after
-    commit `exposures_changed` names the covered recommendations.
+    absent now gets remediated_at = now. The database keeps the exposed_devices counters and
+    the per-device-group counters (RecommendationGroupExposure) in step, and after commit
+    `exposures_changed` names the covered recommendations.
     Returns counts created / updated / remediated / re_exposed / recommendations.
     """
     own = problems is None
@@ -201,13 +201,7 @@ def exposures_import_snapshot(
             [at, at],
         )
         counts["created"] = cursor.rowcount
-        # Stored counters of the covered recommendations: one grouped pass.
-        cursor.execute(
-            f"UPDATE {R} SET exposed_devices = c.n FROM (SELECT t.rec_id, COUNT(e.id) AS n FROM tvm_recs t"  # noqa: S608
-            f" LEFT JOIN {E} e ON e.recommendation_id = t.rec_id AND e.remediated_at IS NULL GROUP BY t.rec_id) c"
-            f" WHERE {R}.id = c.rec_id"
-        )
-        rebuild_group_exposures(cursor, where="recommendation_id IN (SELECT rec_id FROM tvm_recs)")
+        # The stored counters followed each statement (database triggers, set-based on PostgreSQL).
         cursor.execute("SELECT rec_id FROM tvm_recs ORDER BY rec_id")
         touched = [r for (r,) in cursor.fetchall()]
         _drop_temp_tables(cursor)

@@ -6,8 +6,8 @@ from remediation.services import periodic_tasks_setup
 class Command(BaseCommand):
     help = (
         "Create the Celery beat schedules of the portal's jobs by name (intune_sync, purge_completed_activities, "
-        "expire_exceptions, notify_due_activities, refresh_activity_progress). Idempotent; existing schedules, "
-        "including admin edits, are kept."
+        "expire_exceptions, notify_due_activities, recount_exposures, refresh_activity_progress). Idempotent; "
+        "existing schedules, including admin edits, are kept."
     )
 
     def handle(self, *args, **options):
