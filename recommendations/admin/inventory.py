@@ -8,7 +8,11 @@ adds 'Remediation options' by extending SecurityRecommendationAdmin).
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
+
+from portal.errors import PermissionError_
 
 from ..imports.resources import (
     DeviceGroupResource,
@@ -25,6 +29,14 @@ from ..selectors import (
     user_sees_all_device_groups,
 )
 from ..selectors.exceptions import can_handle_exceptions
+from ..services.edits import (
+    device_group_save,
+    device_groups_delete,
+    device_save,
+    devices_delete,
+    exposure_save,
+    exposures_delete,
+)
 from .exceptions import (
     ExceptionStateFilter,
     exception_options_url,
@@ -36,7 +48,12 @@ from .imports import ImportJobAdmin, InventoryImportExportMixin
 
 
 class ScopedDeviceGroupFilter(admin.SimpleListFilter):
-    """'By device group', offering only the groups the user may see."""
+    """'By device group', offering only the groups the user may see.
+
+    Any other value (not a number, an unknown group, a group outside the user's scope) is a bad
+    filter: the changelist answers as Django does for one (back to the list, `?e=1`), the same
+    for all three, and `export.csv` refuses it.
+    """
 
     title = "device group"
     parameter_name = "device_group"
@@ -45,10 +62,16 @@ class ScopedDeviceGroupFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [(str(pk), name) for pk, name in device_group_list(user=request.user).values_list("pk", "name")]
 
+    def group_id(self) -> int:
+        """The chosen group's id; IncorrectLookupParameters unless it is one the filter offers."""
+        if self.value() not in {value for value, _ in self.lookup_choices}:
+            raise IncorrectLookupParameters(f"Unknown device group {self.value()!r}.")
+        return int(self.value())
+
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        return queryset.filter(**{self.field_path: self.value()})
+        return queryset.filter(**{self.field_path: self.group_id()})
 
 
 class ExposureDeviceGroupFilter(ScopedDeviceGroupFilter):
@@ -65,6 +88,25 @@ class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return device_group_list(user=request.user)
 
+    # Scoped editors change only their own groups' descriptions (services.edits): they create no
+    # group and do not decide who sees one.
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and user_sees_all_device_groups(request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        if user_sees_all_device_groups(request.user):
+            return super().get_readonly_fields(request, obj)
+        return ["name", "user_groups"]
+
+    def save_model(self, request, obj, form, change):
+        _scoped_write(device_group_save, user=request.user, group=obj)
+
+    def delete_model(self, request, obj):
+        _scoped_write(device_groups_delete, user=request.user, groups=[obj])
+
+    def delete_queryset(self, request, queryset):
+        _scoped_write(device_groups_delete, user=request.user, groups=list(queryset))
+
 
 @admin.register(Device)
 class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
@@ -77,6 +119,20 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return device_list(user=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "device_group":  # only the user's groups can be chosen (or typed)
+            kwargs["queryset"] = device_group_list(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        _scoped_write(device_save, user=request.user, device=obj)
+
+    def delete_model(self, request, obj):
+        _scoped_write(devices_delete, user=request.user, devices=[obj])
+
+    def delete_queryset(self, request, queryset):
+        _scoped_write(devices_delete, user=request.user, devices=list(queryset))
 
 
 @admin.register(SecurityRecommendation)
@@ -145,6 +201,28 @@ class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     @admin.display(description="Device group", ordering="device__device_group__name")
     def device_group(self, obj):
         return obj.device.device_group
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "device":  # a device id typed into the raw-id box must be in scope
+            kwargs["queryset"] = device_list(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        _scoped_write(exposure_save, user=request.user, exposure=obj)
+
+    def delete_model(self, request, obj):
+        _scoped_write(exposures_delete, user=request.user, exposures=[obj])
+
+    def delete_queryset(self, request, queryset):
+        _scoped_write(exposures_delete, user=request.user, exposures=list(queryset))
+
+
+def _scoped_write(service, **kwargs):
+    """Call an edit service; a write outside the user's device groups answers 403."""
+    try:
+        return service(**kwargs)
+    except PermissionError_ as exc:
+        raise PermissionDenied(exc.message) from exc
 
 
 admin.site.register(ImportJob, ImportJobAdmin)

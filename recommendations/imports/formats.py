@@ -18,7 +18,7 @@ from django.conf import settings
 from import_export.formats import base_formats
 
 from .readers import dataset_records, json_payload_records
-from .records import Problems, Record
+from .records import Problems, Record, unstorable_text
 
 
 def xlsx_max_inflated_bytes() -> int:
@@ -69,6 +69,8 @@ class InventoryJSON(base_formats.JSON):
             payload = json.loads(in_stream)
         except json.JSONDecodeError as exc:
             raise UnreadableFile(f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+        except RecursionError:
+            raise UnreadableFile("The JSON is nested too deeply to be read.") from None
         problems = Problems()
         records = json_payload_records(payload, source="file", problems=problems)
         if problems and not records and problems.items[0].position is None:
@@ -151,6 +153,10 @@ def dataset_to_records(dataset) -> tuple[list[Record], Problems]:
         line = lines.get(record.position, record.line)
         if record.position in malformed:
             problems.add("file", record.position, malformed[record.position], line)
+            continue
+        reason = unstorable_text(record.data)
+        if reason:  # before any query or preview sees it (NUL, lone surrogate)
+            problems.add("file", record.position, reason, line)
             continue
         records.append(Record(record.position, line, record.data))
     return records, problems

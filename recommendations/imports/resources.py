@@ -44,7 +44,10 @@ class InventoryResource(resources.ModelResource):
                 self.add_rows(result, dataset, records)
             return result
         try:
-            summary = inventory_import_records(kind=self.kind, records=records, source=source, problems=problems)
+            # With the importing user's scope (the admin passes request.user): their groups only.
+            summary = inventory_import_records(
+                kind=self.kind, records=records, source=source, problems=problems, user=kwargs.get("user")
+            )
         except ImportRejected as exc:
             self.add_problems(result, exc.problems, dataset)
             return result

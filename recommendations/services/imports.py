@@ -9,15 +9,17 @@ from django.db import transaction
 from portal.errors import ValidationError
 
 from ..imports import readers
-from ..imports.records import Problems
+from ..imports.records import Problems, storable_records
 from .inventory import device_groups_upsert, devices_upsert, recommendations_upsert
 from .snapshots import exposures_import_snapshot
 
 
 def _open_records(file, *, source: str, problems: Problems, csv_required=()):
     if readers.sniff_is_json(file):
-        return readers.read_json_records(file, source=source, problems=problems)
-    return readers.read_csv_records(file, source=source, problems=problems, required=csv_required)
+        records = readers.read_json_records(file, source=source, problems=problems)
+    else:
+        records = readers.read_csv_records(file, source=source, problems=problems, required=csv_required)
+    return storable_records(records, source=source, problems=problems)
 
 
 def import_summary_line(summary: dict) -> str:
@@ -40,12 +42,14 @@ def _totals(summary: dict) -> dict:
     return summary
 
 
-def import_tvm_files(*, recommendations=None, machines=None, exposures=None, progress=None) -> dict:
+def import_tvm_files(*, recommendations=None, machines=None, exposures=None, progress=None, user=None) -> dict:
     """Import Defender for Endpoint exports (paths or binary files), all or nothing.
 
     `recommendations`: the `/api/recommendations` response; `machines`: `/api/machines`;
     `exposures`: JSON or CSV of recommendationId, machineId (a snapshot, see
     exposures_import_snapshot). `progress(n)` is called as records are written.
+    `user`: whose import it is (devices and exposures in their device groups only); None for
+    an operator's command (full scope).
     Raises ImportRejected (nothing stored) listing every bad record.
     """
     problems = Problems()
@@ -63,7 +67,9 @@ def import_tvm_files(*, recommendations=None, machines=None, exposures=None, pro
         if machines is not None:
             source = readers.source_name(machines, "machines")
             records = _open_records(machines, source=source, problems=problems, csv_required=("id",))
-            summary["devices"] = devices_upsert(records=records, source=source, problems=problems, progress=progress)
+            summary["devices"] = devices_upsert(
+                records=records, source=source, problems=problems, progress=progress, user=user
+            )
         if exposures is not None:
             source = readers.source_name(exposures, "exposures")
             if readers.sniff_is_json(exposures):
@@ -71,7 +77,11 @@ def import_tvm_files(*, recommendations=None, machines=None, exposures=None, pro
             else:
                 records = readers.read_exposure_csv_pairs(exposures, source=source, problems=problems)
             summary["exposures"] = exposures_import_snapshot(
-                pairs=records, source=source, problems=problems, progress=progress
+                pairs=storable_records(records, source=source, problems=problems),
+                source=source,
+                problems=problems,
+                progress=progress,
+                user=user,
             )
         problems.raise_if_any()
     return _totals(summary)
@@ -81,33 +91,36 @@ INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")
 
 
 def inventory_import_records(
-    *, kind: str, records: Iterable, source: str, progress=None, problems: Problems | None = None
+    *, kind: str, records: Iterable, source: str, progress=None, problems: Problems | None = None, user=None
 ) -> dict:
     """Import one kind of records (admin files): device_groups, devices, recommendations or exposures.
 
     `problems` may carry what the file reader already found (malformed rows): the records are
-    still checked so that every problem is listed, and nothing is imported.
+    still checked so that every problem is listed, and nothing is imported. `user`: whose
+    import it is (device groups, devices and exposures of their device groups only).
     """
     problems = problems if problems is not None else Problems()
+    records = storable_records(records, source=source, problems=problems)
     warnings: list[str] = []
     summary: dict = {"warnings": warnings}
     with transaction.atomic():
         if kind == "device_groups":
-            summary["device_groups"] = device_groups_upsert(records=records, source=source, problems=problems)
+            summary["device_groups"] = device_groups_upsert(
+                records=records, source=source, problems=problems, user=user
+            )
         elif kind == "devices":
-            summary["devices"] = devices_upsert(records=records, source=source, problems=problems, progress=progress)
+            summary["devices"] = devices_upsert(
+                records=records, source=source, problems=problems, progress=progress, user=user
+            )
         elif kind == "recommendations":
             summary["recommendations"] = recommendations_upsert(
                 records=records, source=source, problems=problems, warnings=warnings, progress=progress
             )
         elif kind == "exposures":
             summary["exposures"] = exposures_import_snapshot(
-                pairs=records, source=source, problems=problems, progress=progress
+                pairs=records, source=source, problems=problems, progress=progress, user=user
             )
         else:
             raise ValidationError(f"Unknown import kind {kind!r}.", field="kind")
         problems.raise_if_any()
     return _totals(summary)
-
-
-# Background imports started from the admin (large files): an ImportJob per file.

@@ -39,7 +39,7 @@ class ActivityDeviceGroupFilter(ScopedDeviceGroupFilter):
             return queryset
         through = RemediationActivity.device_groups.through
         return queryset.filter(
-            pk__in=through.objects.filter(devicegroup_id=self.value()).values("remediationactivity_id")
+            pk__in=through.objects.filter(devicegroup_id=self.group_id()).values("remediationactivity_id")
         )
 
 

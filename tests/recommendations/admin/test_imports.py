@@ -222,6 +222,7 @@ def test_background_job_with_a_bad_row_fails_and_imports_nothing(
             file=SimpleUploadedFile("bad.csv", b"id,lastSeen\n,2026-01-01\nx,soon\n"),
             original_name="bad.csv",
             total=2,
+            user=UserFactory(username="operator", is_superuser=True),
         )
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
@@ -325,3 +326,78 @@ def test_exposure_file_with_every_kind_of_problem_imports_nothing(security_clien
     )
     assert not preview.context.get("confirm_form")
     assert list(Exposure.objects.values_list("pk", flat=True)) == before
+
+
+def test_a_background_job_has_the_scope_of_the_person_who_uploaded_it(
+    it_user, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from recommendations.services import import_job_create
+
+    settings.MEDIA_ROOT = tmp_path
+    DeviceFactory(machine_id="m-laptop", device_group=DeviceGroupFactory(name="Laptops"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_job_create(
+            kind="devices",
+            file=SimpleUploadedFile("d.csv", b"id,rbacGroupName\nm-laptop,Servers\n"),
+            original_name="d.csv",
+            total=1,
+            user=it_user,
+        )
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == [
+        "d.csv record 1 (line 2): device 'm-laptop' is outside your device groups; you may not change it"
+    ]
+    assert Device.objects.get(machine_id="m-laptop").device_group.name == "Laptops"
+
+
+def test_a_job_whose_uploader_can_no_longer_sign_in_imports_nothing(
+    security_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from recommendations.services import import_job_create
+
+    settings.MEDIA_ROOT = tmp_path
+    uploader = UserFactory(username="leaver", is_superuser=True)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = import_job_create(
+            kind="devices",
+            file=SimpleUploadedFile("d.csv", b"id\nm-1\n"),
+            original_name="d.csv",
+            total=1,
+            user=uploader,
+        )
+    uploader.is_active = False
+    uploader.save()
+    for callback in callbacks:
+        callback()
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == ["The person who started this import can no longer sign in; nothing was imported."]
+    assert not Device.objects.exists()
+
+
+def test_a_redelivered_message_does_nothing_while_the_job_runs(security_client, settings, tmp_path):
+    from portal.locks import job_lock
+    from recommendations.services import import_job_run
+
+    settings.MEDIA_ROOT = tmp_path
+    job = ImportJob.objects.create(
+        kind="devices",
+        file=SimpleUploadedFile("d.csv", b"id\nm-1\n"),
+        original_name="d.csv",
+        total=1,
+        status=ImportJob.Status.RUNNING,
+        created_by=UserFactory(username="importer", is_superuser=True),
+    )
+
+    with job_lock(f"import_job:{job.pk}") as held:  # the first delivery, still running
+        assert held
+        assert import_job_run(job_id=job.pk).status == ImportJob.Status.RUNNING
+    assert not Device.objects.exists()
+
+    # Once that run is gone (a killed worker's lock expires), the job runs again, once.
+    assert import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
+    assert list(Device.objects.values_list("machine_id", flat=True)) == ["m-1"]

@@ -193,3 +193,29 @@ def test_progress_bar_and_warnings_unless_quiet(db, tmp_path):
     assert "Importing" in err
     assert "unknown recommendationCategory 'Firmware', stored as Application" in err
     assert out.strip() == "created 1, updated 0, remediated 0, re-exposed 0, rejected 0"
+
+
+def test_an_import_for_a_user_keeps_to_their_device_groups(it_user, tmp_path):
+    from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory
+
+    DeviceFactory(machine_id="m-laptop", device_group=DeviceGroupFactory(name="Laptops"))
+    machines = tmp_path / "machines.json"
+    machines.write_text(json.dumps({"value": [{"id": "m-laptop", "rbacGroupName": "Servers"}]}))
+
+    with pytest.raises(CommandError) as exc:
+        run("--machines", str(machines), "--user", "it", "--quiet")
+
+    message = str(exc.value)
+    assert "\n" not in message
+    assert "device 'm-laptop' is outside your device groups" in message
+    assert Device.objects.get(machine_id="m-laptop").device_group.name == "Laptops"
+    # The operator, without --user, has full scope.
+    run("--machines", str(machines), "--quiet")
+    assert Device.objects.get(machine_id="m-laptop").device_group.name == "Servers"
+
+
+def test_an_unknown_user_is_one_readable_line(db, tmp_path):
+    machines = tmp_path / "machines.json"
+    machines.write_text("[]")
+    with pytest.raises(CommandError, match="^--user: no active user named 'ghost'.$"):
+        run("--machines", str(machines), "--user", "ghost")
