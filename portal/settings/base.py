@@ -254,7 +254,11 @@ IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # Admin imports with more rows than this run as a background ImportJob on a worker.
 IMPORT_BACKGROUND_ROWS = env_int("IMPORT_BACKGROUND_ROWS", 5000)
 # An XLSX whose content would inflate beyond this is refused before it is opened.
-IMPORT_XLSX_MAX_INFLATED_BYTES = env_int("IMPORT_XLSX_MAX_INFLATED_BYTES", 1000 * 1024 * 1024)
+IMPORT_XLSX_MAX_INFLATED_BYTES = env_int("IMPORT_XLSX_MAX_INFLATED_BYTES", 100 * 1024 * 1024)
+# django-import-export: exporting a model needs its view permission, importing its change permission
+# (the inventory admins also require add); without these settings anyone on the admin page could.
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 
 # --- Intune / Microsoft Graph ---------------------------------------------------------
 INTUNE_TENANT_ID = os.environ.get("INTUNE_TENANT_ID", "")

@@ -145,11 +145,14 @@ def recommendation_url(recommendation_id) -> str:
 
 def exception_options_view(request, model_admin, recommendation_id):
     """'Exception options' on a recommendation: file an exception for it."""
-    recommendation = recommendation_list(user=request.user).filter(pk=unquote(str(recommendation_id))).first()
+    if not can_handle_exceptions(request.user):  # the permission before the lookup
+        raise PermissionDenied("Only security staff can file exceptions.")
+    raw = unquote(str(recommendation_id))
+    recommendation = None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:  # anything else is no recommendation's id
+        recommendation = recommendation_list(user=request.user).filter(pk=int(raw)).first()
     if recommendation is None:
         raise Http404("No such security recommendation.")
-    if not can_handle_exceptions(request.user):
-        raise PermissionDenied("Only security staff can file exceptions.")
     form = ExceptionOptionsForm(request.POST or None, recommendation=recommendation, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -317,13 +320,18 @@ def exception_cancel_view(request, model_admin, object_id):
     """Cancel for all groups, or one (`device_group` = its id). POST only; CSRF by the middleware."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    if not can_handle_exceptions(request.user):  # the permission before the lookup
+        raise PermissionDenied("Only security staff can cancel exceptions.")
     exception = _get_exception_or_404(request, object_id)
     device_group = None
     group_id = request.POST.get("device_group", "").strip()
     if group_id:
         link = (
             ExceptionDeviceGroup.objects.filter(
-                exception=exception, device_group_id=group_id if group_id.isdigit() else None
+                exception=exception,
+                device_group_id=int(group_id)
+                if group_id.isascii() and group_id.isdigit() and len(group_id) <= 18
+                else None,
             )
             .select_related("device_group")
             .first()

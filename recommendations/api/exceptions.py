@@ -32,6 +32,8 @@ HandlesExceptions = role_permission(
     perm.HANDLE_EXCEPTIONS,
     message="Only security staff can create or cancel exceptions.",
 )
+# Every exception endpoint: exceptions name their creators and the device groups they cover.
+ViewsExceptions = role_permission(perm.VIEW_EXCEPTION, message="Your role may not see exceptions.")
 ERROR_409 = OpenApiResponse(DetailError, description="The exception (or that group) is already canceled or expired.")
 
 
@@ -150,8 +152,8 @@ class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def get_permissions(self):
         if self.action in ("create", "cancel"):
-            return [IsAuthenticated(), HandlesExceptions()]
-        return [IsAuthenticated()]
+            return [IsAuthenticated(), ViewsExceptions(), HandlesExceptions()]
+        return [IsAuthenticated(), ViewsExceptions()]
 
     def get_queryset(self):
         qs = exception_list(user=self.request.user).prefetch_related(

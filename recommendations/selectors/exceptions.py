@@ -131,10 +131,10 @@ def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[Recom
 
 def exception_get(*, user: User, pk) -> RecommendationException | None:
     """One exception if the user may see it, else None (callers answer 404)."""
-    try:
-        return exception_list(user=user).get(pk=int(pk))
-    except (RecommendationException.DoesNotExist, ValueError, TypeError):
+    text = str(pk)
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # no exception has such an id
         return None
+    return exception_list(user=user).filter(pk=int(text)).first()
 
 
 def exception_group_links(*, exception: RecommendationException) -> QuerySet[ExceptionDeviceGroup]:

@@ -216,7 +216,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def export_changelist_view(self, request):
         """Export to CSV exactly what the changelist shows with the same filters and search."""
-        if not self.has_export_permission(request):
+        if not (self.has_view_permission(request) and self.has_export_permission(request)):
             raise PermissionDenied("You may not export remediation activities.")
         try:
             changelist = self.get_changelist_instance(request)

@@ -36,6 +36,12 @@ def activity_url(activity: RemediationActivity) -> str:
     return reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
 
 
+def _require_view(request, model_admin) -> None:
+    """Every activity page needs the permission to view activities, before any lookup."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied("You may not see remediation activities.")
+
+
 def _get_activity_or_404(request, object_id) -> RemediationActivity:
     """Unknown and out-of-scope activities both answer 404 (DESIGN.md section 5)."""
     activity = activity_get(user=request.user, pk=unquote(str(object_id)))
@@ -49,11 +55,11 @@ def _get_activity_or_404(request, object_id) -> RemediationActivity:
 
 def remediation_request_view(request, model_admin, object_id):
     """'Remediation options' on a recommendation: file a remediation request."""
+    if not request.user.has_perm(perm.ADD_ACTIVITY):  # the permission before the lookup
+        raise PermissionDenied("Only security staff can create remediation activities.")
     recommendation = model_admin.get_object(request, unquote(object_id))
     if recommendation is None:
         raise Http404("No such security recommendation.")
-    if not request.user.has_perm(perm.ADD_ACTIVITY):
-        raise PermissionDenied("Only security staff can create remediation activities.")
     intune_enabled = integration().enabled()
     form = RemediationRequestForm(
         request.POST or None, recommendation=recommendation, user=request.user, intune_enabled=intune_enabled
@@ -103,6 +109,7 @@ def _visible_groups(request, activity: RemediationActivity):
 
 def activity_page_view(request, model_admin, object_id):
     """The activity 'flyout': details, Intune, devices, history and actions."""
+    _require_view(request, model_admin)
     activity = _get_activity_or_404(request, object_id)
     status = request.GET.get("device_status") or None
     if status not in (None, *ActivityDevice.Status.values):
@@ -140,6 +147,9 @@ def activity_complete_view(request, model_admin, object_id):
     """Mark as complete (POST only; CSRF is checked by the middleware)."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    _require_view(request, model_admin)
+    if not request.user.has_perm(perm.COMPLETE_ACTIVITY):
+        raise PermissionDenied("You may not mark remediation activities complete.")
     activity = _get_activity_or_404(request, object_id)
     try:
         activity_complete(activity=activity, user=request.user, notes=request.POST.get("notes", "").strip())
@@ -154,6 +164,7 @@ def activity_complete_view(request, model_admin, object_id):
 
 def activity_devices_csv_view(request, model_admin, object_id):
     """Export to CSV: the activity's devices the user may see, streamed."""
+    _require_view(request, model_admin)
     if not request.user.has_perm(perm.EXPORT_ACTIVITY):
         raise PermissionDenied("You may not export remediation activities.")
     activity = _get_activity_or_404(request, object_id)
