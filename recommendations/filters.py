@@ -52,10 +52,21 @@ class ExceptionFilter(django_filters.FilterSet):
         model = RecommendationException
         fields = ["status", "scope", "justification", "recommendation", "device_group", "expiring_within"]
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Whose list it is (the API passes the request; selectors pass the user).
+        self.user = user if user is not None else getattr(self.request, "user", None)
+
     def filter_device_group(self, queryset, name, value):
-        return queryset.filter(
-            Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__name=value))
-        )
+        links = ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__name=value)
+        if self.user is not None:
+            # Imported here: the selectors package imports this module. A group outside the
+            # user's scope matches nothing, like an unknown name.
+            from .selectors.scope import device_group_ids_for_user, user_sees_all_device_groups
+
+            if not user_sees_all_device_groups(self.user):
+                links = links.filter(device_group__in=device_group_ids_for_user(user=self.user))
+        return queryset.filter(Exists(links))
 
     def filter_expiring_within(self, queryset, name, value):
         return queryset.filter(expiring_within_q(value))

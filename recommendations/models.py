@@ -257,6 +257,9 @@ class ExceptionEvent(Event):
 
     exception = models.ForeignKey(RecommendationException, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The device groups the event is about (filed for, canceled for): readers see only theirs, and
+    # the notes naming them are written when read (selectors.exception_event_list).
+    device_groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="+")
 
     class Meta(Event.Meta):
         pass

@@ -153,7 +153,8 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     ]
     list_filter = ["category", "remediation_type", "public_exploit", "active_alert", ExceptionStateFilter]
     search_fields = ["name", "product_name", "vendor", "=external_id"]
-    readonly_fields = ["exposed_devices", exception_summary]
+    # Counts in the user's device groups (annotated by get_queryset), never the organisation's total.
+    readonly_fields = ["exposed_devices_column", exception_summary]
 
     def get_queryset(self, request):
         # Scoped users see exposures only on devices of their groups (stored per-group counters).
@@ -163,7 +164,7 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 
     @admin.display(description="Exposed devices", ordering="scoped_exposed")
     def exposed_devices_column(self, obj):
-        return getattr(obj, "scoped_exposed", obj.exposed_devices)
+        return obj.scoped_exposed
 
     def object_tools(self, request, obj) -> list[dict]:
         """Buttons on a recommendation's page: {"url", "label", "id"} each, in the order shown."""

@@ -148,6 +148,11 @@ class SecurityRecommendationResource(InventoryResource):
         keys = [str(self.row_key(r)) for r in records]
         return set(SecurityRecommendation.objects.filter(external_id__in=keys).values_list("external_id", flat=True))
 
+    def dehydrate_exposed_devices(self, recommendation) -> int:
+        """Exported as the admin lists it: the devices of the exporting user's groups (the admin's
+        queryset annotates `scoped_exposed`), never the organisation's total for a scoped user."""
+        return recommendation.scoped_exposed
+
 
 class ExposureResource(InventoryResource):
     """Exposures: a snapshot of `recommendationId, machineId` pairs for the recommendations it names."""

@@ -14,12 +14,18 @@ exception in force still keeps its devices out of new activities and sets the ex
 
 from __future__ import annotations
 
-from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 
 from portal import permissions as perm
 
 from ..filters import ExceptionFilter
-from ..models import ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
+from ..models import (
+    DeviceGroup,
+    ExceptionDeviceGroup,
+    ExceptionEvent,
+    RecommendationException,
+    SecurityRecommendation,
+)
 from ..rules import in_force_q
 from .scope import User, device_group_ids_for_user, user_sees_all_device_groups
 
@@ -125,7 +131,7 @@ def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[Recom
             | Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__in=visible))
         )
     if filters:
-        qs = ExceptionFilter(filters, queryset=qs).qs
+        qs = ExceptionFilter(filters, queryset=qs, user=user).qs
     return qs
 
 
@@ -137,12 +143,44 @@ def exception_get(*, user: User, pk) -> RecommendationException | None:
     return exception_list(user=user).filter(pk=int(text)).first()
 
 
-def exception_group_links(*, exception: RecommendationException) -> QuerySet[ExceptionDeviceGroup]:
-    return (
-        ExceptionDeviceGroup.objects.filter(exception=exception)
-        .select_related("device_group", "canceled_by")
-        .order_by("device_group__name")
+def exception_group_links(
+    *, exception: RecommendationException | None = None, user: User | None = None
+) -> QuerySet[ExceptionDeviceGroup]:
+    """The device groups an exception covers (all exceptions' when `exception` is None, for a
+    Prefetch), by name; with `user`, only the groups that user may see."""
+    qs = ExceptionDeviceGroup.objects.select_related("device_group", "canceled_by").order_by("device_group__name")
+    if exception is not None:
+        qs = qs.filter(exception=exception)
+    if user is not None and not user_sees_all_device_groups(user):
+        qs = qs.filter(device_group__in=device_group_ids_for_user(user=user))
+    return qs
+
+
+def exception_event_list(*, exception: RecommendationException, user: User) -> list[ExceptionEvent]:
+    """An exception's history, oldest first, as `user` may see it.
+
+    An event about device groups names only the user's groups in its `notes` (written here, on
+    these read-only instances); an event about none of their groups is left out.
+    """
+    visible = (
+        None
+        if user_sees_all_device_groups(user)
+        else set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
     )
+    events = ExceptionEvent.objects.filter(exception=exception).prefetch_related(
+        Prefetch("device_groups", queryset=DeviceGroup.objects.order_by("name").only("id", "name"))
+    )
+    shown = []
+    for event in events.order_by("at", "pk"):
+        groups = list(event.device_groups.all())
+        if groups:
+            names = [g.name for g in groups if visible is None or g.pk in visible]
+            if not names:
+                continue
+            label = "Device group: " if event.kind == ExceptionEvent.Kind.GROUP_CANCELED else "Device groups: "
+            event.notes = "\n".join(part for part in (label + ", ".join(names), event.notes) if part)
+        shown.append(event)
+    return shown
 
 
 def exception_is_suspended(*, exception: RecommendationException) -> bool:
@@ -152,6 +190,6 @@ def exception_is_suspended(*, exception: RecommendationException) -> bool:
     return RecommendationException.objects.filter(pk=exception.pk).filter(suspended_q()).exists()
 
 
-def active_exception_count() -> int:
-    """Exceptions in force (the dashboard card)."""
-    return active_exception_list().count()
+def active_exception_count(*, user: User) -> int:
+    """Exceptions in force that the user may see (the dashboard card)."""
+    return exception_list(user=user).filter(in_force_q()).count()

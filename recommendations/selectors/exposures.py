@@ -165,18 +165,24 @@ def annotate_exception_state(
     )
 
 
-def recommendation_exception_state(*, recommendation: SecurityRecommendation) -> dict:
-    """{"state", "label", "exposed_devices", "exposed_after_exceptions"} for one recommendation."""
-    row = (
-        annotate_exception_state(SecurityRecommendation.objects.filter(pk=recommendation.pk))
-        .values("exception_state", "exposed_devices", "exposed_after_exceptions")
-        .first()
-    )
+def recommendation_exception_state(*, recommendation: SecurityRecommendation, user: User | None = None) -> dict:
+    """{"state", "label", "exposed_devices", "exposed_after_exceptions"} for one recommendation.
+
+    With `user` (who does not see every group) both counts cover only their device groups; the
+    state stays that of the whole recommendation.
+    """
+    visible = None if user is None or user_sees_all_device_groups(user) else device_group_ids_for_user(user=user)
+    qs = annotate_exception_state(SecurityRecommendation.objects.filter(pk=recommendation.pk), visible_groups=visible)
+    if visible is not None:
+        qs = qs.annotate(shown_exposed=_summed(_group_exposure_rows(visible_groups=visible)))
+    else:
+        qs = qs.annotate(shown_exposed=F("exposed_devices"))
+    row = qs.values("exception_state", "shown_exposed", "exposed_after_exceptions").first()
     if row is None:
         return {"state": EXCEPTION_STATE_NONE, "label": "", "exposed_devices": 0, "exposed_after_exceptions": 0}
     return {
         "state": row["exception_state"],
         "label": EXCEPTION_STATE_LABELS[row["exception_state"]],
-        "exposed_devices": row["exposed_devices"],
+        "exposed_devices": row["shown_exposed"],
         "exposed_after_exceptions": row["exposed_after_exceptions"],
     }

@@ -161,7 +161,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         responses={201: ActivityOutput, 400: ERROR_400, **COMMON_ERRORS},
     )
     def create(self, request):
-        data = ActivityCreateInput(data=request.data)
+        data = ActivityCreateInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         activity = activity_create(user=request.user, **data.validated_data)
         return self._respond(activity, code=status.HTTP_201_CREATED)

@@ -109,8 +109,8 @@ def activity_create(
     elif not user_sees_all_device_groups(user):
         visible = set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
         hidden = [g.name for g in device_groups if g.pk not in visible]
-        if hidden:
-            add("device_groups", "You may not target these device groups: " + ", ".join(sorted(hidden)) + ".")
+        if hidden:  # answered like groups that do not exist (DESIGN.md section 5)
+            add("device_groups", "Unknown device groups: " + ", ".join(sorted(hidden)) + ".")
 
     if create_intune_task and remediation_option == RemediationOption.ATTENTION_REQUIRED:
         add(

@@ -218,5 +218,5 @@ def test_a_scoped_requester_cannot_target_a_group_outside_their_scope(scoped_sec
             device_groups=[servers, laptops],
         )
 
-    assert exc.value.errors["device_groups"] == ["You may not target these device groups: Laptops."]
+    assert exc.value.errors["device_groups"] == ["Unknown device groups: Laptops."]
     assert RemediationActivity.objects.count() == 0
