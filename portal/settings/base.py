@@ -92,8 +92,13 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Wait for a writer instead of failing at once when the dev server and a task write together.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Every transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE), and waits up
+    # to `timeout` seconds for it: two concurrent requests queue instead of one failing with
+    # "database is locked" when a read lock cannot be upgraded mid-transaction. This is what
+    # serialises concurrent identical requests on SQLite (PostgreSQL uses row locks).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": env_int("SQLITE_TIMEOUT_SECONDS", 20), "transaction_mode": "IMMEDIATE"}
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DATABASE_JIT", False):
     # PostgreSQL's JIT spends seconds compiling the list pages' counting subqueries that

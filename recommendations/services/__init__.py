@@ -7,7 +7,7 @@ and raises portal.errors.ApplicationError when a rule forbids it.
 """
 
 from .counters import exposure_counters_check, recommendations_refresh_exposed_devices
-from .exceptions import exception_cancel, exception_create, exceptions_expire
+from .exceptions import exception_cancel, exception_create, exceptions_expire, recommendation_lock
 from .import_jobs import background_rows, import_job_create, import_job_progress, import_job_run
 from .imports import INVENTORY_KINDS, import_summary_line, import_tvm_files, inventory_import_records
 from .inventory import (
@@ -37,6 +37,7 @@ __all__ = [
     "import_summary_line",
     "import_tvm_files",
     "inventory_import_records",
+    "recommendation_lock",
     "recommendations_refresh_exposed_devices",
     "recommendations_upsert",
 ]

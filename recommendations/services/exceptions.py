@@ -30,6 +30,18 @@ def _exception_event(
     return event
 
 
+def recommendation_lock(*, recommendation: SecurityRecommendation) -> None:
+    """Serialise the decisions about one recommendation's device groups until the transaction ends.
+
+    Filing an exception and filing a remediation request both take it: an exception created
+    while an activity is being created for the same recommendation waits (or the activity does),
+    so the activity never targets devices the exception covers, and two identical requests never
+    both pass the duplicate check. A row lock on PostgreSQL; on SQLite every write transaction is
+    already serialised (DATABASES OPTIONS transaction_mode IMMEDIATE).
+    """
+    SecurityRecommendation.objects.select_for_update().filter(pk=recommendation.pk).values_list("pk").first()
+
+
 def _require_handle_exceptions(user, action: str) -> None:
     if not can_handle_exceptions(user):
         raise PermissionError_(f"Only security staff can {action} exceptions.")
@@ -76,8 +88,8 @@ def exception_create(
     elif expires_on <= today:
         add("expires_on", "The expiry date must be after today.")
 
-    # Lock the recommendation so two concurrent requests cannot cover one group twice.
-    SecurityRecommendation.objects.select_for_update().filter(pk=recommendation.pk).first()
+    # Two concurrent requests cannot cover one group twice, nor race a new activity.
+    recommendation_lock(recommendation=recommendation)
     if scope == RecommendationException.Scope.GLOBAL:
         if not user.is_superuser:
             raise PermissionError_("Only superusers can file a global exception.")

@@ -69,6 +69,9 @@ def remediation_request_view(request, model_admin, object_id):
             activity = activity_create(user=request.user, recommendation=recommendation, **form.service_kwargs())
         except PermissionError_ as exc:
             raise PermissionDenied(exc.message) from exc
+        except ConflictError as exc:  # an active activity like this one exists: confirm first
+            existing = activity_get(user=request.user, pk=exc.extra.get("existing_activity_id"))
+            form.ask_to_confirm_duplicate(existing=existing, message=exc.message)
         except ValidationError as exc:
             add_to_form(form, exc)
         else:
@@ -86,6 +89,8 @@ def remediation_request_view(request, model_admin, object_id):
         "recommendation": recommendation,
         "recommendation_url": reverse("admin:recommendations_securityrecommendation_change", args=[recommendation.pk]),
         "form": form,
+        "duplicate_of": form.duplicate_of,
+        "duplicate_url": activity_url(form.duplicate_of) if form.duplicate_of else None,
         "intune_enabled": intune_enabled,
         "intune_unavailable_reason": integration().unavailable_reason(),
         "has_groups": device_group_list(user=request.user).exists(),

@@ -43,6 +43,12 @@ class ActivityCreateInput(serializers.Serializer):
         default=False,
         help_text="Also create a Microsoft Intune security task (only while the Intune connection is on).",
     )
+    confirm_duplicate = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="File it even though an active activity for this recommendation already covers one of "
+        "these device groups (otherwise 409 with that activity's id).",
+    )
 
 
 class DecisionInput(serializers.Serializer):
