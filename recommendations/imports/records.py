@@ -6,12 +6,12 @@ any record is bad: it lists every problem, and nothing was stored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from portal.errors import ValidationError
+from portal.text import unstorable_reason
 
 MAX_LISTED_PROBLEMS = 1000
 # Deeper than this, a record's value is refused (Defender's records nest two or three levels).
@@ -83,39 +83,12 @@ class ImportRejected(ValidationError):
         )
 
 
-# --- Text no database can store -------------------------------------------------------------
-# A NUL character (PostgreSQL refuses it in text) or a lone surrogate (not UTF-8: a JSON file may
-# spell one as "\\ud800"). Refused with a problem naming the field, before any query sees it.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _describe(char: str) -> str:
-    return "a NUL character" if char == "\x00" else f"an unpaired surrogate (U+{ord(char):04X})"
+# --- Text no database can store (the rule: portal.text) ------------------------------------
 
 
 def unstorable_text(data: Any) -> str | None:
-    """Why `data` (a record's fields, a value, a tuple) cannot be stored, or None when it can.
-
-    Walks nested lists and objects without recursion; deeper than MAX_RECORD_DEPTH is refused too.
-    """
-    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
-    while stack:
-        value, where, depth = stack.pop()
-        if depth > MAX_RECORD_DEPTH:
-            return f"{where or 'the record'} is nested more than {MAX_RECORD_DEPTH} levels deep"
-        if isinstance(value, str):
-            found = _UNSTORABLE.search(value)
-            if found:
-                return f"{where or 'a value'} contains {_describe(found.group())}, which cannot be stored"
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                found = _UNSTORABLE.search(key) if isinstance(key, str) else None
-                if found:
-                    return f"a field name contains {_describe(found.group())}, which cannot be stored"
-                stack.append((item, where or f"field {key!r}", depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((item, where, depth + 1) for item in value)
-    return None
+    """Why a record's data cannot be stored (NUL, lone surrogate, nested too deep), or None."""
+    return unstorable_reason(data, max_depth=MAX_RECORD_DEPTH)
 
 
 def storable_records(records: Iterable, *, source: str, problems: Problems) -> Iterator:

@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from import_export import fields, resources, widgets
 from import_export.results import Result, RowResult
 
+from portal.text import shown
+
 from ..models import Device, DeviceGroup, Exposure, SecurityRecommendation
 from ..services import RECOMMENDATION_UPDATE_FIELDS, background_rows, inventory_import_records
 from . import normalize
@@ -62,7 +64,9 @@ class InventoryResource(resources.ModelResource):
         for problem in problems.items:
             row = {}
             if problem.position and problem.position <= len(dataset):
-                row = dict(zip(dataset.headers, dataset[problem.position - 1], strict=False))
+                # As shown on the page: a NUL or a lone surrogate could not even be sent to the browser.
+                values = (shown(v) for v in dataset[problem.position - 1])
+                row = dict(zip(map(shown, dataset.headers), values, strict=False))
             where = (
                 f"line {problem.line}"
                 if problem.line

@@ -401,3 +401,37 @@ def test_a_redelivered_message_does_nothing_while_the_job_runs(security_client, 
     # Once that run is gone (a killed worker's lock expires), the job runs again, once.
     assert import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
     assert list(Device.objects.values_list("machine_id", flat=True)) == ["m-1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "fmt", "error"),
+    [
+        (
+            b"id,computerDnsName\nm-1,pc\x00one\n",
+            "devices.csv",
+            CSV,
+            "line 2: field 'computerDnsName' contains a NUL character, which cannot be stored",
+        ),
+        (
+            b'[{"id": "m-1", "computerDnsName": "pc\\ud800"}]',
+            "devices.json",
+            JSON,
+            "record 1: field 'computerDnsName' contains an unpaired surrogate (U+D800), which cannot be stored",
+        ),
+    ],
+)
+def test_unstorable_text_in_a_preview_is_listed_not_a_crash(security_client, settings, content, name, fmt, error):
+    for background_rows in (5000, 0):  # checked in the preview, and in a large file's first-rows preview
+        settings.IMPORT_BACKGROUND_ROWS = background_rows
+        preview = upload(security_client, DEVICE_IMPORT, content, name, fmt)
+        assert preview.status_code == 200
+        assert [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows] == [error]
+        assert not preview.context.get("confirm_form")
+    assert not Device.objects.exists()
+
+
+def test_deeply_nested_json_upload_is_a_form_error(security_client):
+    content = ("[" * 100_000 + "]" * 100_000).encode()
+    preview = upload(security_client, DEVICE_IMPORT, content, "devices.json", JSON)
+    assert preview.status_code == 200
+    assert preview.context["form"].errors["import_file"] == ["The JSON is nested too deeply to be read."]

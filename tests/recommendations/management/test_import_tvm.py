@@ -219,3 +219,37 @@ def test_an_unknown_user_is_one_readable_line(db, tmp_path):
     machines.write_text("[]")
     with pytest.raises(CommandError, match="^--user: no active user named 'ghost'.$"):
         run("--machines", str(machines), "--user", "ghost")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '{"value": [{"id": "m-1", "computerDnsName": "pc\\u0000one"}]}',
+            "record 1: field 'computerDnsName' contains a NUL character, which cannot be stored",
+        ),
+        (
+            '{"value": [{"id": "m-1", "computerDnsName": "pc\\ud800"}]}',
+            "record 1: field 'computerDnsName' contains an unpaired surrogate (U+D800), which cannot be stored",
+        ),
+        ('{"value": [' + "[" * 50_000 + "]" * 50_000 + "]}", "the JSON is nested too deeply to be read"),
+    ],
+)
+def test_text_no_database_can_store_is_one_readable_line(db, tmp_path, content, message):
+    machines = tmp_path / "machines.json"
+    machines.write_text(content)
+
+    with pytest.raises(CommandError) as exc:
+        run("--machines", str(machines), "--quiet")
+
+    assert "\n" not in str(exc.value)
+    assert message in str(exc.value)
+    assert not Device.objects.exists()
+
+
+def test_a_nul_byte_in_an_exposure_csv_is_refused(db, tmp_path):
+    exposures = tmp_path / "exposures.csv"
+    exposures.write_bytes(b"recommendationId,machineId\nva-x,m\x001\n")
+    with pytest.raises(CommandError, match="NUL character"):
+        run("--exposures", str(exposures), "--quiet")
+    assert not Exposure.objects.exists()
