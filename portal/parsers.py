@@ -2,7 +2,8 @@
 
 - A body larger than DATA_UPLOAD_MAX_MEMORY_SIZE answers 413 (JSON), read no further.
 - Malformed JSON, JSON nested too deeply for the decoder (RecursionError) or deeper than
-  portal.text.MAX_DEPTH, and text no database can store (NUL, lone surrogate) answer 400.
+  portal.text.MAX_DEPTH, and lone surrogates (no database can store them; no field can say so)
+  answer 400. NUL characters are left to the fields, which refuse them with a field message.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class JSONParser(parsers.JSONParser):
             raise ParseError("JSON parse error - the document is nested too deeply.") from None
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise ParseError(f"JSON parse error - {exc}") from None
-        reason = unstorable_reason(data)
+        reason = unstorable_reason(data, allow_nul=True)  # NUL: each field answers for itself
         if reason:
             raise ParseError(f"JSON parse error - {reason}.")
         return data

@@ -14,26 +14,32 @@ from typing import Any
 MAX_DEPTH = 32
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _describe(char: str) -> str:
     return "a NUL character" if char == "\x00" else f"an unpaired surrogate (U+{ord(char):04X})"
 
 
-def unstorable_reason(data: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
-    """Why `data` (decoded JSON, a record's fields, a tuple of values) cannot be stored, or None."""
+def unstorable_reason(data: Any, *, max_depth: int = MAX_DEPTH, allow_nul: bool = False) -> str | None:
+    """Why `data` (decoded JSON, a record's fields, a tuple of values) cannot be stored, or None.
+
+    `allow_nul`: leave NUL characters to the caller (the API's fields refuse them, each with its
+    own message).
+    """
+    pattern = _SURROGATE if allow_nul else _UNSTORABLE
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, where, depth = stack.pop()
         if depth > max_depth:
             return f"{where or 'the value'} is nested more than {max_depth} levels deep"
         if isinstance(value, str):
-            found = _UNSTORABLE.search(value)
+            found = pattern.search(value)
             if found:
                 return f"{where or 'a value'} contains {_describe(found.group())}, which cannot be stored"
         elif isinstance(value, dict):
             for key, item in value.items():
-                found = _UNSTORABLE.search(key) if isinstance(key, str) else None
+                found = pattern.search(key) if isinstance(key, str) else None
                 if found:
                     return f"a field name contains {_describe(found.group())}, which cannot be stored"
                 stack.append((item, where or f"field {key!r}", depth + 1))
