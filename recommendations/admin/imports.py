@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -17,11 +19,13 @@ from import_export.tmp_storages import CacheStorage, TempFolderStorage
 
 from portal import permissions as perm
 
-from ..imports.formats import INVENTORY_FORMATS, UnreadableFile
+from ..imports.formats import INVENTORY_FORMATS, UnreadableFile, dump_parsed
 from ..imports.resources import PREVIEW_ROWS
 from ..models import ImportJob
 from ..selectors import user_sees_all_device_groups
 from ..services import background_rows, import_job_create, import_job_progress, import_summary_line
+
+logger = logging.getLogger(__name__)
 
 
 class SizeLimitedImportForm(ImportForm):
@@ -49,6 +53,23 @@ class InventoryImportExportMixin(ImportExportMixin):
         if getattr(settings, "REDIS_URL", ""):
             return CacheStorage
         return TempFolderStorage
+
+    def write_to_tmp_storage(self, import_file, input_format):
+        """Keep the *parsed* file for the preview, the confirmation and the background job: it is
+        parsed once, here (a file that cannot be read is kept as uploaded, so that the preview
+        reports why, as before)."""
+        data = b"".join(import_file.chunks())
+        try:
+            data = dump_parsed(input_format.create_dataset(data))
+        except Exception as exc:  # the preview reads the upload again and says why it cannot
+            logger.info("Import file %r kept as uploaded: %s", import_file.name, type(exc).__name__)
+        storage = self.get_tmp_storage_class()(
+            encoding=None if input_format.is_binary() else self.from_encoding,
+            read_mode=input_format.get_read_mode(),
+            **self.get_tmp_storage_class_kwargs(),
+        )
+        storage.save(data)
+        return storage
 
     def has_import_permission(self, request):
         opts = self.opts

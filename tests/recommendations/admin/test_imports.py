@@ -435,3 +435,82 @@ def test_deeply_nested_json_upload_is_a_form_error(security_client):
     preview = upload(security_client, DEVICE_IMPORT, content, "devices.json", JSON)
     assert preview.status_code == 200
     assert preview.context["form"].errors["import_file"] == ["The JSON is nested too deeply to be read."]
+
+
+def xlsx_of_groups(*rows) -> bytes:
+    book = openpyxl.Workbook()
+    book.active.append(["name", "description"])
+    for row in rows:
+        book.active.append(list(row))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("background_rows", [5000, 0])
+def test_a_spreadsheet_is_parsed_once_for_preview_confirmation_and_job(
+    security_client, settings, tmp_path, django_capture_on_commit_callbacks, background_rows
+):
+    from unittest import mock
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.IMPORT_BACKGROUND_ROWS = background_rows
+    content = xlsx_of_groups(("Kiosks", "Shop floor"), ("Labs", "Test benches"))
+    with mock.patch("openpyxl.load_workbook", wraps=openpyxl.load_workbook) as opened:
+        preview = upload(security_client, "admin:recommendations_devicegroup_import", content, "g.xlsx", XLSX)
+        with django_capture_on_commit_callbacks(execute=True):
+            confirm(security_client, preview, "admin:recommendations_devicegroup_process_import")
+
+    assert opened.call_count == 1
+    assert dict(DeviceGroup.objects.filter(name__in=["Kiosks", "Labs"]).values_list("name", "description")) == {
+        "Kiosks": "Shop floor",
+        "Labs": "Test benches",
+    }
+
+
+def test_a_kept_file_that_was_tampered_with_is_refused(security_client, settings, tmp_path):
+    from recommendations.imports.formats import PARSED_MARKER, UnreadableFile, read_dataset
+
+    with pytest.raises(UnreadableFile, match="upload it again"):
+        read_dataset((PARSED_MARKER + "forged").encode(), name="g.xlsx")
+
+
+def test_an_xlsx_inflating_beyond_100_mb_is_refused_before_it_is_opened(security_client):
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (101 * 1024 * 1024))
+    preview = upload(security_client, DEVICE_IMPORT, bomb.getvalue(), "bomb.xlsx", XLSX)
+    assert preview.context["form"].errors["import_file"] == ["The XLSX file inflates to 101 MB; the limit is 100 MB."]
+    assert not Device.objects.exists()
+
+
+FORMULA = '=HYPERLINK("https://evil.example/","Click")'
+
+
+@pytest.fixture
+def formula_device(db):
+    return DeviceFactory(computer_dns_name=FORMULA, os_platform="+cmd", device_group=DeviceGroupFactory(name="@ops"))
+
+
+def export_devices(client, fmt):
+    form = {"format": fmt, "resource": "0"}
+    form.update(
+        {f"deviceresource_{f}": "on" for f in ("machine_id", "computer_dns_name", "os_platform", "device_group")}
+    )
+    response = client.post(reverse("admin:recommendations_device_export"), form)
+    assert response.status_code == 200
+    return response.content
+
+
+def test_inventory_csv_exports_neutralise_formulas(security_client, formula_device):
+    import csv
+
+    rows = list(csv.reader(io.StringIO(export_devices(security_client, CSV).decode("utf-8-sig"))))
+    assert rows[1][1:] == ["'" + FORMULA, "'+cmd", "'@ops"]
+
+
+def test_inventory_xlsx_exports_neutralise_formulas(security_client, formula_device):
+    sheet = openpyxl.load_workbook(io.BytesIO(export_devices(security_client, XLSX))).active
+    cells = [cell for cell in next(sheet.iter_rows(min_row=2, max_row=2))][1:]
+    assert [c.value for c in cells] == ["'" + FORMULA, "'+cmd", "'@ops"]
+    assert {c.data_type for c in cells} == {"s"}  # text, never a formula
