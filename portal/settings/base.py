@@ -143,12 +143,16 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
-# Failed logins (admin, DRF's api-auth/ login) are counted per username and, separately,
-# per client address; AXES_FAILURE_LIMIT failures lock that username / address out for
-# AXES_COOLOFF_MINUTES. Lock-outs and every attempt are logged (portal.audit).
+# Failed logins (admin, DRF's api-auth/ login) are counted per username at an address:
+# AXES_FAILURE_LIMIT failures lock that username out *from that address* for
+# AXES_COOLOFF_MINUTES (never from every address: no one can lock a colleague out). And per
+# address alone: AXES_ADDRESS_FAILURE_LIMIT failures (many usernames) hold that address back for
+# everyone. Lock-outs and every attempt are logged with the address (portal.audit).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_ADDRESS_FAILURE_LIMIT = env_int("AXES_ADDRESS_FAILURE_LIMIT", 30)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "portal.lockout.UserAtAddressHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "portal.audit.client_ip"
 # Number of reverse proxies in front of gunicorn that append to X-Forwarded-For (0: none).
