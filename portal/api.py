@@ -27,6 +27,18 @@ def has_perm(perm: str, *, message: str | None = None) -> type[BasePermission]:
     return HasPerm
 
 
+class TextField(serializers.CharField):
+    """Text in a request body: a JSON string, never a number or a boolean taken as text (the
+    schema says `string`, and so does the API)."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class UserRateThrottle(_DRFUserRateThrottle):
     """DRF's per-user throttle, counting in the default (shared) cache.
 

@@ -248,6 +248,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # After drf-spectacular's own enum hook: cursor, NUL-free text and empty filters (portal.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.schema.describe_query_parameters",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ActivityStatusEnum": "remediation.models.RemediationActivity.Status",
         "ActivityDeviceStatusEnum": "remediation.models.ActivityDevice.Status",

@@ -15,7 +15,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from portal import permissions as perm
-from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError
+from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError, TextField
 from portal.api import has_perm as role_permission
 from portal.users import actor_label
 from recommendations.filters import ExceptionFilter
@@ -106,9 +106,9 @@ class ExceptionDetailOutput(ExceptionOutput):
 
 # --- input --------------------------------------------------------------------------------
 class ExceptionCreateInput(serializers.Serializer):
-    recommendation = serializers.CharField(help_text="The recommendation's external id.")
+    recommendation = TextField(help_text="The recommendation's external id.")
     justification = serializers.ChoiceField(choices=RecommendationException.Justification.choices)
-    context = serializers.CharField(help_text="Why the exception is needed (required).")
+    context = TextField(help_text="Why the exception is needed (required).")
     expires_on = serializers.DateField(help_text="The last day it applies (YYYY-MM-DD); after today.")
     scope = serializers.ChoiceField(choices=RecommendationException.Scope.choices)
     device_groups = DeviceGroupNamesField(
@@ -125,7 +125,7 @@ class ExceptionCreateInput(serializers.Serializer):
 
 
 class ExceptionCancelInput(serializers.Serializer):
-    device_group = serializers.CharField(
+    device_group = TextField(
         required=False,
         allow_blank=True,
         help_text="Cancel for this device group only (its name); omit to cancel for all groups.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from portal.api import TextField
 from recommendations.models import DeviceGroup, Exposure, SecurityRecommendation
 from recommendations.selectors import device_group_list
 from recommendations.services import RECOMMENDATION_UPDATE_FIELDS
@@ -20,7 +21,7 @@ class DeviceGroupNamesField(serializers.ListField):
     answer); a list longer than MAX_DEVICE_GROUP_NAMES is refused before any query.
     """
 
-    child = serializers.CharField(max_length=DeviceGroup._meta.get_field("name").max_length)
+    child = TextField(max_length=DeviceGroup._meta.get_field("name").max_length)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", MAX_DEVICE_GROUP_NAMES)

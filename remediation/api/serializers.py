@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.api import TextField
 from recommendations.api.serializers import DeviceGroupNamesField
 from recommendations.models import SecurityRecommendation
 from remediation.hooks import integration
@@ -37,7 +38,7 @@ class ActivityCreateInput(serializers.Serializer):
         help_text="YYYY-MM-DD, today or later; omit or null for attention_required.",
     )
     device_groups = DeviceGroupNamesField(help_text="Device group names (yours); at least one.")
-    requester_notes = serializers.CharField(required=False, allow_blank=True, default="")
+    requester_notes = TextField(required=False, allow_blank=True, default="")
     create_intune_task = serializers.BooleanField(
         required=False,
         default=False,
@@ -52,11 +53,11 @@ class ActivityCreateInput(serializers.Serializer):
 
 
 class DecisionInput(serializers.Serializer):
-    notes = serializers.CharField(required=False, allow_blank=True, default="", help_text="Required to reject.")
+    notes = TextField(required=False, allow_blank=True, default="", help_text="Required to reject.")
 
 
 class CompleteInput(serializers.Serializer):
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = TextField(required=False, allow_blank=True, default="")
 
 
 # --- output --------------------------------------------------------------------------------

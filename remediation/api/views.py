@@ -147,7 +147,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def devices(self, request, pk=None):
         activity = self.get_object()
-        wanted = request.query_params.get("status")
+        wanted = request.query_params.get("status") or None  # empty: no filter, like every list's filters
         if wanted is not None and wanted not in ActivityDevice.Status.values:
             return Response(
                 {"status": [f"Choose one of: {', '.join(ActivityDevice.Status.values)}."]},

@@ -139,3 +139,33 @@ def test_unknown_device_group_filters_on_admin_changelists_and_export_are_no_500
         response = client.get(f"{url}?device_group={value}")
         assert response.status_code == 302, url  # back to the list, as Django does for a bad filter
         assert response["Location"].startswith(url.replace("export.csv", ""))
+
+
+def test_the_schema_says_what_queries_the_api_accepts(api):
+    schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    def parameters(path):
+        return {p["name"]: p["schema"] for p in schema["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+
+    activities = parameters(ACTIVITIES)
+    assert activities["cursor"] == {"type": "string", "format": "cursor"}
+    assert activities["search"]["pattern"] == "^[^\\u0000]*$"  # the API refuses NUL in text
+    assert "" in activities["status"]["enum"]  # an empty filter is no filter
+    assert {"type": "string", "enum": [""]} in activities["due_before"]["anyOf"]
+    assert parameters(EXCEPTIONS)["expiring_within"]["anyOf"][0] == {"type": "integer", "minimum": 0, "maximum": 3650}
+    assert "format" not in parameters(f"{ACTIVITIES}export.csv")  # CSV whatever ?format= says
+
+
+def test_text_fields_take_text_only(api, rec):
+    response = api.post(ACTIVITIES, create_body(requester_notes=42), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"requester_notes": ["Not a valid string."]}
+
+
+def test_too_many_form_fields_answer_json_not_html(api, rec, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    body = "&".join(f"device_groups=g{i}" for i in range(20))
+    response = api.post(ACTIVITIES, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
