@@ -229,3 +229,12 @@ def test_the_advanced_features_page_counts_only_the_readers_failing_tasks(world,
     client.force_login(it_user)
     page = client.get(reverse("admin:intune_advanced_features"))
     assert page.context["failing_tasks"] == 2  # the shared activity's and the Servers one's
+
+
+def test_the_request_form_counts_only_the_requesters_devices(world, client, scoped_security_user):
+    client.force_login(scoped_security_user)
+    url = reverse("admin:recommendations_securityrecommendation_remediation_options", args=[world["rec"].pk])
+    html = client.get(url).content.decode()
+    # Servers: 2 exposed (the 2 Laptops devices still exposed are not theirs).
+    assert "2 exposed devices." in html
+    assert "4 exposed devices." not in html
