@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from recommendations.services import exception_create
 from remediation.models import RemediationActivity
 from remediation.services import activity_create
-from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
+from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, UserFactory, expose
 
 ROOT = Path(__file__).resolve().parents[3]
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -52,9 +52,16 @@ def test_eight_identical_requests_at_once_make_one_activity_on_sqlite(tmp_path):
 needs_postgresql = pytest.mark.skipif(not ON_POSTGRESQL, reason="needs PostgreSQL (DATABASE_URL)")
 
 
+@pytest.fixture
+def requester():
+    """Files requests and exceptions. A superuser, so that the test needs none of the rows the data
+    migrations create (an earlier transactional test may have flushed them)."""
+    return UserFactory(username="requester", email="requester@example.com", is_superuser=True)
+
+
 @needs_postgresql
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_eight_identical_requests_at_once_make_one_activity_on_postgresql(security_user):
+@pytest.mark.django_db(transaction=True)
+def test_eight_identical_requests_at_once_make_one_activity_on_postgresql(requester):
     rec = RecommendationFactory(external_id="va-_-contoso-_-widget")
     expose(rec, DeviceGroupFactory(name="Servers"), 3)
     body = {
@@ -69,7 +76,7 @@ def test_eight_identical_requests_at_once_make_one_activity_on_postgresql(securi
 
     def post():
         client = APIClient()
-        client.force_authenticate(security_user)
+        client.force_authenticate(requester)
         barrier.wait()
         try:
             statuses.append(client.post("/api/v1/remediation-activities/", body, format="json").status_code)
@@ -99,8 +106,8 @@ def _waiting_for_a_lock(timeout: float = 30.0) -> bool:
 
 
 @needs_postgresql
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_an_activity_filed_while_an_exception_is_being_filed_skips_the_covered_devices(security_user):
+@pytest.mark.django_db(transaction=True)
+def test_an_activity_filed_while_an_exception_is_being_filed_skips_the_covered_devices(requester):
     rec = RecommendationFactory()
     servers, laptops = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Laptops")
     expose(rec, servers, 3)
@@ -110,19 +117,21 @@ def test_an_activity_filed_while_an_exception_is_being_filed_skips_the_covered_d
     def file_request():
         try:
             outcome["activity"] = activity_create(
-                user=security_user,
+                user=requester,
                 recommendation=rec,
                 remediation_option="software_update",
                 priority="high",
                 due_on=NEXT_WEEK,
                 device_groups=[servers, laptops],
             )
+        except Exception as exc:  # shown by the assertion below
+            outcome["error"] = exc
         finally:
             connection.close()
 
     with transaction.atomic():
         exception_create(
-            user=security_user,
+            user=requester,
             recommendation=rec,
             justification="third_party_control",
             context="Blocked at the firewall.",
@@ -130,11 +139,11 @@ def test_an_activity_filed_while_an_exception_is_being_filed_skips_the_covered_d
             scope="device_groups",
             device_groups=[servers],
         )
-        requester = threading.Thread(target=file_request)
-        requester.start()
+        filer = threading.Thread(target=file_request)
+        filer.start()
         # The request must wait for the exception's transaction (the same recommendation lock).
-        assert _waiting_for_a_lock(), "activity_create did not wait for the exception being filed"
-    requester.join(timeout=60)
+        assert _waiting_for_a_lock(), f"activity_create did not wait for the exception: {outcome}"
+    filer.join(timeout=60)
 
     activity = outcome["activity"]
     assert activity.target_devices == 2
