@@ -30,6 +30,14 @@ from .services import (
 from .tasks import intune_sync_activity_task
 
 
+def tasks_in_scope(user, tasks=None):
+    """The Intune tasks (of `tasks`, default all) of the activities `user` may see; all for a superuser."""
+    tasks = IntuneTask.objects.all() if tasks is None else tasks
+    if user.is_superuser:
+        return tasks
+    return tasks.filter(activity__in=activity_list(user=user).values("pk"))
+
+
 class ConnectionForm(forms.Form):
     enabled = forms.BooleanField(required=False, label="Microsoft Intune connection")
 
@@ -108,7 +116,8 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
                 "max_devices": max_devices_per_task(),
             },
             "last_sync": last_sync(),
-            "failing_tasks": IntuneTask.objects.exclude(last_error="").count(),
+            # Only the tasks of activities in the viewer's device groups, like the task list it links to.
+            "failing_tasks": tasks_in_scope(request.user).exclude(last_error="").count(),
             "tasks_url": reverse("admin:intune_intunetask_changelist"),
             "test_url": reverse("admin:intune_test_connection"),
         }
@@ -162,10 +171,7 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(activity__in=activity_list(user=request.user).values("pk"))
+        return tasks_in_scope(request.user, super().get_queryset(request))
 
     @admin.display(description="Remediation activity", ordering="activity__title")
     def activity_link(self, obj):

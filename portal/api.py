@@ -27,6 +27,18 @@ def has_perm(perm: str, *, message: str | None = None) -> type[BasePermission]:
     return HasPerm
 
 
+class TextField(serializers.CharField):
+    """Text in a request body: a JSON string, never a number or a boolean taken as text (the
+    schema says `string`, and so does the API)."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class UserRateThrottle(_DRFUserRateThrottle):
     """DRF's per-user throttle, counting in the default (shared) cache.
 
@@ -74,9 +86,10 @@ ERROR_401 = OpenApiResponse(DetailError, description="Not authenticated.")
 ERROR_403 = OpenApiResponse(DetailError, description="Your role may not do this.")
 ERROR_404 = OpenApiResponse(DetailError, description="Unknown id, or outside your device groups.")
 ERROR_409 = OpenApiResponse(DetailError, description="The activity's state forbids this transition.")
+ERROR_413 = OpenApiResponse(DetailError, description="The request body is larger than the API accepts.")
 ERROR_429 = OpenApiResponse(DetailError, description="Too many requests; retry after `Retry-After` seconds.")
 
-COMMON_ERRORS = {401: ERROR_401, 403: ERROR_403, 429: ERROR_429}
+COMMON_ERRORS = {401: ERROR_401, 403: ERROR_403, 413: ERROR_413, 429: ERROR_429}
 
 
 def json_errors(errors: dict) -> dict:

@@ -32,10 +32,12 @@ def client_ip(request) -> str | None:
 
 @receiver(user_logged_in, dispatch_uid="portal.audit.logged_in")
 def log_sign_in(sender, request, user, **kwargs):
+    address = client_ip(request) or "-"
     logger.info(
-        "Sign-in: %s",
+        "Sign-in: %s from %s",
         user.get_username(),
-        extra={"event": "login", "username": user.get_username(), "client_ip": client_ip(request)},
+        address,
+        extra={"event": "login", "username": user.get_username(), "client_ip": address},
     )
 
 
@@ -49,18 +51,23 @@ def log_sign_out(sender, request, user, **kwargs):
 def log_failed_sign_in(sender, credentials, request=None, **kwargs):
     # `credentials` is already cleansed by Django (the password is masked); log the name only.
     name = credentials.get("username", "-")
+    address = client_ip(request) or "-"
+    # The address is in the message itself, so that every log format (plain or JSON) shows it.
     logger.warning(
-        "Failed sign-in: %s",
+        "Failed sign-in: %s from %s",
         name,
-        extra={"event": "login_failed", "username": name, "client_ip": client_ip(request)},
+        address,
+        extra={"event": "login_failed", "username": name, "client_ip": address},
     )
 
 
 @receiver(user_locked_out, dispatch_uid="portal.audit.locked_out")
 def log_lockout(sender, request, username, ip_address, **kwargs):
     logger.error(
-        "Locked out after %s failed sign-ins: username %s, address %s",
+        "Locked out after repeated failed sign-ins (%s for a username at an address, %s for an address): "
+        "username %s, address %s",
         settings.AXES_FAILURE_LIMIT,
+        settings.AXES_ADDRESS_FAILURE_LIMIT,
         username,
         ip_address,
         extra={"event": "lockout", "username": username, "client_ip": ip_address},

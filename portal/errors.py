@@ -7,6 +7,7 @@ or a non-zero exit (commands). A `field` names the input the message is about.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -83,6 +84,10 @@ def api_exception_handler(exc, context):
     """DRF exception handler that also understands ApplicationError."""
     if isinstance(exc, ApplicationError):
         return Response(exc.as_payload(), status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):  # Django's own body limit (form bodies): JSON, not HTML
+        return Response({"detail": "The request body is too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):  # e.g. more form fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return Response({"detail": f"The request could not be read: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

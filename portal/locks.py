@@ -1,7 +1,9 @@
 """A named lock so that two runs of one job never act at once, across workers and machines.
 
 With Redis configured the lock lives in Redis (shared by every worker); without it, in the
-process-local cache, which is enough for `make run` where tasks run in-process.
+process-local cache, which is enough for `make run` where tasks run in-process. Production
+(JOB_LOCKS_REQUIRE_SHARED_CACHE) refuses a process-local cache: such a lock would not stop a
+second worker.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +28,23 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 """
 
 
+def _require_shared_cache(name: str) -> None:
+    if not getattr(settings, "JOB_LOCKS_REQUIRE_SHARED_CACHE", False):
+        return
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, LocMemCache | DummyCache):
+        raise ImproperlyConfigured(
+            f"Job lock {name!r} needs a cache shared by every process (Redis: REDIS_URL), not {type(backend).__name__}."
+        )
+
+
 @contextmanager
 def job_lock(name: str, *, timeout: int = 60 * 60) -> Iterator[bool]:
     """Yields True if this run holds the lock named `name`, False if another run has it.
 
     `timeout` bounds how long a crashed holder can block the job.
     """
+    _require_shared_cache(name)
     key = f"portal:lock:{name}"
     token = uuid.uuid4().hex
     acquired = cache.add(key, token, timeout)

@@ -7,7 +7,11 @@ import re
 import time
 import uuid
 
+from django.http import JsonResponse
+from django.utils.cache import patch_cache_control
+
 from portal.logging import activity_id_var, request_id_var, request_var, user_label, user_var
+from portal.parsers import body_limit
 
 access_logger = logging.getLogger("portal.access")
 security_logger = logging.getLogger("portal.security")
@@ -76,3 +80,37 @@ def _client_ip(request) -> str:
     from portal.audit import client_ip
 
     return client_ip(request) or "-"
+
+
+API_PREFIX = "/api/"
+
+
+class ApiGuardMiddleware:
+    """For every answer under /api/ (the REST API and anything added beside it):
+
+    - `Cache-Control: no-store`: activities, exports and tokens are sensitive, and no proxy or
+      browser cache may keep them;
+    - a body announced larger than DATA_UPLOAD_MAX_MEMORY_SIZE is refused at once with a JSON
+      413, before anything reads it (and before Django's own check could answer an HTML 400).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        limit = body_limit()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            response = JsonResponse(
+                {"detail": f"The request body is larger than {limit:,} bytes, the most the API accepts."},
+                status=413,
+            )
+        else:
+            response = self.get_response(request)
+        patch_cache_control(response, no_store=True)
+        return response

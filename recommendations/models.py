@@ -109,7 +109,7 @@ class SecurityRecommendation(models.Model):
     sub_category = models.CharField(max_length=255, blank=True)  # subCategory
     associated_threats = models.JSONField(default=list, blank=True)  # associatedThreats (a list)
     tags = models.JSONField(default=list, blank=True)  # tags (a list)
-    # Stored counter (refreshed by the exposure services) so lists never count per row.
+    # Stored counter (kept by database triggers on Exposure and Device) so lists never count per row.
     exposed_devices = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
@@ -160,9 +160,10 @@ class Exposure(models.Model):
 class RecommendationGroupExposure(models.Model):
     """Stored counter: open exposures of a recommendation on the devices now in one device group.
 
-    Rebuilt set-based by services.recommendations_refresh_exposed_devices (and the exposure
-    snapshot import); lists sum these rows over the caller's groups instead of counting exposures.
-    A group without open exposures has no row.
+    Kept by database triggers (migration 0005) on every write to exposures and every move of a
+    device, whatever path writes them; the nightly `recount_exposures` repairs any drift. Lists
+    sum these rows over the caller's groups instead of counting exposures. A group without open
+    exposures has no row.
     """
 
     recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="group_exposures")
@@ -257,6 +258,9 @@ class ExceptionEvent(Event):
 
     exception = models.ForeignKey(RecommendationException, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The device groups the event is about (filed for, canceled for): readers see only theirs, and
+    # the notes naming them are written when read (selectors.exception_event_list).
+    device_groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="+")
 
     class Meta(Event.Meta):
         pass

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from portal.locks import job_lock
+from portal.locks import job_lock, job_lock_timeout
 
 from .models import DefenderSyncRun
-from .services import defender_sync, exceptions_expire, import_job_run
+from .services import defender_sync, exceptions_expire, exposure_counters_check, import_job_run
 
 EXPIRE_LOCK_SECONDS = 600
 
@@ -36,3 +36,15 @@ def defender_sync_task() -> str:
     if run is None:
         return "Another Defender pull is running; this run did nothing."
     return run.status
+
+
+@shared_task(name="recommendations.recount_exposures", ignore_result=True)
+def recount_exposures(repair: bool = True) -> dict | None:
+    """Nightly: find stored exposure counters that differ from the exposures, log and repair them.
+
+    Returns the check's result, or None when another run holds the lock.
+    """
+    with job_lock("recount_exposures", timeout=job_lock_timeout()) as acquired:
+        if not acquired:
+            return None
+        return exposure_counters_check(repair=repair)

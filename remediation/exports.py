@@ -41,7 +41,8 @@ def _date(value) -> str:
 
 
 def activity_rows(activities: QuerySet[RemediationActivity]) -> Iterator[list]:
-    """One row per activity; `activities` should prefetch device_groups (activity_list does)."""
+    """One row per activity, as the reader may see it: `activities` comes from selectors.activity_list
+    (their device groups prefetched, their devices counted)."""
     for activity in activities.iterator(chunk_size=CHUNK):
         progress = activity.progress
         yield [
@@ -49,15 +50,15 @@ def activity_rows(activities: QuerySet[RemediationActivity]) -> Iterator[list]:
             activity.get_status_display(),
             activity.get_priority_display(),
             activity.get_remediation_option_display(),
-            ", ".join(sorted(g.name for g in activity.device_groups.all())),
+            ", ".join(sorted(g.name for g in activity.device_groups.all())),  # the reader's groups
             activity.requester_email,
             _date(activity.created_at),
             _date(activity.due_on),
             activity.get_ticket_status_display() if activity.ticket_status else "",
             activity.completed_by_label,
             _date(activity.completed_at),
-            activity.target_devices,
-            activity.fixed_devices,
+            activity.shown_target_devices,
+            activity.shown_fixed_devices,
             "" if progress is None else f"{progress}%",
         ]
 

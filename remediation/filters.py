@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 
 from portal.filters import StrictBooleanFilter, UTCDateTimeFilter
 from recommendations.models import DeviceGroup
+from recommendations.selectors import device_group_list
 
 from .models import Priority, RemediationActivity, RemediationOption
 from .rules import overdue_q
@@ -60,8 +61,16 @@ class ActivityFilter(django_filters.FilterSet):
         model = RemediationActivity
         fields = []
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Whose list it is (the API passes the request; selectors pass the user).
+        self.user = user if user is not None else getattr(self.request, "user", None)
+
     def filter_device_group(self, queryset, name, value):
-        group_ids = DeviceGroup.objects.filter(name=value).values("pk")
+        # A group outside the user's scope matches nothing, exactly like an unknown name: it must
+        # not reveal which of their activities also target it.
+        groups = DeviceGroup.objects.all() if self.user is None else device_group_list(user=self.user)
+        group_ids = groups.filter(name=value).values("pk")
         through = RemediationActivity.device_groups.through
         return queryset.filter(
             pk__in=through.objects.filter(devicegroup_id__in=group_ids).values("remediationactivity_id")

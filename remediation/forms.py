@@ -63,6 +63,23 @@ class RemediationRequestForm(forms.Form):
         if not intune_enabled:
             # The option does not exist while the connection is off (DESIGN.md section 4).
             del self.fields["create_intune_task"]
+        self.duplicate_of = None
+        if self.data.get("confirm_duplicate") is not None:  # the form came back with the warning
+            self._add_confirm_duplicate()
+
+    def _add_confirm_duplicate(self) -> None:
+        self.fields["confirm_duplicate"] = forms.BooleanField(
+            label="File it anyway",
+            required=False,
+            help_text="Another active activity already covers this recommendation in one of these device groups.",
+        )
+
+    def ask_to_confirm_duplicate(self, *, existing, message: str) -> None:
+        """The service found an active activity like this one: warn, and offer to file it anyway."""
+        self.duplicate_of = existing
+        if "confirm_duplicate" not in self.fields:
+            self._add_confirm_duplicate()
+        self.add_error(None, message)
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
@@ -73,6 +90,7 @@ class RemediationRequestForm(forms.Form):
             "due_on": data["due_on"],
             "requester_notes": data["requester_notes"],
             "create_intune_task": self._intune_task_requested(),
+            "confirm_duplicate": bool(data.get("confirm_duplicate")),
         }
 
     def _intune_task_requested(self) -> bool:

@@ -113,12 +113,22 @@ class RemediationActivity(models.Model):
         return self.status == self.Status.COMPLETED
 
     @property
+    def shown_target_devices(self) -> int:
+        """The target devices the reader may see: their groups' (annotated by selectors.activity_list
+        for a scoped user), else the stored counter."""
+        return getattr(self, "target_devices_in_scope", self.target_devices)
+
+    @property
+    def shown_fixed_devices(self) -> int:
+        return getattr(self, "fixed_devices_in_scope", self.fixed_devices)
+
+    @property
     def progress(self) -> int | None:
-        """0-100, or None for attention required (which shows no progress)."""
+        """0-100 of the devices the reader may see, or None for attention required (no progress)."""
         return rules.progress_percent(
             remediation_option=self.remediation_option,
-            fixed_devices=self.fixed_devices,
-            target_devices=self.target_devices,
+            fixed_devices=self.shown_fixed_devices,
+            target_devices=self.shown_target_devices,
         )
 
     @property

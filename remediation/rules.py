@@ -121,12 +121,15 @@ def progress_percent(*, remediation_option: str, fixed_devices: int, target_devi
     return int(fixed_devices * 100 / target_devices)
 
 
-def progress_expression():
-    """`progress_percent` in SQL, for ordering: -1 (before 0) for attention required."""
+def progress_expression(*, fixed: str = "fixed_devices", target: str = "target_devices"):
+    """`progress_percent` in SQL, for ordering: -1 (before 0) for attention required.
+
+    `fixed` / `target` name the counts (the stored counters, or the annotations of a scoped list).
+    """
     return Case(
         When(remediation_option=RemediationOption.ATTENTION_REQUIRED, then=Value(-1)),
-        When(target_devices=0, then=Value(0)),
-        default=Cast(F("fixed_devices") * 100 / F("target_devices"), IntegerField()),
+        When(**{target: 0}, then=Value(0)),
+        default=Cast(F(fixed) * 100 / F(target), IntegerField()),
         output_field=IntegerField(),
     )
 

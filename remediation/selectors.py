@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from recommendations.models import DeviceGroup
-from recommendations.selectors import User, device_group_ids_for_user, user_sees_all_device_groups
+from recommendations.selectors import (
+    User,
+    device_group_ids_for_user,
+    device_group_list,
+    user_sees_all_device_groups,
+)
 
 from .filters import ActivityFilter
 from .hooks import integration
@@ -29,16 +34,42 @@ def _scope(qs: QuerySet[RemediationActivity], user: User) -> QuerySet[Remediatio
     )
 
 
-def activity_list(*, user: User, filters: dict | None = None) -> QuerySet[RemediationActivity]:
-    """Activities the user may see, with what lists show, filtered like the API list."""
-    qs = (
-        RemediationActivity.objects.select_related("recommendation")
-        .prefetch_related(Prefetch("device_groups", queryset=DeviceGroup.objects.only("id", "name")))
-        .annotate(priority_rank=priority_rank_expression(), progress_value=progress_expression())
+def _devices_in_scope(user: User, **filters) -> Coalesce:
+    """How many of the outer activity's devices are in the user's device groups (with `filters`)."""
+    rows = (
+        ActivityDevice.objects.filter(
+            activity=OuterRef("pk"), device__device_group__in=device_group_ids_for_user(user=user), **filters
+        )
+        .order_by()
+        .values("activity")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
+    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+def activity_list(*, user: User, filters: dict | None = None) -> QuerySet[RemediationActivity]:
+    """Activities the user may see, with what lists show, filtered like the API list.
+
+    For a user who does not see every device group, what an activity shows is that of their
+    groups (DESIGN.md section 5): `device_groups` holds only theirs, and `target_devices_in_scope` /
+    `fixed_devices_in_scope` (read through `shown_target_devices` / `shown_fixed_devices` and
+    `progress`) count only their devices; others read the stored counters.
+    """
+    qs = RemediationActivity.objects.select_related("recommendation").annotate(priority_rank=priority_rank_expression())
+    if user_sees_all_device_groups(user):
+        groups = DeviceGroup.objects.only("id", "name")
+        qs = qs.annotate(progress_value=progress_expression())
+    else:
+        groups = device_group_list(user=user).only("id", "name")
+        qs = qs.annotate(
+            target_devices_in_scope=_devices_in_scope(user),
+            fixed_devices_in_scope=_devices_in_scope(user, status=ActivityDevice.Status.REMEDIATED),
+        ).annotate(progress_value=progress_expression(fixed="fixed_devices_in_scope", target="target_devices_in_scope"))
+    qs = qs.prefetch_related(Prefetch("device_groups", queryset=groups))
     qs = _scope(integration().prepare_activities(qs), user)
     if filters:
-        qs = ActivityFilter(filters, queryset=qs).qs
+        qs = ActivityFilter(filters, queryset=qs, user=user).qs
     return qs
 
 
@@ -94,21 +125,3 @@ def annotate_open_activities(qs: QuerySet) -> QuerySet:
     )
     return qs.annotate(open_activities=Coalesce(Subquery(open_activities), 0))
 
-
-def activity_device_counts_in_scope(*, activity_ids, user: User) -> dict | None:
-    """{activity id: (target devices, fixed devices)} counting only the devices of the user's groups.
-
-    None for users who see every device group: the stored counters (`target_devices`,
-    `fixed_devices`) are their counts. One grouped query for any number of activities; an
-    activity with no device in the user's groups is absent (0 and 0)."""
-    if user_sees_all_device_groups(user):
-        return None
-    rows = (
-        ActivityDevice.objects.filter(
-            activity_id__in=list(activity_ids), device__device_group__in=device_group_ids_for_user(user=user)
-        )
-        .order_by()
-        .values("activity_id")
-        .annotate(target=Count("pk"), fixed=Count("pk", filter=Q(status=ActivityDevice.Status.REMEDIATED)))
-    )
-    return {row["activity_id"]: (row["target"], row["fixed"]) for row in rows}

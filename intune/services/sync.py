@@ -216,8 +216,15 @@ def intune_sync() -> SyncResult:
 
 
 def intune_sync_activity(*, activity_id) -> SyncResult:
-    """The same work for one activity (the activity page's *Retry now*)."""
-    result = _sync_once(activity_id=activity_id)
+    """The same work for one activity (the activity page's *Retry now*).
+
+    Under the sync's lock: while a sync runs, *Retry now* does nothing (that sync handles the
+    activity), so the two never push or send back the same task at once.
+    """
+    with job_lock(SYNC_LOCK, timeout=SYNC_LOCK_TIMEOUT) as acquired:
+        if not acquired:
+            return SyncResult(skipped=True)
+        result = _sync_once(activity_id=activity_id)
     remember_sync(result)
     return result
 

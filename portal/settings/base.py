@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "portal.middleware.RequestContextMiddleware",
+    # /api/: Cache-Control no-store on every answer, oversized bodies refused with a JSON 413.
+    "portal.middleware.ApiGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,8 +94,13 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Wait for a writer instead of failing at once when the dev server and a task write together.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Every transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE), and waits up
+    # to `timeout` seconds for it: two concurrent requests queue instead of one failing with
+    # "database is locked" when a read lock cannot be upgraded mid-transaction. This is what
+    # serialises concurrent identical requests on SQLite (PostgreSQL uses row locks).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": env_int("SQLITE_TIMEOUT_SECONDS", 20), "transaction_mode": "IMMEDIATE"}
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DATABASE_JIT", False):
     # PostgreSQL's JIT spends seconds compiling the list pages' counting subqueries that
@@ -136,12 +143,16 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
-# Failed logins (admin, DRF's api-auth/ login) are counted per username and, separately,
-# per client address; AXES_FAILURE_LIMIT failures lock that username / address out for
-# AXES_COOLOFF_MINUTES. Lock-outs and every attempt are logged (portal.audit).
+# Failed logins (admin, DRF's api-auth/ login) are counted per username at an address:
+# AXES_FAILURE_LIMIT failures lock that username out *from that address* for
+# AXES_COOLOFF_MINUTES (never from every address: no one can lock a colleague out). And per
+# address alone: AXES_ADDRESS_FAILURE_LIMIT failures (many usernames) hold that address back for
+# everyone. Lock-outs and every attempt are logged with the address (portal.audit).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_ADDRESS_FAILURE_LIMIT = env_int("AXES_ADDRESS_FAILURE_LIMIT", 30)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "portal.lockout.UserAtAddressHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "portal.audit.client_ip"
 # Number of reverse proxies in front of gunicorn that append to X-Forwarded-For (0: none).
@@ -210,6 +221,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON bounded in size and depth, refusing text no database can store (portal.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["portal.api.UserRateThrottle"],
@@ -234,6 +251,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # After drf-spectacular's own enum hook: cursor, NUL-free text and empty filters (portal.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.schema.describe_query_parameters",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ActivityStatusEnum": "remediation.models.RemediationActivity.Status",
         "ActivityDeviceStatusEnum": "remediation.models.ActivityDevice.Status",
@@ -264,7 +286,11 @@ IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # Admin imports with more rows than this run as a background ImportJob on a worker.
 IMPORT_BACKGROUND_ROWS = env_int("IMPORT_BACKGROUND_ROWS", 5000)
 # An XLSX whose content would inflate beyond this is refused before it is opened.
-IMPORT_XLSX_MAX_INFLATED_BYTES = env_int("IMPORT_XLSX_MAX_INFLATED_BYTES", 1000 * 1024 * 1024)
+IMPORT_XLSX_MAX_INFLATED_BYTES = env_int("IMPORT_XLSX_MAX_INFLATED_BYTES", 100 * 1024 * 1024)
+# django-import-export: exporting a model needs its view permission, importing its change permission
+# (the inventory admins also require add); without these settings anyone on the admin page could.
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 
 # --- Intune / Microsoft Graph ---------------------------------------------------------
 INTUNE_TENANT_ID = os.environ.get("INTUNE_TENANT_ID", "")

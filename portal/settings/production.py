@@ -8,7 +8,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, SECRET_KEY, env_bool, env_int
+from .base import ALLOWED_HOSTS, DATABASES, REDIS_URL, SECRET_KEY, env_bool, env_int
 
 if not SECRET_KEY:
     raise ImproperlyConfigured(
@@ -22,6 +22,24 @@ if not os.environ.get("DJANGO_ALLOWED_HOSTS"):
     )
 if "*" in ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name the portal's hosts, not '*'.")
+# Several web processes and workers share one database, one broker and one cache: no silent
+# fall-back to a SQLite file, an in-process broker, or a per-process cache (where two workers
+# would both take a job's lock, and each process would count the throttles on its own).
+if not os.environ.get("DATABASE_URL") or DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be set in production to a PostgreSQL database (postgres://user:password@host:5432/name)."
+    )
+if not (os.environ.get("CELERY_BROKER_URL") or REDIS_URL):
+    raise ImproperlyConfigured(
+        "A broker must be set in production: REDIS_URL (redis://host:6379/0) or CELERY_BROKER_URL."
+    )
+if not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL must be set in production: job locks, throttling and the Graph token cache live in Redis "
+        "(with CELERY_BROKER_URL alone each process would have its own cache and its own locks)."
+    )
+# portal.locks refuses a per-process cache here, whatever changes the CACHES setting later.
+JOB_LOCKS_REQUIRE_SHARED_CACHE = True
 
 DEBUG = False
 

@@ -34,6 +34,7 @@ from ..selectors import (
     EXCEPTION_STATE_NONE,
     EXCEPTION_STATE_PARTIAL,
     device_group_list,
+    exception_event_list,
     exception_get,
     exception_group_ids_in_use,
     exception_group_links,
@@ -145,11 +146,14 @@ def recommendation_url(recommendation_id) -> str:
 
 def exception_options_view(request, model_admin, recommendation_id):
     """'Exception options' on a recommendation: file an exception for it."""
-    recommendation = recommendation_list(user=request.user).filter(pk=unquote(str(recommendation_id))).first()
+    if not can_handle_exceptions(request.user):  # the permission before the lookup
+        raise PermissionDenied("Only security staff can file exceptions.")
+    raw = unquote(str(recommendation_id))
+    recommendation = None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:  # anything else is no recommendation's id
+        recommendation = recommendation_list(user=request.user).filter(pk=int(raw)).first()
     if recommendation is None:
         raise Http404("No such security recommendation.")
-    if not can_handle_exceptions(request.user):
-        raise PermissionDenied("Only security staff can file exceptions.")
     form = ExceptionOptionsForm(request.POST or None, recommendation=recommendation, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -164,7 +168,7 @@ def exception_options_view(request, model_admin, recommendation_id):
     active = (
         exception_list(user=request.user)
         .filter(recommendation=recommendation, status=RecommendationException.Status.ACTIVE)
-        .prefetch_related(Prefetch("group_links", queryset=exception_group_links_qs()))
+        .prefetch_related(Prefetch("group_links", queryset=exception_group_links(user=request.user)))
     )
     context = {
         **model_admin.admin_site.each_context(request),
@@ -173,16 +177,12 @@ def exception_options_view(request, model_admin, recommendation_id):
         "opts": RecommendationException._meta,
         "recommendation": recommendation,
         "recommendation_url": recommendation_url(recommendation.pk),
-        "state": recommendation_exception_state(recommendation=recommendation),
+        "state": recommendation_exception_state(recommendation=recommendation, user=request.user),
         "active_exceptions": active,
         "form": form,
         "has_free_groups": form.fields["device_groups"].queryset.exists(),
     }
     return TemplateResponse(request, "admin/recommendations/exception/options.html", context)
-
-
-def exception_group_links_qs():
-    return ExceptionDeviceGroup.objects.select_related("device_group").order_by("device_group__name")
 
 
 # --- The exceptions changelist and page -------------------------------------------------------
@@ -217,8 +217,9 @@ class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 50
 
     def get_queryset(self, request):
+        # A scoped user sees only their device groups of each exception.
         return exception_list(user=request.user).prefetch_related(
-            Prefetch("group_links", queryset=exception_group_links_qs())
+            Prefetch("group_links", queryset=exception_group_links(user=request.user))
         )
 
     # Read-only (ReadOnlyAdminMixin): exceptions are filed from a recommendation ('Exception
@@ -280,7 +281,7 @@ def _get_exception_or_404(request, object_id) -> RecommendationException:
 def exception_page_view(request, model_admin, object_id):
     """The exception 'flyout': details, covered groups, the recommendation, history, cancel."""
     exception = _get_exception_or_404(request, object_id)
-    links = list(exception_group_links(exception=exception))
+    links = list(exception_group_links(exception=exception, user=request.user))
     user = request.user
     is_active = exception.status == RecommendationException.Status.ACTIVE
     can_cancel = is_active and can_handle_exceptions(user)
@@ -306,7 +307,7 @@ def exception_page_view(request, model_admin, object_id):
         "suspended": exception_is_suspended(exception=exception),
         "recommendation_url": recommendation_url(exception.recommendation_id),
         "groups": groups,
-        "events": exception.events.all(),
+        "events": exception_event_list(exception=exception, user=user),
         "can_cancel": can_cancel,
         "cancel_url": reverse("admin:recommendations_recommendationexception_cancel", args=[exception.pk]),
     }
@@ -317,13 +318,18 @@ def exception_cancel_view(request, model_admin, object_id):
     """Cancel for all groups, or one (`device_group` = its id). POST only; CSRF by the middleware."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    if not can_handle_exceptions(request.user):  # the permission before the lookup
+        raise PermissionDenied("Only security staff can cancel exceptions.")
     exception = _get_exception_or_404(request, object_id)
     device_group = None
     group_id = request.POST.get("device_group", "").strip()
     if group_id:
         link = (
-            ExceptionDeviceGroup.objects.filter(
-                exception=exception, device_group_id=group_id if group_id.isdigit() else None
+            exception_group_links(exception=exception, user=request.user)
+            .filter(
+                device_group_id=int(group_id)
+                if group_id.isascii() and group_id.isdigit() and len(group_id) <= 18
+                else None,
             )
             .select_related("device_group")
             .first()
@@ -355,14 +361,18 @@ def exception_options_url(recommendation: SecurityRecommendation) -> str:
 
 @admin.display(description="Exceptions")
 def exception_summary(obj: SecurityRecommendation):
-    """Read-only line on the recommendation page: state, raw and after-exceptions counts, a link."""
-    state = recommendation_exception_state(recommendation=obj)
+    """Read-only line on the recommendation page: state, raw and after-exceptions counts, a link.
+
+    From the annotations of the admin's queryset (recommendation_list for the user, so the
+    counts are those of their device groups).
+    """
+    state = getattr(obj, "exception_state", EXCEPTION_STATE_NONE)
     return format_html(
         '<span id="exception-summary">{}: {} exposed devices, {} after exceptions.</span> '
         '<a href="{}?recommendation__id__exact={}">See its exceptions</a>',
-        state["label"] or "No exception",
-        f"{state['exposed_devices']:,}",
-        f"{state['exposed_after_exceptions']:,}",
+        EXCEPTION_STATE_LABELS[state] or "No exception",
+        f"{obj.scoped_exposed:,}",
+        f"{obj.exposed_after_exceptions:,}",
         reverse("admin:recommendations_recommendationexception_changelist"),
         obj.pk,
     )

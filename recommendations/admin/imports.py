@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.base import ContentFile
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from import_export.admin import ImportExportMixin
@@ -17,10 +19,13 @@ from import_export.tmp_storages import CacheStorage, TempFolderStorage
 
 from portal import permissions as perm
 
-from ..imports.formats import INVENTORY_FORMATS, UnreadableFile
+from ..imports.formats import INVENTORY_FORMATS, UnreadableFile, dump_parsed
 from ..imports.resources import PREVIEW_ROWS
 from ..models import ImportJob
+from ..selectors import user_sees_all_device_groups
 from ..services import background_rows, import_job_create, import_job_progress, import_summary_line
+
+logger = logging.getLogger(__name__)
 
 
 class SizeLimitedImportForm(ImportForm):
@@ -48,6 +53,23 @@ class InventoryImportExportMixin(ImportExportMixin):
         if getattr(settings, "REDIS_URL", ""):
             return CacheStorage
         return TempFolderStorage
+
+    def write_to_tmp_storage(self, import_file, input_format):
+        """Keep the *parsed* file for the preview, the confirmation and the background job: it is
+        parsed once, here (a file that cannot be read is kept as uploaded, so that the preview
+        reports why, as before)."""
+        data = b"".join(import_file.chunks())
+        try:
+            data = dump_parsed(input_format.create_dataset(data))
+        except Exception as exc:  # the preview reads the upload again and says why it cannot
+            logger.info("Import file %r kept as uploaded: %s", import_file.name, type(exc).__name__)
+        storage = self.get_tmp_storage_class()(
+            encoding=None if input_format.is_binary() else self.from_encoding,
+            read_mode=input_format.get_read_mode(),
+            **self.get_tmp_storage_class_kwargs(),
+        )
+        storage.save(data)
+        return storage
 
     def has_import_permission(self, request):
         opts = self.opts
@@ -142,6 +164,13 @@ class ImportJobAdmin(admin.ModelAdmin):
     fields = readonly_fields
     change_form_template = "admin/recommendations/importjob/change_form.html"
 
+    def get_queryset(self, request):
+        # A job's problems name devices and groups: scoped users see only the jobs they started.
+        qs = super().get_queryset(request).select_related("created_by")
+        if user_sees_all_device_groups(request.user):
+            return qs
+        return qs.filter(created_by=request.user)
+
     def has_add_permission(self, request):
         return False
 
@@ -169,9 +198,11 @@ class ImportJobAdmin(admin.ModelAdmin):
         return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((e,) for e in obj.errors)))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):  # the permission before the lookup
+            raise PermissionDenied
         obj = self.get_object(request, object_id)
         if obj is None:
-            raise PermissionDenied
+            raise Http404("No such import job.")
         running = obj.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
         extra_context = {**(extra_context or {}), "refresh_seconds": 3 if running else None}
         return super().change_view(request, object_id, form_url, extra_context=extra_context)

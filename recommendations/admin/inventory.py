@@ -8,8 +8,11 @@ adds 'Remediation options' by extending SecurityRecommendationAdmin).
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 
+from portal.errors import PermissionError_
 from portal.jsonlists import ListContains, list_values
 
 from ..imports.resources import (
@@ -23,12 +26,18 @@ from ..selectors import (
     annotate_exposed_in_scope,
     device_group_list,
     device_list,
-    recommendation_ids_exposed_on,
     recommendation_list,
     user_sees_all_device_groups,
 )
 from ..selectors.exceptions import can_handle_exceptions
-from ..services import recommendations_refresh_exposed_devices
+from ..services.edits import (
+    device_group_save,
+    device_groups_delete,
+    device_save,
+    devices_delete,
+    exposure_save,
+    exposures_delete,
+)
 from .exceptions import (
     ExceptionStateFilter,
     exception_options_url,
@@ -40,7 +49,12 @@ from .imports import ImportJobAdmin, InventoryImportExportMixin
 
 
 class ScopedDeviceGroupFilter(admin.SimpleListFilter):
-    """'By device group', offering only the groups the user may see."""
+    """'By device group', offering only the groups the user may see.
+
+    Any other value (not a number, an unknown group, a group outside the user's scope) is a bad
+    filter: the changelist answers as Django does for one (back to the list, `?e=1`), the same
+    for all three, and `export.csv` refuses it.
+    """
 
     title = "device group"
     parameter_name = "device_group"
@@ -49,10 +63,16 @@ class ScopedDeviceGroupFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [(str(pk), name) for pk, name in device_group_list(user=request.user).values_list("pk", "name")]
 
+    def group_id(self) -> int:
+        """The chosen group's id; IncorrectLookupParameters unless it is one the filter offers."""
+        if self.value() not in {value for value, _ in self.lookup_choices}:
+            raise IncorrectLookupParameters(f"Unknown device group {self.value()!r}.")
+        return int(self.value())
+
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        return queryset.filter(**{self.field_path: self.value()})
+        return queryset.filter(**{self.field_path: self.group_id()})
 
 
 class ExposureDeviceGroupFilter(ScopedDeviceGroupFilter):
@@ -123,6 +143,25 @@ class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return device_group_list(user=request.user)
 
+    # Scoped editors change only their own groups' descriptions (services.edits): they create no
+    # group and do not decide who sees one.
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and user_sees_all_device_groups(request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        if user_sees_all_device_groups(request.user):
+            return super().get_readonly_fields(request, obj)
+        return ["name", "user_groups"]
+
+    def save_model(self, request, obj, form, change):
+        _scoped_write(device_group_save, user=request.user, group=obj)
+
+    def delete_model(self, request, obj):
+        _scoped_write(device_groups_delete, user=request.user, groups=[obj])
+
+    def delete_queryset(self, request, queryset):
+        _scoped_write(device_groups_delete, user=request.user, groups=list(queryset))
+
 
 @admin.register(Device)
 class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
@@ -175,23 +214,19 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return device_list(user=request.user)
 
-    # A device that changes group or goes away changes the stored exposure counters.
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "device_group":  # only the user's groups can be chosen (or typed)
+            kwargs["queryset"] = device_group_list(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "device_group" in form.changed_data:
-            recommendations_refresh_exposed_devices(
-                recommendation_ids=recommendation_ids_exposed_on(device_ids=[obj.pk])
-            )
+        _scoped_write(device_save, user=request.user, device=obj)
 
     def delete_model(self, request, obj):
-        affected = recommendation_ids_exposed_on(device_ids=[obj.pk])
-        super().delete_model(request, obj)
-        recommendations_refresh_exposed_devices(recommendation_ids=affected)
+        _scoped_write(devices_delete, user=request.user, devices=[obj])
 
     def delete_queryset(self, request, queryset):
-        affected = recommendation_ids_exposed_on(device_ids=queryset.values("pk"))
-        super().delete_queryset(request, queryset)
-        recommendations_refresh_exposed_devices(recommendation_ids=affected)
+        _scoped_write(devices_delete, user=request.user, devices=list(queryset))
 
 
 @admin.register(SecurityRecommendation)
@@ -221,7 +256,8 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
         ExceptionStateFilter,
     ]
     search_fields = ["name", "product_name", "vendor", "=external_id"]
-    readonly_fields = ["exposed_devices", exception_summary]
+    # Counts in the user's device groups (annotated by get_queryset), never the organisation's total.
+    readonly_fields = ["exposed_devices_column", exception_summary]
 
     def get_queryset(self, request):
         # Scoped users see exposures only on devices of their groups (stored per-group counters).
@@ -231,7 +267,7 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 
     @admin.display(description="Exposed devices", ordering="scoped_exposed")
     def exposed_devices_column(self, obj):
-        return getattr(obj, "scoped_exposed", obj.exposed_devices)
+        return obj.scoped_exposed
 
     def object_tools(self, request, obj) -> list[dict]:
         """Buttons on a recommendation's page: {"url", "label", "id"} each, in the order shown."""
@@ -270,20 +306,27 @@ class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def device_group(self, obj):
         return obj.device.device_group
 
-    # Edited or deleted exposures change the stored exposure counters of their recommendations.
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "device":  # a device id typed into the raw-id box must be in scope
+            kwargs["queryset"] = device_list(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
-        before = form.initial.get("recommendation") if change else None
-        super().save_model(request, obj, form, change)
-        recommendations_refresh_exposed_devices(recommendation_ids={obj.recommendation_id, *filter(None, [before])})
+        _scoped_write(exposure_save, user=request.user, exposure=obj)
 
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        recommendations_refresh_exposed_devices(recommendation_ids=[obj.recommendation_id])
+        _scoped_write(exposures_delete, user=request.user, exposures=[obj])
 
     def delete_queryset(self, request, queryset):
-        affected = set(queryset.order_by().values_list("recommendation_id", flat=True).distinct())
-        super().delete_queryset(request, queryset)
-        recommendations_refresh_exposed_devices(recommendation_ids=affected)
+        _scoped_write(exposures_delete, user=request.user, exposures=list(queryset))
+
+
+def _scoped_write(service, **kwargs):
+    """Call an edit service; a write outside the user's device groups answers 403."""
+    try:
+        return service(**kwargs)
+    except PermissionError_ as exc:
+        raise PermissionDenied(exc.message) from exc
 
 
 admin.site.register(ImportJob, ImportJobAdmin)

@@ -7,7 +7,7 @@ recommendations.services holds every rule.
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -15,7 +15,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from portal import permissions as perm
-from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError
+from portal.api import COMMON_ERRORS, ERROR_400, ERROR_404, DetailError, TextField
 from portal.api import has_perm as role_permission
 from portal.users import actor_label
 from recommendations.filters import ExceptionFilter
@@ -25,13 +25,17 @@ from recommendations.models import (
     RecommendationException,
     SecurityRecommendation,
 )
-from recommendations.selectors import device_group_list, exception_list
+from recommendations.selectors import exception_event_list, exception_group_links, exception_list
 from recommendations.services import exception_cancel, exception_create
+
+from .serializers import DeviceGroupNamesField
 
 HandlesExceptions = role_permission(
     perm.HANDLE_EXCEPTIONS,
     message="Only security staff can create or cancel exceptions.",
 )
+# Every exception endpoint: exceptions name their creators and the device groups they cover.
+ViewsExceptions = role_permission(perm.VIEW_EXCEPTION, message="Your role may not see exceptions.")
 ERROR_409 = OpenApiResponse(DetailError, description="The exception (or that group) is already canceled or expired.")
 
 
@@ -69,7 +73,9 @@ class ExceptionOutput(serializers.Serializer):
     context = serializers.CharField()
     expires_on = serializers.DateField()
     scope = serializers.ChoiceField(choices=RecommendationException.Scope.choices)
-    device_groups = ExceptionGroupOutput(many=True, source="group_links.all", help_text="Empty for a global exception.")
+    device_groups = ExceptionGroupOutput(
+        many=True, source="group_links.all", help_text="Empty for a global exception; only your device groups."
+    )
     status = serializers.ChoiceField(choices=RecommendationException.Status.choices)
     suspended = serializers.BooleanField(
         source="is_suspended",
@@ -90,18 +96,22 @@ class ExceptionOutput(serializers.Serializer):
 
 
 class ExceptionDetailOutput(ExceptionOutput):
-    events = ExceptionEventOutput(many=True, source="events.all", help_text="The history, oldest first.")
+    events = serializers.SerializerMethodField(help_text="The history, oldest first (your device groups only).")
+
+    @extend_schema_field(ExceptionEventOutput(many=True))
+    def get_events(self, exception) -> list:
+        events = exception_event_list(exception=exception, user=self.context["request"].user)
+        return ExceptionEventOutput(events, many=True).data
 
 
 # --- input --------------------------------------------------------------------------------
 class ExceptionCreateInput(serializers.Serializer):
-    recommendation = serializers.CharField(help_text="The recommendation's external id.")
+    recommendation = TextField(help_text="The recommendation's external id.")
     justification = serializers.ChoiceField(choices=RecommendationException.Justification.choices)
-    context = serializers.CharField(help_text="Why the exception is needed (required).")
+    context = TextField(help_text="Why the exception is needed (required).")
     expires_on = serializers.DateField(help_text="The last day it applies (YYYY-MM-DD); after today.")
     scope = serializers.ChoiceField(choices=RecommendationException.Scope.choices)
-    device_groups = serializers.ListField(
-        child=serializers.CharField(),
+    device_groups = DeviceGroupNamesField(
         required=False,
         default=list,
         help_text="Device group names; required for scope `device_groups`, omitted for `global`.",
@@ -113,18 +123,9 @@ class ExceptionCreateInput(serializers.Serializer):
             raise serializers.ValidationError(f'Unknown recommendation "{value}".')
         return recommendation
 
-    def validate_device_groups(self, names: list[str]):
-        names = list(dict.fromkeys(names))
-        # Groups out of the caller's scope are as unknown as groups that do not exist.
-        groups = {g.name: g for g in device_group_list(user=self.context["request"].user).filter(name__in=names)}
-        unknown = [n for n in names if n not in groups]
-        if unknown:
-            raise serializers.ValidationError("Unknown device groups: " + ", ".join(unknown) + ".")
-        return [groups[n] for n in names]
-
 
 class ExceptionCancelInput(serializers.Serializer):
-    device_group = serializers.CharField(
+    device_group = TextField(
         required=False,
         allow_blank=True,
         help_text="Cancel for this device group only (its name); omit to cancel for all groups.",
@@ -150,21 +151,14 @@ class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def get_permissions(self):
         if self.action in ("create", "cancel"):
-            return [IsAuthenticated(), HandlesExceptions()]
-        return [IsAuthenticated()]
+            return [IsAuthenticated(), ViewsExceptions(), HandlesExceptions()]
+        return [IsAuthenticated(), ViewsExceptions()]
 
     def get_queryset(self):
-        qs = exception_list(user=self.request.user).prefetch_related(
-            Prefetch(
-                "group_links",
-                queryset=ExceptionDeviceGroup.objects.select_related("device_group", "canceled_by").order_by(
-                    "device_group__name"
-                ),
-            )
+        # Each exception's device groups: only those the caller may see.
+        return exception_list(user=self.request.user).prefetch_related(
+            Prefetch("group_links", queryset=exception_group_links(user=self.request.user))
         )
-        if self.action != "list":
-            qs = qs.prefetch_related("events")
-        return qs
 
     def get_object(self) -> RecommendationException:
         raw = str(self.kwargs.get("pk", ""))
@@ -181,7 +175,9 @@ class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def _detail(self, pk, http_status=status.HTTP_200_OK) -> Response:
         exception = self.get_queryset().get(pk=pk)
-        return Response(ExceptionDetailOutput(exception).data, status=http_status)
+        return Response(
+            ExceptionDetailOutput(exception, context=self.get_serializer_context()).data, status=http_status
+        )
 
     @extend_schema(
         summary="File an exception",

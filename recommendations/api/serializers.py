@@ -4,8 +4,39 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from portal.api import TextField
 from recommendations.models import DeviceGroup, Exposure, SecurityRecommendation
+from recommendations.selectors import device_group_list
 from recommendations.services import RECOMMENDATION_UPDATE_FIELDS
+
+# Bodies naming device groups: longer lists are refused before any query (no deployment has
+# this many device groups; Defender's own limits are far lower).
+MAX_DEVICE_GROUP_NAMES = 1000
+
+
+class DeviceGroupNamesField(serializers.ListField):
+    """Device group names of a request body, resolved to the caller's groups in one query.
+
+    A name outside the caller's scope is as unknown as one that does not exist (the same
+    answer); a list longer than MAX_DEVICE_GROUP_NAMES is refused before any query.
+    """
+
+    child = TextField(max_length=DeviceGroup._meta.get_field("name").max_length)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_DEVICE_GROUP_NAMES)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and len(data) > MAX_DEVICE_GROUP_NAMES:
+            self.fail("max_length", max_length=MAX_DEVICE_GROUP_NAMES)
+        names = list(dict.fromkeys(super().to_internal_value(data)))
+        groups = {g.name: g for g in device_group_list(user=self.context["request"].user).filter(name__in=names)}
+        unknown = [n for n in names if n not in groups]
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            raise serializers.ValidationError(f"Unknown device groups: {shown}.")
+        return [groups[n] for n in names]
 
 
 class RecommendationOutput(serializers.ModelSerializer):

@@ -4,18 +4,30 @@ CSV keeps malformed rows (wrong column count) to report them with their line; JS
 plain array or a Defender API response `{"value": [...]}`; XLSX is read with defusedxml and
 refused when it would inflate beyond IMPORT_XLSX_MAX_INFLATED_BYTES (zip bombs). Formats
 only read: `dataset_records` turns a dataset into the records the services import.
+
+A file is parsed once: the admin keeps the *parsed* dataset (`dump_parsed`: signed, compressed)
+for the confirmation and the background job instead of the upload, and every format reads that
+back first (`load_parsed`), so a spreadsheet is never parsed twice.
+
+Exports (CSV and XLSX, what a spreadsheet opens) neutralise formulas exactly like the contract
+CSVs (portal.csv.safe_cell): a cell beginning with =, +, -, @, tab or CR is prefixed with '.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import zipfile
 
 import tablib
 from django.conf import settings
+from django.core import signing
 from import_export.formats import base_formats
+
+from portal.csv import safe_cell
+from portal.text import unstorable_reason
 
 from .readers import dataset_records, json_payload_items, json_payload_records
 from .records import Problems, Record
@@ -29,13 +41,90 @@ class UnreadableFile(ValueError):
     """The file cannot be read; the message says why (shown as is on the import form)."""
 
 
+# --- The parsed dataset, kept between the preview and the import ------------------------------
+
+PARSED_MARKER = "rp-parsed-dataset:"
+_PARSED_SALT = "recommendations.imports.parsed-dataset"
+
+
+def _tagged(value):
+    """JSON for a cell, keeping the types a spreadsheet gives (dates, times)."""
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"$time": value.isoformat()}
+    return value
+
+
+def _untagged(value):
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, text),) = value.items()
+        if tag == "$datetime":
+            return dt.datetime.fromisoformat(text)
+        if tag == "$date":
+            return dt.date.fromisoformat(text)
+        if tag == "$time":
+            return dt.time.fromisoformat(text)
+    return value
+
+
+def dump_parsed(dataset: tablib.Dataset) -> bytes:
+    """The dataset as read (rows, malformed rows, lines), signed and compressed, as UTF-8 bytes."""
+    payload = {
+        "headers": list(dataset.headers or []),
+        "rows": [[_tagged(v) for v in row] for row in dataset],
+        "malformed": {str(k): v for k, v in getattr(dataset, "malformed", {}).items()},
+        "lines": {str(k): v for k, v in getattr(dataset, "lines", {}).items()},
+        "line_offset": getattr(dataset, "line_offset", 1),
+    }
+    return (PARSED_MARKER + signing.dumps(payload, salt=_PARSED_SALT, compress=True)).encode()
+
+
+def load_parsed(data) -> tablib.Dataset | None:
+    """The dataset `dump_parsed` kept, or None when `data` is a file as uploaded."""
+    text = data.decode("ascii", errors="replace") if isinstance(data, bytes) else data
+    if not isinstance(text, str) or not text.startswith(PARSED_MARKER):
+        return None
+    try:
+        payload = signing.loads(text[len(PARSED_MARKER) :], salt=_PARSED_SALT)
+    except signing.BadSignature:
+        raise UnreadableFile("The file could not be read back; upload it again.") from None
+    dataset = tablib.Dataset(headers=payload["headers"])
+    for row in payload["rows"]:
+        dataset.append([_untagged(v) for v in row])
+    dataset.malformed = {int(k): v for k, v in payload["malformed"].items()}
+    dataset.lines = {int(k): v for k, v in payload["lines"].items()}
+    dataset.line_offset = payload["line_offset"]
+    return dataset
+
+
+def _formulas_neutralised(dataset: tablib.Dataset) -> tablib.Dataset:
+    safe = tablib.Dataset(headers=[safe_cell(h) for h in (dataset.headers or [])])
+    for row in dataset:
+        safe.append([safe_cell(v) if isinstance(v, str) else v for v in row])
+    return safe
+
+
+class SafeExportMixin:
+    """Spreadsheet exports: no cell is run as a formula (DESIGN.md section 7's rule, every format a
+    spreadsheet opens)."""
+
+    def export_data(self, dataset, **kwargs):
+        return super().export_data(_formulas_neutralised(dataset), **kwargs)
+
+
 # --- Formats -------------------------------------------------------------------------------
 
 
-class InventoryCSV(base_formats.CSV):
+class InventoryCSV(SafeExportMixin, base_formats.CSV):
     """CSV that keeps malformed rows (wrong column count) to report them with their line."""
 
     def create_dataset(self, in_stream):
+        parsed = load_parsed(in_stream)
+        if parsed is not None:
+            return parsed
         if isinstance(in_stream, bytes):
             in_stream = in_stream.decode(self.encoding or "utf-8-sig")
         reader = csv.reader(io.StringIO(in_stream.lstrip("\ufeff"), newline=""))
@@ -78,6 +167,9 @@ class InventoryJSON(base_formats.JSON):
     """A JSON array of objects, a Defender API response (`{"value": [...]}` or one entity), or JSON lines."""
 
     def create_dataset(self, in_stream):
+        parsed = load_parsed(in_stream)
+        if parsed is not None:
+            return parsed
         if isinstance(in_stream, bytes):
             in_stream = in_stream.decode("utf-8-sig")
         try:
@@ -87,13 +179,9 @@ class InventoryJSON(base_formats.JSON):
             if payload is None:
                 raise UnreadableFile(f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
         except RecursionError:
-            raise UnreadableFile("Not valid JSON: nested too deeply.") from None
+            raise UnreadableFile("The JSON is nested too deeply to be read.") from None
         except ValueError as exc:  # e.g. a number with more digits than Python reads
             raise UnreadableFile(f"Not valid JSON: {exc}.") from None
-        try:  # a \ud800 escape decodes to a lone surrogate, which no page or database can hold
-            json.dumps(payload, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise UnreadableFile("The file holds text that is not valid Unicode (a lone surrogate escape).") from None
         problems = Problems()
         records = json_payload_records(payload, source="file", problems=problems)
         if problems and not records and problems.items[0].position is None:
@@ -115,10 +203,13 @@ class InventoryJSON(base_formats.JSON):
         return dataset
 
 
-class InventoryXLSX(base_formats.XLSX):
+class InventoryXLSX(SafeExportMixin, base_formats.XLSX):
     """XLSX read by openpyxl with defusedxml (no entity expansion) and a bound on the inflated size."""
 
     def create_dataset(self, in_stream):
+        parsed = load_parsed(in_stream)
+        if parsed is not None:
+            return parsed
         import openpyxl
 
         if not getattr(openpyxl, "DEFUSEDXML", False):
@@ -176,6 +267,10 @@ def dataset_to_records(dataset) -> tuple[list[Record], Problems]:
         line = lines.get(record.position, record.line)
         if record.position in malformed:
             problems.add("file", record.position, malformed[record.position], line)
+            continue
+        reason = unstorable_reason(record.data)
+        if reason:  # before any query or preview sees it (NUL, lone surrogate)
+            problems.add("file", record.position, reason, line)
             continue
         records.append(Record(record.position, line, record.data))
     return records, problems

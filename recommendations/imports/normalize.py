@@ -16,6 +16,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from portal.text import unstorable_char
+
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
 from .records import Problem, Problems, Record
 
@@ -33,7 +35,18 @@ class BadValue(Exception):
     """A value that does not fit its field; the message says why."""
 
 
+class Unstorable(BadValue):
+    """Text no database can store (portal.text): a NUL character or a lone surrogate."""
+
+
 _Bad = BadValue
+
+
+def value_problem(label: str, exc: BadValue) -> str:
+    """The problem line for a bad value of the field the record spells `label`."""
+    if isinstance(exc, Unstorable):
+        return f"field {label!r} {exc}"
+    return f"wrong type for {label!r}: {exc}"
 
 
 def type_name(value: Any) -> str:
@@ -74,16 +87,12 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def check_storable(text: str) -> str:
-    """`text` unless a database could not store it: a NUL character or a lone surrogate (JSON's
-    `\\u0000` and `\\ud800` escapes decode to them; PostgreSQL refuses both)."""
-    if "\x00" in text:
-        raise _Bad("contains a NUL character")
-    if _SURROGATE.search(text):
-        raise _Bad("is not valid Unicode (a lone surrogate)")
+    """`text` unless a database could not store it (portal.text): a NUL character or a lone
+    surrogate (JSON's `\\u0000` and `\\ud800` escapes decode to them; PostgreSQL refuses both)."""
+    found = unstorable_char(text)
+    if found:
+        raise Unstorable(f"contains {found}, which cannot be stored")
     return text
 
 
@@ -408,7 +417,7 @@ def _fields(model, record: Record, spec, required: dict[str, str], source: str, 
         try:
             value = _convert(model, field_name, kind, raw, warn, _key_label(row, keys))
         except _Bad as exc:
-            problems.add(source, record.position, f"wrong type for {_key_label(row, keys)!r}: {exc}", record.line)
+            problems.add(source, record.position, value_problem(_key_label(row, keys), exc), record.line)
             bad = True
             continue
         if value is not None:
@@ -430,7 +439,7 @@ def normalize_recommendation(
             warnings.append(str(Problem(source, record.position, warning, record.line)))
         values["remediation_type"] = remediation_type
     except _Bad as exc:
-        problems.add(source, record.position, f"wrong type for 'remediationType': {exc}", record.line)
+        problems.add(source, record.position, value_problem("remediationType", exc), record.line)
         bad = True
     try:
         _, raw = lookup(row, RECOMMENDATION_CATEGORY_KEYS)
@@ -439,7 +448,7 @@ def normalize_recommendation(
             warnings.append(str(Problem(source, record.position, warning, record.line)))
         values["category"] = category
     except _Bad as exc:
-        problems.add(source, record.position, f"wrong type for 'recommendationCategory': {exc}", record.line)
+        problems.add(source, record.position, value_problem("recommendationCategory", exc), record.line)
         bad = True
     return None if bad else values
 
@@ -452,7 +461,7 @@ def normalize_device(
     try:
         group = map_device_group(raw)
     except _Bad as exc:
-        problems.add(source, record.position, f"wrong type for 'rbacGroupName': {exc}", record.line)
+        problems.add(source, record.position, value_problem("rbacGroupName", exc), record.line)
         return None
     if found:  # present but empty, null, "Unassigned" or "None": the device belongs to no group
         values["device_group"] = group
@@ -497,7 +506,7 @@ def normalize_exposure(record: Record, *, source: str, problems: Problems) -> tu
         try:
             values.append(as_text(raw, max_length=limit))
         except _Bad as exc:
-            problems.add(source, record.position, f"wrong type for {name!r}: {exc}", record.line)
+            problems.add(source, record.position, value_problem(name, exc), record.line)
     if len(values) != 2:
         return None
     return record.position, record.line, values[0], values[1]

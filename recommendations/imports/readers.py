@@ -26,13 +26,14 @@ from .normalize import (
     max_length,
     normalize_key,
     type_name,
+    value_problem,
 )
 from .records import Problems, Record
 
 GZIP_MAGIC = b"\x1f\x8b"
 # What a broken or truncated gzip file raises while it is read.
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
-TOO_DEEP = "nested too deeply"
+TOO_DEEP = "the JSON is nested too deeply to be read"
 
 
 def source_name(file: str | Path | IO | None, default: str) -> str:
@@ -275,7 +276,7 @@ def read_json_records(
     except _JSONSyntaxError as exc:
         problems.add(source, None, f"not valid JSON (line {exc.line}, column {exc.column}): {exc.msg}")
     except RecursionError:
-        problems.add(source, None, f"not valid JSON: {TOO_DEEP}")
+        problems.add(source, None, TOO_DEEP)
     except UnicodeDecodeError:
         problems.add(source, None, "not UTF-8 text")
     except GZIP_ERRORS as exc:
@@ -414,7 +415,7 @@ def _exposure_csv_pairs(file, *, source: str, problems: Problems):
                     try:
                         check_storable(value)
                     except BadValue as exc:
-                        problems.add(source, position, f"wrong type for {name!r}: {exc}", reader.line_num)
+                        problems.add(source, position, value_problem(name, exc), reader.line_num)
                 continue
             if not rec or not machine or len(rec) > rec_max or len(machine) > dev_max:
                 for value, name, limit in ((rec, "recommendationId", rec_max), (machine, "machineId", dev_max)):

@@ -12,6 +12,7 @@ from typing import Any
 from portal.errors import ValidationError
 
 MAX_LISTED_PROBLEMS = 1000
+# Deeper than this, a record's value is refused (Defender's records nest two or three levels).
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from import_export import fields, resources, widgets
 from import_export.results import Result, RowResult
 
+from portal.text import shown
+
 from ..models import Device, DeviceGroup, Exposure, SecurityRecommendation
 from ..services import RECOMMENDATION_UPDATE_FIELDS, background_rows, inventory_import_records
 from . import normalize
@@ -44,7 +46,10 @@ class InventoryResource(resources.ModelResource):
                 self.add_rows(result, dataset, records)
             return result
         try:
-            summary = inventory_import_records(kind=self.kind, records=records, source=source, problems=problems)
+            # With the importing user's scope (the admin passes request.user): their groups only.
+            summary = inventory_import_records(
+                kind=self.kind, records=records, source=source, problems=problems, user=kwargs.get("user")
+            )
         except ImportRejected as exc:
             self.add_problems(result, exc.problems, dataset)
             return result
@@ -59,7 +64,9 @@ class InventoryResource(resources.ModelResource):
         for problem in problems.items:
             row = {}
             if problem.position and problem.position <= len(dataset):
-                row = dict(zip(dataset.headers, dataset[problem.position - 1], strict=False))
+                # As shown on the page: a NUL or a lone surrogate could not even be sent to the browser.
+                values = (shown(v) for v in dataset[problem.position - 1])
+                row = dict(zip(map(shown, dataset.headers), values, strict=False))
             where = (
                 f"line {problem.line}"
                 if problem.line
@@ -158,6 +165,11 @@ class SecurityRecommendationResource(InventoryResource):
     def existing_keys(self, records):
         keys = [str(self.row_key(r)) for r in records]
         return set(SecurityRecommendation.objects.filter(external_id__in=keys).values_list("external_id", flat=True))
+
+    def dehydrate_exposed_devices(self, recommendation) -> int:
+        """Exported as the admin lists it: the devices of the exporting user's groups (the admin's
+        queryset annotates `scoped_exposed`), never the organisation's total for a scoped user."""
+        return recommendation.scoped_exposed
 
 
 class ExposureResource(InventoryResource):

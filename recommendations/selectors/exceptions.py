@@ -5,18 +5,40 @@ recommendation: an in-force global exception covers every device group (current 
 otherwise, the active groups of its in-force device-group exceptions. A device-group exception
 under an in-force global one is "suspended": it covers nothing more, and takes effect again
 when the global one ends.
+
+Which exceptions lower the "exposed devices after exceptions" figure (DESIGN.md section 8, as
+in Defender): only `third_party_control` and `alternate_mitigation` (the devices are protected
+another way). `risk_accepted` and `planned_remediation` leave the devices counted, though every
+exception in force still keeps its devices out of new activities and sets the exception state.
 """
 
 from __future__ import annotations
 
-from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 
 from portal import permissions as perm
 
 from ..filters import ExceptionFilter
-from ..models import ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
+from ..models import (
+    DeviceGroup,
+    ExceptionDeviceGroup,
+    ExceptionEvent,
+    RecommendationException,
+    SecurityRecommendation,
+)
 from ..rules import in_force_q
 from .scope import User, device_group_ids_for_user, user_sees_all_device_groups
+
+# The justifications whose exceptions lower the "exposed devices after exceptions" figure.
+REDUCING_JUSTIFICATIONS = (
+    RecommendationException.Justification.THIRD_PARTY_CONTROL,
+    RecommendationException.Justification.ALTERNATE_MITIGATION,
+)
+
+
+def reduces_exposure_q(prefix: str = "") -> Q:
+    """The exception's justification lowers the count after exceptions; `prefix` reaches it through a relation."""
+    return Q(**{f"{prefix}justification__in": REDUCING_JUSTIFICATIONS})
 
 
 def can_handle_exceptions(user: User) -> bool:
@@ -37,22 +59,30 @@ def global_exceptions_in_force() -> QuerySet[RecommendationException]:
     return active_exception_list().filter(scope=RecommendationException.Scope.GLOBAL)
 
 
-def global_in_force_for(recommendation_ref) -> Exists:
-    """EXISTS an in-force global exception for the recommendation `recommendation_ref` (an OuterRef)."""
-    return Exists(global_exceptions_in_force().filter(recommendation=recommendation_ref))
+def global_in_force_for(recommendation_ref, *, reducing_only: bool = False) -> Exists:
+    """EXISTS an in-force global exception for the recommendation `recommendation_ref` (an OuterRef).
+
+    `reducing_only`: only one whose justification lowers the count after exceptions.
+    """
+    qs = global_exceptions_in_force().filter(recommendation=recommendation_ref)
+    return Exists(qs.filter(reduces_exposure_q()) if reducing_only else qs)
 
 
 def has_active_global_exception(*, recommendation: SecurityRecommendation) -> bool:
     return global_exceptions_in_force().filter(recommendation=recommendation).exists()
 
 
-def covered_group_links() -> QuerySet[ExceptionDeviceGroup]:
-    """Active group links of in-force device-group exceptions (any recommendation)."""
-    return ExceptionDeviceGroup.objects.filter(
+def covered_group_links(*, reducing_only: bool = False) -> QuerySet[ExceptionDeviceGroup]:
+    """Active group links of in-force device-group exceptions (any recommendation).
+
+    `reducing_only`: only those of exceptions whose justification lowers the count after exceptions.
+    """
+    links = ExceptionDeviceGroup.objects.filter(
         in_force_q("exception__"),
         exception__scope=RecommendationException.Scope.DEVICE_GROUPS,
         status=ExceptionDeviceGroup.Status.ACTIVE,
     )
+    return links.filter(reduces_exposure_q("exception__")) if reducing_only else links
 
 
 def exception_group_ids_in_use(*, recommendation: SecurityRecommendation) -> set[int]:
@@ -101,24 +131,56 @@ def exception_list(*, user: User, filters: dict | None = None) -> QuerySet[Recom
             | Exists(ExceptionDeviceGroup.objects.filter(exception=OuterRef("pk"), device_group__in=visible))
         )
     if filters:
-        qs = ExceptionFilter(filters, queryset=qs).qs
+        qs = ExceptionFilter(filters, queryset=qs, user=user).qs
     return qs
 
 
 def exception_get(*, user: User, pk) -> RecommendationException | None:
     """One exception if the user may see it, else None (callers answer 404)."""
-    try:
-        return exception_list(user=user).get(pk=int(pk))
-    except (RecommendationException.DoesNotExist, ValueError, TypeError):
+    text = str(pk)
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # no exception has such an id
         return None
+    return exception_list(user=user).filter(pk=int(text)).first()
 
 
-def exception_group_links(*, exception: RecommendationException) -> QuerySet[ExceptionDeviceGroup]:
-    return (
-        ExceptionDeviceGroup.objects.filter(exception=exception)
-        .select_related("device_group", "canceled_by")
-        .order_by("device_group__name")
+def exception_group_links(
+    *, exception: RecommendationException | None = None, user: User | None = None
+) -> QuerySet[ExceptionDeviceGroup]:
+    """The device groups an exception covers (all exceptions' when `exception` is None, for a
+    Prefetch), by name; with `user`, only the groups that user may see."""
+    qs = ExceptionDeviceGroup.objects.select_related("device_group", "canceled_by").order_by("device_group__name")
+    if exception is not None:
+        qs = qs.filter(exception=exception)
+    if user is not None and not user_sees_all_device_groups(user):
+        qs = qs.filter(device_group__in=device_group_ids_for_user(user=user))
+    return qs
+
+
+def exception_event_list(*, exception: RecommendationException, user: User) -> list[ExceptionEvent]:
+    """An exception's history, oldest first, as `user` may see it.
+
+    An event about device groups names only the user's groups in its `notes` (written here, on
+    these read-only instances); an event about none of their groups is left out.
+    """
+    visible = (
+        None
+        if user_sees_all_device_groups(user)
+        else set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
     )
+    events = ExceptionEvent.objects.filter(exception=exception).prefetch_related(
+        Prefetch("device_groups", queryset=DeviceGroup.objects.order_by("name").only("id", "name"))
+    )
+    shown = []
+    for event in events.order_by("at", "pk"):
+        groups = list(event.device_groups.all())
+        if groups:
+            names = [g.name for g in groups if visible is None or g.pk in visible]
+            if not names:
+                continue
+            label = "Device group: " if event.kind == ExceptionEvent.Kind.GROUP_CANCELED else "Device groups: "
+            event.notes = "\n".join(part for part in (label + ", ".join(names), event.notes) if part)
+        shown.append(event)
+    return shown
 
 
 def exception_is_suspended(*, exception: RecommendationException) -> bool:
@@ -128,6 +190,6 @@ def exception_is_suspended(*, exception: RecommendationException) -> bool:
     return RecommendationException.objects.filter(pk=exception.pk).filter(suspended_q()).exists()
 
 
-def active_exception_count() -> int:
-    """Exceptions in force (the dashboard card)."""
-    return active_exception_list().count()
+def active_exception_count(*, user: User) -> int:
+    """Exceptions in force that the user may see (the dashboard card)."""
+    return exception_list(user=user).filter(in_force_q()).count()

@@ -65,18 +65,19 @@ def recommendation_ids_exposed_on(*, device_ids) -> set[int]:
 
 
 def _group_exposure_rows(
-    *, visible_groups: QuerySet | None = None, uncovered_only: bool = False
+    *, visible_groups: QuerySet | None = None, uncovered_only: bool = False, reducing_only: bool = False
 ) -> QuerySet[RecommendationGroupExposure]:
     """Per-group counter rows of the outer recommendation (OuterRef("pk")) with open exposures.
 
     `visible_groups`: only these device groups; `uncovered_only`: only the groups no active
-    device-group exception in force covers.
+    device-group exception in force covers (`reducing_only`: none whose justification lowers
+    the count after exceptions).
     """
     rows = RecommendationGroupExposure.objects.filter(recommendation=OuterRef("pk"), exposed_devices__gt=0)
     if uncovered_only:
         rows = rows.filter(
             ~Exists(
-                covered_group_links().filter(
+                covered_group_links(reducing_only=reducing_only).filter(
                     exception__recommendation=OuterRef("recommendation_id"),
                     device_group_id=OuterRef("device_group_id"),
                 )
@@ -112,19 +113,29 @@ def annotate_exception_state(
 ) -> QuerySet[SecurityRecommendation]:
     """Adds `exception_state` ("exception" | "partial" | "none") and `exposed_after_exceptions`.
 
-    Subqueries in the one SELECT, not a query per row. "exception": a global exception is in
-    force, or every device group with exposed devices is covered; "partial": some groups are
-    covered; "none": no exception in force. The count after exceptions is computed only for
-    recommendations that have device-group exceptions (the others keep the stored counter).
-    With `visible_groups` (a scoped user's device groups) the count covers only their devices;
-    the state stays that of the whole recommendation.
+    Subqueries in the one SELECT, not a query per row. The state counts every exception in
+    force: "exception": a global one, or every device group with exposed devices covered;
+    "partial": some groups covered; "none": no exception in force. The count after exceptions
+    drops only the devices covered by exceptions whose justification lowers it (DESIGN.md
+    section 8: third_party_control, alternate_mitigation): 0 under such a global exception; the
+    full count under another global one (the device-group exceptions are then suspended);
+    otherwise the groups not covered by such a device-group exception. It is computed only for
+    recommendations that have them (the others keep the stored counter). With `visible_groups`
+    (a scoped user's device groups) the count covers only their devices; the state stays that
+    of the whole recommendation.
     """
     global_in_force = global_in_force_for(OuterRef("pk"))
+    reducing_global = global_in_force_for(OuterRef("pk"), reducing_only=True)
     group_links = covered_group_links().filter(exception__recommendation=OuterRef("pk"))
+    reducing_links = covered_group_links(reducing_only=True).filter(exception__recommendation=OuterRef("pk"))
     # Stored per-group counters (RecommendationGroupExposure), not a count of exposures per row.
     uncovered_groups = _group_exposure_rows(uncovered_only=True)
-    uncovered_count = _summed(_group_exposure_rows(visible_groups=visible_groups, uncovered_only=True))
-    scoped_count = None if visible_groups is None else _summed(_group_exposure_rows(visible_groups=visible_groups))
+    uncovered_count = _summed(
+        _group_exposure_rows(visible_groups=visible_groups, uncovered_only=True, reducing_only=True)
+    )
+    full_count = (
+        F("exposed_devices") if visible_groups is None else _summed(_group_exposure_rows(visible_groups=visible_groups))
+    )
     return (
         qs.annotate(
             has_global_exception=global_in_force,
@@ -132,9 +143,10 @@ def annotate_exception_state(
         )
         .annotate(
             exposed_after_exceptions=Case(
-                When(has_global_exception=True, then=Value(0)),
-                When(has_group_exception=True, then=uncovered_count),
-                default=F("exposed_devices") if scoped_count is None else scoped_count,
+                When(Q(reducing_global), then=Value(0)),
+                When(has_global_exception=True, then=full_count),
+                When(Q(Exists(reducing_links)), then=uncovered_count),
+                default=full_count,
                 output_field=IntegerField(),
             ),
         )
@@ -153,18 +165,24 @@ def annotate_exception_state(
     )
 
 
-def recommendation_exception_state(*, recommendation: SecurityRecommendation) -> dict:
-    """{"state", "label", "exposed_devices", "exposed_after_exceptions"} for one recommendation."""
-    row = (
-        annotate_exception_state(SecurityRecommendation.objects.filter(pk=recommendation.pk))
-        .values("exception_state", "exposed_devices", "exposed_after_exceptions")
-        .first()
-    )
+def recommendation_exception_state(*, recommendation: SecurityRecommendation, user: User | None = None) -> dict:
+    """{"state", "label", "exposed_devices", "exposed_after_exceptions"} for one recommendation.
+
+    With `user` (who does not see every group) both counts cover only their device groups; the
+    state stays that of the whole recommendation.
+    """
+    visible = None if user is None or user_sees_all_device_groups(user) else device_group_ids_for_user(user=user)
+    qs = annotate_exception_state(SecurityRecommendation.objects.filter(pk=recommendation.pk), visible_groups=visible)
+    if visible is not None:
+        qs = qs.annotate(shown_exposed=_summed(_group_exposure_rows(visible_groups=visible)))
+    else:
+        qs = qs.annotate(shown_exposed=F("exposed_devices"))
+    row = qs.values("exception_state", "shown_exposed", "exposed_after_exceptions").first()
     if row is None:
         return {"state": EXCEPTION_STATE_NONE, "label": "", "exposed_devices": 0, "exposed_after_exceptions": 0}
     return {
         "state": row["exception_state"],
         "label": EXCEPTION_STATE_LABELS[row["exception_state"]],
-        "exposed_devices": row["exposed_devices"],
+        "exposed_devices": row["shown_exposed"],
         "exposed_after_exceptions": row["exposed_after_exceptions"],
     }

@@ -7,9 +7,9 @@ Each function is keyword-only, typed, atomic, and raises portal.errors.Applicati
 a rule forbids it.
 """
 
-from .counters import device_group_exposures_refresh, recommendations_refresh_exposed_devices
+from .counters import exposure_counters_check, recommendations_refresh_exposed_devices
 from .defender import defender_sync
-from .exceptions import exception_cancel, exception_create, exceptions_expire
+from .exceptions import exception_cancel, exception_create, exceptions_expire, recommendation_lock
 from .import_jobs import background_rows, import_job_create, import_job_progress, import_job_run
 from .imports import (
     INVENTORY_KINDS,
@@ -33,12 +33,12 @@ __all__ = [
     "RECOMMENDATION_UPDATE_FIELDS",
     "background_rows",
     "defender_sync",
-    "device_group_exposures_refresh",
     "device_groups_upsert",
     "devices_upsert",
     "exception_cancel",
     "exception_create",
     "exceptions_expire",
+    "exposure_counters_check",
     "exposures_import_defender",
     "exposures_import_snapshot",
     "import_job_create",
@@ -47,6 +47,7 @@ __all__ = [
     "import_summary_line",
     "import_tvm_files",
     "inventory_import_records",
+    "recommendation_lock",
     "recommendations_refresh_exposed_devices",
     "recommendations_upsert",
 ]

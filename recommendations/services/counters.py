@@ -1,13 +1,22 @@
 """The stored exposure counters: `SecurityRecommendation.exposed_devices` and the per-device-group
-rows of `RecommendationGroupExposure`, recounted set-based (a few statements per chunk of ids)."""
+rows of `RecommendationGroupExposure`.
+
+The database keeps them: triggers created by migration 0005 follow every write to `Exposure`
+rows and every move of a `Device` between groups, whatever path writes them (services, admin,
+scripts). Here: the check that finds drift (a TRUNCATE, a trigger dropped by hand) and the
+set-based recount that repairs it, run nightly by `recount_exposures`.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.db import connection, transaction
 
 from ..models import Device, Exposure, RecommendationGroupExposure, SecurityRecommendation
+
+logger = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 2000
 
@@ -45,13 +54,14 @@ def rebuild_group_exposures(cursor, *, where: str = "", params: Iterable = ()) -
 
 @transaction.atomic
 def recommendations_refresh_exposed_devices(*, recommendation_ids: Iterable[int] | None = None) -> int:
-    """Recount the stored exposure counters (all recommendations when None).
+    """Recount the stored exposure counters from the exposures (all recommendations when None).
 
     SecurityRecommendation.exposed_devices (open exposures) and the per-device-group rows of
     RecommendationGroupExposure (open exposures of the devices now in each group), set-based:
-    a few statements per chunk of ids, never a query per recommendation. Call it after any
-    write to exposures outside the snapshot import, or after devices move between groups.
-    Returns the number of recommendations recounted.
+    a few statements per chunk of ids, never a query per recommendation. The triggers keep
+    the counters right on every write; this repairs them (exposure_counters_check). On
+    PostgreSQL writes to exposures and devices wait until it commits, so no write lands
+    between the count and the stored result. Returns the number of recommendations recounted.
     """
     E = quote_name(Exposure._meta.db_table)
     R = quote_name(SecurityRecommendation._meta.db_table)
@@ -60,6 +70,11 @@ def recommendations_refresh_exposed_devices(*, recommendation_ids: Iterable[int]
         f" WHERE e.recommendation_id = {R}.id AND e.remediated_at IS NULL)"
     )
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # SHARE blocks INSERT/UPDATE/DELETE (and so the triggers) until this commits.
+            cursor.execute(
+                f"LOCK TABLE {quote_name(Exposure._meta.db_table)}, {quote_name(Device._meta.db_table)} IN SHARE MODE"
+            )
         if recommendation_ids is None:
             cursor.execute(sql)
             total = cursor.rowcount
@@ -76,11 +91,61 @@ def recommendations_refresh_exposed_devices(*, recommendation_ids: Iterable[int]
         return total
 
 
-@transaction.atomic
-def device_group_exposures_refresh() -> None:
-    """Rebuild every per-device-group exposure counter (after devices moved between groups).
+MAX_LOGGED_DRIFT = 20
 
-    Moving a device changes no recommendation's total, only how it splits over the groups.
+
+def _drifted_recommendation_ids(cursor) -> list[int]:
+    """Recommendations whose stored counters differ from their exposures (one grouped query each)."""
+    E = quote_name(Exposure._meta.db_table)
+    R = quote_name(SecurityRecommendation._meta.db_table)
+    D = quote_name(Device._meta.db_table)
+    G = quote_name(RecommendationGroupExposure._meta.db_table)
+    cursor.execute(
+        f"SELECT r.id FROM {R} r LEFT JOIN (SELECT recommendation_id, COUNT(*) AS n FROM {E}"  # noqa: S608
+        " WHERE remediated_at IS NULL GROUP BY recommendation_id) c ON c.recommendation_id = r.id"
+        " WHERE r.exposed_devices <> COALESCE(c.n, 0)"
+    )
+    drifted = {pk for (pk,) in cursor.fetchall()}
+    # Stored minus counted per (recommendation, group): a row stored as 0 equals no row.
+    cursor.execute(
+        f"SELECT rec FROM (SELECT recommendation_id AS rec, device_group_id AS grp, exposed_devices AS n FROM {G}"  # noqa: S608
+        f" UNION ALL SELECT e.recommendation_id, d.device_group_id, -COUNT(*) FROM {E} e JOIN {D} d"
+        " ON d.id = e.device_id WHERE e.remediated_at IS NULL GROUP BY e.recommendation_id, d.device_group_id) x"
+        " GROUP BY rec, grp HAVING SUM(n) <> 0"
+    )
+    drifted.update(pk for (pk,) in cursor.fetchall())
+    return sorted(drifted)
+
+
+def exposure_counters_check(*, repair: bool = True) -> dict:
+    """Find stored exposure counters that differ from the exposures; log and (by default) repair them.
+
+    The nightly `recount_exposures` job and command. Returns {"checked": recommendations,
+    "drifted": their number, "external_ids": the first few, "repaired": bool}.
     """
     with connection.cursor() as cursor:
-        rebuild_group_exposures(cursor)
+        drifted = _drifted_recommendation_ids(cursor)
+    checked = SecurityRecommendation.objects.count()
+    names = list(
+        SecurityRecommendation.objects.filter(pk__in=drifted[:MAX_LOGGED_DRIFT])
+        .order_by("external_id")
+        .values_list("external_id", flat=True)
+    )
+    result = {"checked": checked, "drifted": len(drifted), "external_ids": names, "repaired": False}
+    if not drifted:
+        logger.info("Exposure counters checked: %s recommendation(s), no drift.", checked)
+        return result
+    more = f" and {len(drifted) - len(names)} more" if len(drifted) > len(names) else ""
+    if repair:
+        recommendations_refresh_exposed_devices(recommendation_ids=drifted)
+        result["repaired"] = True
+    logger.warning(
+        "Exposure counters had drifted for %s of %s recommendation(s) (%s%s); %s.",
+        len(drifted),
+        checked,
+        ", ".join(names),
+        more,
+        "recounted" if repair else "not repaired (check only)",
+        extra={"event": "exposure_counter_drift", "drifted": len(drifted)},
+    )
+    return result

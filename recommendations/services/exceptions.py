@@ -19,8 +19,27 @@ from ..selectors.scope import device_group_ids_for_user, user_sees_all_device_gr
 logger = logging.getLogger(__name__)
 
 
-def _exception_event(exception: RecommendationException, *, kind: str, user=None, notes: str = "") -> ExceptionEvent:
-    return ExceptionEvent.objects.create(exception=exception, kind=kind, notes=notes, **Event.by(user))
+def _exception_event(
+    exception: RecommendationException, *, kind: str, user=None, notes: str = "", groups: Iterable[DeviceGroup] = ()
+) -> ExceptionEvent:
+    """One history entry; `groups` are the device groups it is about (readers see only theirs)."""
+    event = ExceptionEvent.objects.create(exception=exception, kind=kind, notes=notes, **Event.by(user))
+    groups = list(groups)
+    if groups:
+        event.device_groups.set(groups)
+    return event
+
+
+def recommendation_lock(*, recommendation: SecurityRecommendation) -> None:
+    """Serialise the decisions about one recommendation's device groups until the transaction ends.
+
+    Filing an exception and filing a remediation request both take it: an exception created
+    while an activity is being created for the same recommendation waits (or the activity does),
+    so the activity never targets devices the exception covers, and two identical requests never
+    both pass the duplicate check. A row lock on PostgreSQL; on SQLite every write transaction is
+    already serialised (DATABASES OPTIONS transaction_mode IMMEDIATE).
+    """
+    SecurityRecommendation.objects.select_for_update().filter(pk=recommendation.pk).values_list("pk").first()
 
 
 def _require_handle_exceptions(user, action: str) -> None:
@@ -69,8 +88,8 @@ def exception_create(
     elif expires_on <= today:
         add("expires_on", "The expiry date must be after today.")
 
-    # Lock the recommendation so two concurrent requests cannot cover one group twice.
-    SecurityRecommendation.objects.select_for_update().filter(pk=recommendation.pk).first()
+    # Two concurrent requests cannot cover one group twice, nor race a new activity.
+    recommendation_lock(recommendation=recommendation)
     if scope == RecommendationException.Scope.GLOBAL:
         if not user.is_superuser:
             raise PermissionError_("Only superusers can file a global exception.")
@@ -85,11 +104,8 @@ def exception_create(
             if not user_sees_all_device_groups(user):
                 visible = set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
                 hidden = sorted(g.name for g in device_groups if g.pk not in visible)
-                if hidden:
-                    add(
-                        "device_groups",
-                        "You may not file exceptions for these device groups: " + ", ".join(hidden) + ".",
-                    )
+                if hidden:  # answered like groups that do not exist (DESIGN.md section 5)
+                    add("device_groups", "Unknown device groups: " + ", ".join(hidden) + ".")
             in_use = exception_group_ids_in_use(recommendation=recommendation)
             taken = sorted(g.name for g in device_groups if g.pk in in_use)
             if taken:
@@ -116,10 +132,10 @@ def exception_create(
         ExceptionDeviceGroup.objects.bulk_create(
             [ExceptionDeviceGroup(exception=exception, device_group=g) for g in device_groups]
         )
-        notes = "Device groups: " + ", ".join(sorted(g.name for g in device_groups))
+        _exception_event(exception, kind=ExceptionEvent.Kind.CREATED, user=user, groups=device_groups)
     else:
         notes = "Global: every device group, current and future."
-    _exception_event(exception, kind=ExceptionEvent.Kind.CREATED, user=user, notes=notes)
+        _exception_event(exception, kind=ExceptionEvent.Kind.CREATED, user=user, notes=notes)
     logger.info("Exception %s filed for %s by %s", exception.pk, recommendation.external_id, user)
     return exception
 
@@ -150,12 +166,8 @@ def exception_cancel(
                 "A global exception covers every device group; it can only be canceled whole.",
                 field="device_group",
             )
-        if visible is not None and device_group.pk not in visible:
-            raise ValidationError(
-                f'You may not cancel the exception for device group "{device_group.name}".', field="device_group"
-            )
         link = ExceptionDeviceGroup.objects.filter(exception=exception, device_group=device_group).first()
-        if link is None:
+        if link is None or (visible is not None and device_group.pk not in visible):  # the same answer
             raise ValidationError(
                 f'This exception does not cover device group "{device_group.name}".', field="device_group"
             )
@@ -165,9 +177,7 @@ def exception_cancel(
         link.canceled_by = user
         link.canceled_at = now
         link.save(update_fields=["status", "canceled_by", "canceled_at"])
-        _exception_event(
-            exception, kind=ExceptionEvent.Kind.GROUP_CANCELED, user=user, notes=f"Device group: {device_group.name}"
-        )
+        _exception_event(exception, kind=ExceptionEvent.Kind.GROUP_CANCELED, user=user, groups=[device_group])
         if not links.exists():
             exception.status = RecommendationException.Status.CANCELED
             exception.canceled_by = user
@@ -200,10 +210,10 @@ def exception_cancel(
     exception.canceled_at = now
     exception.save(update_fields=["status", "canceled_by", "canceled_at"])
     if exception.scope == RecommendationException.Scope.GLOBAL:
-        notes = "Global exception canceled."
+        _exception_event(exception, kind=ExceptionEvent.Kind.CANCELED, user=user, notes="Global exception canceled.")
     else:
-        notes = "Device groups: " + ", ".join(sorted(link.device_group.name for link in active_links))
-    _exception_event(exception, kind=ExceptionEvent.Kind.CANCELED, user=user, notes=notes)
+        groups = [link.device_group for link in active_links]
+        _exception_event(exception, kind=ExceptionEvent.Kind.CANCELED, user=user, groups=groups)
     return exception
 
 

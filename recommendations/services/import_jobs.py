@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.errors import ValidationError
+from portal.locks import job_lock, job_lock_timeout
 from portal.queue import enqueue_on_commit
 
 from ..imports.formats import UnreadableFile, dataset_to_records, read_dataset
@@ -32,8 +33,8 @@ def _job_progress_key(job_id: int) -> str:
 
 
 @transaction.atomic
-def import_job_create(*, kind: str, file, original_name: str, total: int, user=None) -> ImportJob:
-    """Record an uploaded file and queue its import (after commit)."""
+def import_job_create(*, kind: str, file, original_name: str, total: int, user) -> ImportJob:
+    """Record an uploaded file and queue its import (after commit). It runs with `user`'s scope."""
     if kind not in INVENTORY_KINDS:
         raise ValidationError(f"Unknown import kind {kind!r}.", field="kind")
     job = ImportJob.objects.create(
@@ -53,11 +54,22 @@ def import_job_progress(*, job: ImportJob) -> tuple[int, int]:
 def import_job_run(*, job_id: int) -> ImportJob | None:
     """Run a queued import job (idempotent: a finished job is left alone).
 
-    The import itself is one transaction; progress goes to the cache (other connections
+    One run at a time per job (a lock held as long as a task may run): a message redelivered
+    while the job still runs does nothing. A job left `running` by a worker that died runs
+    again (its import was one transaction, so nothing of it was stored). The import has the
+    scope of the person who uploaded the file. Progress goes to the cache (other connections
     cannot see uncommitted rows), the outcome to the job.
     """
+    with job_lock(f"import_job:{job_id}", timeout=job_lock_timeout()) as acquired:
+        if not acquired:
+            logger.info("Import job %s is already running; this delivery does nothing.", job_id)
+            return ImportJob.objects.filter(pk=job_id).first()
+        return _run(job_id)
+
+
+def _run(job_id: int) -> ImportJob | None:
     Status = ImportJob.Status
-    job = ImportJob.objects.filter(pk=job_id).first()
+    job = ImportJob.objects.select_related("created_by").filter(pk=job_id).first()
     if job is None or job.status in (Status.SUCCEEDED, Status.FAILED):
         return job
     ImportJob.objects.filter(pk=job.pk).update(status=Status.RUNNING, processed=0)
@@ -80,6 +92,12 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job.save(update_fields=["status", "summary", "errors", "processed", "finished_at"])
         cache.delete(key)
 
+    if job.created_by is None or not job.created_by.is_active:
+        # Never run with a wider scope than the uploader's: without them, nothing is imported.
+        finish(
+            Status.FAILED, errors=["The person who started this import can no longer sign in; nothing was imported."]
+        )
+        return job
     try:
         with job.file.open("rb") as fh:
             content = fh.read()
@@ -91,6 +109,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             source=job.original_name or job.kind,
             progress=progress,
             problems=problems,
+            user=job.created_by,
         )
     except ImportRejected as exc:
         errors = [str(p) for p in exc.problems.items]

@@ -51,6 +51,7 @@ def exposures_import_defender(
     recommendation_ids: Iterable[str] = (),
     known_devices: set[str] | frozenset = frozenset(),
     progress=None,
+    user=None,
 ) -> None:
     """One exposure snapshot from Defender's shapes (see recommendations.imports.exposures).
 
@@ -58,6 +59,7 @@ def exposures_import_defender(
     machineReferences of that recommendation, else None. The devices the rows name are upserted
     first (those in `known_devices` are not: the pull upserted them already). Puts its counts in
     `summary` ("exposures", "exposure_devices"); problems go to `problems` (the caller raises).
+    `user`: whose import it is (devices and exposures of their device groups only); None: full scope.
     """
     reader = ExposureReader(source=source, problems=problems, warnings=warnings, known_devices=known_devices)
     summary.setdefault("exposures", {})  # first: the admin's preview shows the first counts of a summary
@@ -78,7 +80,7 @@ def exposures_import_defender(
     def upsert_devices():
         if reader.devices:
             counts = devices_upsert(
-                records=reader.device_records(), source=source, problems=problems, warnings=warnings
+                records=reader.device_records(), source=source, problems=problems, warnings=warnings, user=user
             )
             _add_counts(summary, "exposure_devices", counts)
 
@@ -91,6 +93,7 @@ def exposures_import_defender(
         source=source,
         problems=problems,
         progress=progress,
+        user=user,
     )
     _add_counts(summary, "exposures", counts)
     reader.finish_warnings()
@@ -123,6 +126,7 @@ def import_tvm_files(
     machine_references=None,
     recommendation: str | None = None,
     progress=None,
+    user=None,
 ) -> dict:
     """Import Defender for Endpoint answers and exports (paths or binary files), all or nothing.
 
@@ -131,7 +135,8 @@ def import_tvm_files(
     making one snapshot: `recommendationId,machineId` pairs (JSON or CSV) or the assessment exports
     (JSON, JSON lines, gzipped or not); `machine_references` with `recommendation` (an external id):
     `/api/recommendations/{id}/machineReferences`, a snapshot for that recommendation.
-    `progress(n)` is called as records are written.
+    `progress(n)` is called as records are written. `user`: whose import it is (devices and
+    exposures in their device groups only); None for an operator's command (full scope).
     Raises ImportRejected (nothing stored) listing every bad record.
     """
     problems = Problems()
@@ -155,7 +160,7 @@ def import_tvm_files(
             source = readers.source_name(machines, "machines")
             records = _open_records(machines, source=source, problems=problems, csv_required=("id",))
             summary["devices"] = devices_upsert(
-                records=records, source=source, problems=problems, warnings=warnings, progress=progress
+                records=records, source=source, problems=problems, warnings=warnings, progress=progress, user=user
             )
         if exposures is not None:
             files = list(exposures) if isinstance(exposures, list | tuple) else [exposures]
@@ -165,7 +170,13 @@ def import_tvm_files(
             # records are counted across the files, in the order given.
             source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
             exposures_import_defender(
-                batches=batches, source=source, problems=problems, warnings=warnings, summary=summary, progress=progress
+                batches=batches,
+                source=source,
+                problems=problems,
+                warnings=warnings,
+                summary=summary,
+                progress=progress,
+                user=user,
             )
         if machine_references is not None:
             source = readers.source_name(machine_references, "machine references")
@@ -178,6 +189,7 @@ def import_tvm_files(
                 summary=summary,
                 recommendation_ids=[recommendation],
                 progress=progress,
+                user=user,
             )
         problems.raise_if_any()
     return import_totals(summary)
@@ -187,22 +199,25 @@ INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")
 
 
 def inventory_import_records(
-    *, kind: str, records: Iterable, source: str, progress=None, problems: Problems | None = None
+    *, kind: str, records: Iterable, source: str, progress=None, problems: Problems | None = None, user=None
 ) -> dict:
     """Import one kind of records (admin files): device_groups, devices, recommendations or exposures.
 
     `problems` may carry what the file reader already found (malformed rows): the records are
-    still checked so that every problem is listed, and nothing is imported.
+    still checked so that every problem is listed, and nothing is imported. `user`: whose
+    import it is (device groups, devices and exposures of their device groups only).
     """
     problems = problems if problems is not None else Problems()
     warnings: list[str] = []
     summary: dict = {"warnings": warnings}
     with transaction.atomic():
         if kind == "device_groups":
-            summary["device_groups"] = device_groups_upsert(records=records, source=source, problems=problems)
+            summary["device_groups"] = device_groups_upsert(
+                records=records, source=source, problems=problems, user=user
+            )
         elif kind == "devices":
             summary["devices"] = devices_upsert(
-                records=records, source=source, problems=problems, warnings=warnings, progress=progress
+                records=records, source=source, problems=problems, warnings=warnings, progress=progress, user=user
             )
         elif kind == "recommendations":
             summary["recommendations"] = recommendations_upsert(
@@ -216,11 +231,9 @@ def inventory_import_records(
                 warnings=warnings,
                 summary=summary,
                 progress=progress,
+                user=user,
             )
         else:
             raise ValidationError(f"Unknown import kind {kind!r}.", field="kind")
         problems.raise_if_any()
     return import_totals(summary)
-
-
-# Background imports started from the admin (large files): an ImportJob per file.

@@ -14,7 +14,7 @@ from django.db import transaction
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
-from .counters import device_group_exposures_refresh
+from .write_scope import device_groups_in_scope, devices_in_scope
 
 INVENTORY_BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 2000
@@ -107,13 +107,18 @@ _NO_DATA: dict = {}
 
 @transaction.atomic
 def device_groups_upsert(
-    *, records: Iterable, source: str = "device groups", problems: Problems | None = None
+    *, records: Iterable, source: str = "device groups", problems: Problems | None = None, user=None
 ) -> dict[str, int]:
-    """Create or update device groups by name (description). Raises ImportRejected on bad records."""
+    """Create or update device groups by name (description). Raises ImportRejected on bad records.
+
+    `user`: whose import it is; a user who does not see every device group changes only the
+    descriptions of their own groups (write_scope). None (operator commands): full scope.
+    """
     own = problems is None
     problems = problems if problems is not None else Problems()
     rows = _normalized(records, normalize.normalize_device_group, problems=problems, source=source)
     rows = _check_duplicates(rows, "name", "device group", source, problems)
+    rows = device_groups_in_scope(rows, user=user, source=source, problems=problems)
     if own:
         problems.raise_if_any()
     values = [v for _, v in rows]
@@ -187,6 +192,7 @@ def devices_upsert(
     problems: Problems | None = None,
     warnings: list[str] | None = None,
     progress=None,
+    user=None,
 ) -> dict[str, int]:
     """Create or update devices by machine id (Defender's `/api/machines` records).
 
@@ -194,11 +200,14 @@ def devices_upsert(
     Defender's `Unassigned` / `None`) goes to UnassignedGroup. An unknown healthStatus, riskScore
     or exposureLevel is stored empty and reported in `warnings`.
     Counts: created, updated, unchanged, device_groups_created.
+    `user`: whose import it is; a user who does not see every device group writes only devices
+    of their groups, into their groups (write_scope). None (operator commands): full scope.
     """
     own = problems is None
     problems = problems if problems is not None else Problems()
     rows = _normalized(records, normalize.normalize_device, problems=problems, source=source, warnings=warnings)
     rows = _check_duplicates(rows, "machine_id", "device id", source, problems)
+    rows = devices_in_scope(rows, user=user, source=source, problems=problems)
     if own:
         problems.raise_if_any()
     # A record without a group column keeps the device's group; a new device goes to UnassignedGroup.
@@ -216,18 +225,8 @@ def devices_upsert(
         if "device_group" in v:
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
-    moved: set[str] = set()
-    counts = _upsert(
-        Device,
-        key="machine_id",
-        fields=DEVICE_UPDATE_FIELDS,
-        rows=values,
-        progress=progress,
-        changed=("device_group_id", moved),
-    )
-    if moved:
-        # Their exposures now count in other groups: one rebuild of the per-group counters.
-        device_group_exposures_refresh()
+    # A device that moves takes its open exposures to its new group's counters (database triggers).
+    counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
     counts["device_groups_created"] = groups_created
     return counts
 

@@ -17,8 +17,9 @@ from ..imports import normalize
 from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
-from .counters import quote_name, rebuild_group_exposures
+from .counters import quote_name
 from .inventory import INVENTORY_BATCH_SIZE, tick
+from .write_scope import writable_group_ids
 
 SNAPSHOT_WORK_MEM = "256MB"
 
@@ -81,6 +82,7 @@ def exposures_import_snapshot(
     covers: Iterable[str] = (),
     collapse_duplicates: bool = False,
     before_resolve: Callable[[], None] | None = None,
+    user=None,
 ) -> dict[str, int]:
     """Apply a snapshot of the devices exposed now, for the recommendations it names.
 
@@ -98,9 +100,13 @@ def exposures_import_snapshot(
 
     For the covered recommendations: a pair present is exposed (first_seen kept, last_seen =
     now; remediated_at cleared if it had been set: re-exposed); a pair exposed before and
-    absent now gets remediated_at = now. The recommendations' exposed_devices counters and
-    their per-device-group counters (RecommendationGroupExposure) are recounted, and after
-    commit `exposures_changed` names the covered recommendations.
+    absent now gets remediated_at = now. The database keeps the exposed_devices counters and
+    the per-device-group counters (RecommendationGroupExposure) in step, and after commit
+    `exposures_changed` names the covered recommendations.
+    `user`: whose snapshot it is. A user who does not see every device group reaches only the
+    devices of their groups: other devices are unknown to the snapshot, and only exposures on
+    their devices are remediated (so it never completes another group's activity). None
+    (operator commands, the Defender sync): every device.
     Returns counts created / updated / remediated / re_exposed / recommendations.
     """
     own = problems is None
@@ -111,6 +117,14 @@ def exposures_import_snapshot(
     R = quote_name(SecurityRecommendation._meta.db_table)
     D = quote_name(Device._meta.db_table)
     postgres = connection.vendor == "postgresql"
+    scope = writable_group_ids(user)
+    # The devices the snapshot may reach: every one, or those of the user's device groups.
+    # (Integer ids from the database, written inline: CREATE TABLE AS takes no bound parameters.)
+    in_scope = ""
+    if scope is not None:
+        in_scope = (
+            f" AND d.device_group_id IN ({', '.join(str(int(pk)) for pk in sorted(scope))})" if scope else " AND 1 = 0"
+        )
     with connection.cursor() as cursor:
         if postgres:
             # One snapshot at a time: two concurrent imports would race on the same pairs.
@@ -133,7 +147,7 @@ def exposures_import_snapshot(
             f"CREATE {temp} tvm_pairs AS SELECT s.pos, s.line, s.rec_ext, s.machine,"  # noqa: S608 (table names)
             " r.id AS rec_id, d.id AS dev_id, e.id AS exp_id,"
             f" CASE WHEN e.remediated_at IS NULL THEN 0 ELSE 1 END AS was_remediated FROM {staged} s"
-            f" LEFT JOIN {R} r ON r.external_id = s.rec_ext LEFT JOIN {D} d ON d.machine_id = s.machine"
+            f" LEFT JOIN {R} r ON r.external_id = s.rec_ext LEFT JOIN {D} d ON d.machine_id = s.machine{in_scope}"
             f" LEFT JOIN {E} e ON e.recommendation_id = r.id AND e.device_id = d.id"
         )
         cursor.execute("DROP TABLE tvm_stage")
@@ -152,7 +166,9 @@ def exposures_import_snapshot(
                 if rec_id is None:
                     reasons.append(f"unknown recommendation {rec!r}")
                 if dev_id is None:
-                    reasons.append(f"unknown device {machine!r}")
+                    reasons.append(
+                        f"unknown device {machine!r}" + ("" if scope is None else " (none in your device groups)")
+                    )
                 problems.add(source, pos, " and ".join(reasons), line)
             problems.count += max(0, unknown - MAX_LISTED_PROBLEMS)
         cursor.execute(
@@ -213,7 +229,8 @@ def exposures_import_snapshot(
         cursor.execute(
             f"UPDATE {E} SET remediated_at = %s WHERE remediated_at IS NULL"  # noqa: S608
             " AND recommendation_id IN (SELECT rec_id FROM tvm_recs)"
-            f" AND NOT EXISTS (SELECT 1 FROM tvm_pairs p WHERE p.exp_id = {E}.id)",
+            f" AND NOT EXISTS (SELECT 1 FROM tvm_pairs p WHERE p.exp_id = {E}.id)"
+            + ("" if scope is None else f" AND device_id IN (SELECT d.id FROM {D} d WHERE 1 = 1{in_scope})"),  # noqa: S608 (table names, integer ids)
             [at],
         )
         counts["remediated"] = cursor.rowcount
@@ -224,13 +241,7 @@ def exposures_import_snapshot(
             [at, at],
         )
         counts["created"] = cursor.rowcount
-        # Stored counters of the covered recommendations: one grouped pass.
-        cursor.execute(
-            f"UPDATE {R} SET exposed_devices = c.n FROM (SELECT t.rec_id, COUNT(e.id) AS n FROM tvm_recs t"  # noqa: S608
-            f" LEFT JOIN {E} e ON e.recommendation_id = t.rec_id AND e.remediated_at IS NULL GROUP BY t.rec_id) c"
-            f" WHERE {R}.id = c.rec_id"
-        )
-        rebuild_group_exposures(cursor, where="recommendation_id IN (SELECT rec_id FROM tvm_recs)")
+        # The stored counters followed each statement (database triggers, set-based on PostgreSQL).
         cursor.execute("SELECT rec_id FROM tvm_recs ORDER BY rec_id")
         touched = [r for (r,) in cursor.fetchall()]
         _drop_temp_tables(cursor)

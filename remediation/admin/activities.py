@@ -12,7 +12,6 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -23,7 +22,6 @@ from portal import permissions as perm
 from portal.admin_mixins import ReadOnlyAdminMixin
 from portal.errors import ConflictError, PermissionError_
 from recommendations.admin import ScopedDeviceGroupFilter
-from recommendations.selectors import device_group_list, user_sees_all_device_groups
 
 from ..exports import activities_csv_response
 from ..models import RemediationActivity
@@ -39,7 +37,7 @@ class ActivityDeviceGroupFilter(ScopedDeviceGroupFilter):
             return queryset
         through = RemediationActivity.device_groups.through
         return queryset.filter(
-            pk__in=through.objects.filter(devicegroup_id=self.value()).values("remediationactivity_id")
+            pk__in=through.objects.filter(devicegroup_id=self.group_id()).values("remediationactivity_id")
         )
 
 
@@ -68,8 +66,8 @@ def progress_bar(activity: RemediationActivity) -> str:
         '</div><span class="rp-progress-label">{} / {}</span>',
         progress,
         progress,
-        f"{activity.fixed_devices:,}",
-        f"{activity.target_devices:,}",
+        f"{activity.shown_fixed_devices:,}",
+        f"{activity.shown_target_devices:,}",
     )
 
 
@@ -116,13 +114,8 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return request.user.has_perm(perm.EXPORT_ACTIVITY)
 
     def get_queryset(self, request):
-        # Scoped to the user's device groups; device groups prefetched, counters stored.
-        qs = activity_list(user=request.user)
-        if not user_sees_all_device_groups(request.user):
-            # Name only the groups the user may see, in the list and in the export.
-            visible = device_group_list(user=request.user).only("id", "name")
-            qs = qs.prefetch_related(None).prefetch_related(Prefetch("device_groups", queryset=visible))
-        return qs
+        # Scoped to the user's device groups: only theirs named and counted, in the list and export.
+        return activity_list(user=request.user)
 
     # --- columns ---------------------------------------------------------------------------
 
@@ -216,7 +209,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def export_changelist_view(self, request):
         """Export to CSV exactly what the changelist shows with the same filters and search."""
-        if not self.has_export_permission(request):
+        if not (self.has_view_permission(request) and self.has_export_permission(request)):
             raise PermissionDenied("You may not export remediation activities.")
         try:
             changelist = self.get_changelist_instance(request)

@@ -36,6 +36,12 @@ def activity_url(activity: RemediationActivity) -> str:
     return reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
 
 
+def _require_view(request, model_admin) -> None:
+    """Every activity page needs the permission to view activities, before any lookup."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied("You may not see remediation activities.")
+
+
 def _get_activity_or_404(request, object_id) -> RemediationActivity:
     """Unknown and out-of-scope activities both answer 404 (DESIGN.md section 5)."""
     activity = activity_get(user=request.user, pk=unquote(str(object_id)))
@@ -49,11 +55,11 @@ def _get_activity_or_404(request, object_id) -> RemediationActivity:
 
 def remediation_request_view(request, model_admin, object_id):
     """'Remediation options' on a recommendation: file a remediation request."""
+    if not request.user.has_perm(perm.ADD_ACTIVITY):  # the permission before the lookup
+        raise PermissionDenied("Only security staff can create remediation activities.")
     recommendation = model_admin.get_object(request, unquote(object_id))
     if recommendation is None:
         raise Http404("No such security recommendation.")
-    if not request.user.has_perm(perm.ADD_ACTIVITY):
-        raise PermissionDenied("Only security staff can create remediation activities.")
     intune_enabled = integration().enabled()
     form = RemediationRequestForm(
         request.POST or None, recommendation=recommendation, user=request.user, intune_enabled=intune_enabled
@@ -63,6 +69,9 @@ def remediation_request_view(request, model_admin, object_id):
             activity = activity_create(user=request.user, recommendation=recommendation, **form.service_kwargs())
         except PermissionError_ as exc:
             raise PermissionDenied(exc.message) from exc
+        except ConflictError as exc:  # an active activity like this one exists: confirm first
+            existing = activity_get(user=request.user, pk=exc.extra.get("existing_activity_id"))
+            form.ask_to_confirm_duplicate(existing=existing, message=exc.message)
         except ValidationError as exc:
             add_to_form(form, exc)
         else:
@@ -80,6 +89,8 @@ def remediation_request_view(request, model_admin, object_id):
         "recommendation": recommendation,
         "recommendation_url": reverse("admin:recommendations_securityrecommendation_change", args=[recommendation.pk]),
         "form": form,
+        "duplicate_of": form.duplicate_of,
+        "duplicate_url": activity_url(form.duplicate_of) if form.duplicate_of else None,
         "intune_enabled": intune_enabled,
         "intune_unavailable_reason": integration().unavailable_reason(),
         "has_groups": device_group_list(user=request.user).exists(),
@@ -103,6 +114,7 @@ def _visible_groups(request, activity: RemediationActivity):
 
 def activity_page_view(request, model_admin, object_id):
     """The activity 'flyout': details, Intune, devices, history and actions."""
+    _require_view(request, model_admin)
     activity = _get_activity_or_404(request, object_id)
     status = request.GET.get("device_status") or None
     if status not in (None, *ActivityDevice.Status.values):
@@ -140,6 +152,9 @@ def activity_complete_view(request, model_admin, object_id):
     """Mark as complete (POST only; CSRF is checked by the middleware)."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    _require_view(request, model_admin)
+    if not request.user.has_perm(perm.COMPLETE_ACTIVITY):
+        raise PermissionDenied("You may not mark remediation activities complete.")
     activity = _get_activity_or_404(request, object_id)
     try:
         activity_complete(activity=activity, user=request.user, notes=request.POST.get("notes", "").strip())
@@ -154,6 +169,7 @@ def activity_complete_view(request, model_admin, object_id):
 
 def activity_devices_csv_view(request, model_admin, object_id):
     """Export to CSV: the activity's devices the user may see, streamed."""
+    _require_view(request, model_admin)
     if not request.user.has_perm(perm.EXPORT_ACTIVITY):
         raise PermissionDenied("You may not export remediation activities.")
     activity = _get_activity_or_404(request, object_id)

@@ -37,9 +37,8 @@ from recommendations.api.defender_shapes import (
     machine_reference_data,
 )
 from recommendations.models import SecurityRecommendation
-from recommendations.selectors import device_group_list, user_sees_all_device_groups
 from remediation.models import ActivityDevice, RemediationActivity
-from remediation.selectors import activity_device_counts_in_scope, activity_device_list, activity_get, activity_list
+from remediation.selectors import activity_device_list, activity_get, activity_list
 
 CanView = has_perm(perm.VIEW_ACTIVITY)
 
@@ -78,29 +77,13 @@ def _scid(recommendation: SecurityRecommendation) -> str | None:
     return None
 
 
-class _Scope:
-    """What a page of tasks needs to count in the caller's device groups (two queries at most)."""
+def task_data(activity: RemediationActivity) -> dict:
+    """One activity in Defender's remediation-activity properties, in the order its docs list them.
 
-    def __init__(self, user, activities: list[RemediationActivity]):
-        self.visible = None
-        if not user_sees_all_device_groups(user):
-            self.visible = set(device_group_list(user=user).values_list("pk", flat=True))
-        self.counts = activity_device_counts_in_scope(activity_ids=[a.pk for a in activities], user=user)
-
-    def group_names(self, activity: RemediationActivity) -> list[str]:
-        groups = activity.device_groups.all()  # prefetched by activity_list()
-        return sorted(g.name for g in groups if self.visible is None or g.pk in self.visible)
-
-    def devices(self, activity: RemediationActivity) -> tuple[int, int]:
-        if self.counts is None:
-            return activity.target_devices, activity.fixed_devices
-        return self.counts.get(activity.pk, (0, 0))
-
-
-def task_data(activity: RemediationActivity, scope: _Scope) -> dict:
-    """One activity in Defender's remediation-activity properties, in the order its docs list them."""
+    Read through remediation.selectors.activity_list: its device counts and device groups are those
+    of the caller's device groups (`shown_target_devices`, `shown_fixed_devices`, the prefetched groups).
+    """
     rec = activity.recommendation
-    target, fixed = scope.devices(activity)
     manual = activity.completion_method == RemediationActivity.CompletionMethod.MANUAL
     has_product = bool(rec.vendor and rec.product_name)
     return {
@@ -113,9 +96,9 @@ def task_data(activity: RemediationActivity, scope: _Scope) -> dict:
         "statusLastModifiedOn": iso_utc(activity.completed_at or activity.created_at),
         "description": activity.description,
         "relatedComponent": _or_null(rec.related_component),
-        "targetDevices": target,
-        "rbacGroupNames": scope.group_names(activity),
-        "fixedDevices": fixed,
+        "targetDevices": activity.shown_target_devices,
+        "rbacGroupNames": sorted(group.name for group in activity.device_groups.all()),
+        "fixedDevices": activity.shown_fixed_devices,
         "requesterNotes": _or_null(activity.requester_notes),
         "dueOn": midnight_utc(activity.due_on),
         "category": CATEGORIES[activity.category],
@@ -182,8 +165,7 @@ def _task(request, pk) -> RemediationActivity:
 
 def _render(request):
     def render(rows: list[RemediationActivity]) -> list[dict]:
-        scope = _Scope(request.user, rows)
-        return [task_data(activity, scope) for activity in rows]
+        return [task_data(activity) for activity in rows]
 
     return render
 

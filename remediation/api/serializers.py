@@ -5,7 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from recommendations.models import DeviceGroup, SecurityRecommendation
+from portal.api import TextField
+from recommendations.api.serializers import DeviceGroupNamesField
+from recommendations.models import SecurityRecommendation
 from remediation.hooks import integration
 from remediation.models import ActivityDevice, ActivityEvent, Priority, RemediationActivity, RemediationOption
 
@@ -35,26 +37,27 @@ class ActivityCreateInput(serializers.Serializer):
         default=None,
         help_text="YYYY-MM-DD, today or later; omit or null for attention_required.",
     )
-    device_groups = SlugField(
-        slug_field="name",
-        queryset=DeviceGroup.objects.all(),
-        many=True,
-        help_text="Device group names; at least one.",
-    )
-    requester_notes = serializers.CharField(required=False, allow_blank=True, default="")
+    device_groups = DeviceGroupNamesField(help_text="Device group names (yours); at least one.")
+    requester_notes = TextField(required=False, allow_blank=True, default="")
     create_intune_task = serializers.BooleanField(
         required=False,
         default=False,
         help_text="Also create a Microsoft Intune security task (only while the Intune connection is on).",
     )
+    confirm_duplicate = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="File it even though an active activity for this recommendation already covers one of "
+        "these device groups (otherwise 409 with that activity's id).",
+    )
 
 
 class DecisionInput(serializers.Serializer):
-    notes = serializers.CharField(required=False, allow_blank=True, default="", help_text="Required to reject.")
+    notes = TextField(required=False, allow_blank=True, default="", help_text="Required to reject.")
 
 
 class CompleteInput(serializers.Serializer):
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = TextField(required=False, allow_blank=True, default="")
 
 
 # --- output --------------------------------------------------------------------------------
@@ -84,6 +87,12 @@ class ActivityOutput(serializers.ModelSerializer):
         allow_null=True, min_value=0, max_value=100, help_text="0-100; null for attention_required."
     )
     intune = serializers.SerializerMethodField()
+    target_devices = serializers.IntegerField(
+        source="shown_target_devices", help_text="Target devices (in your device groups)."
+    )
+    fixed_devices = serializers.IntegerField(
+        source="shown_fixed_devices", help_text="Target devices remediated (in your device groups)."
+    )
 
     class Meta:
         model = RemediationActivity
@@ -116,6 +125,7 @@ class ActivityOutput(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_device_groups(self, activity: RemediationActivity) -> list[str]:
+        # Prefetched by selectors.activity_list: only the reader's device groups.
         return sorted(group.name for group in activity.device_groups.all())
 
     @extend_schema_field(IntuneTaskOutput(allow_null=True))

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -66,6 +72,13 @@ DEVICE_STATUS_PARAMETER = OpenApiParameter(
     description="Only devices with this status.",
 )
 CSV_200 = {(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="UTF-8 CSV with a header row.")}
+DUPLICATE_409 = OpenApiResponse(
+    inline_serializer(
+        "DuplicateActivityError",
+        fields={"detail": serializers.CharField(), "existing_activity_id": serializers.UUIDField()},
+    ),
+    description="An active activity for this recommendation already covers one of these device groups.",
+)
 READ_ERRORS = {**COMMON_ERRORS}
 DETAIL_ERRORS = {**COMMON_ERRORS, 404: ERROR_404}
 TRANSITION_ERRORS = {**COMMON_ERRORS, 400: ERROR_400, 404: ERROR_404, 409: ERROR_409}
@@ -134,7 +147,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def devices(self, request, pk=None):
         activity = self.get_object()
-        wanted = request.query_params.get("status")
+        wanted = request.query_params.get("status") or None  # empty: no filter, like every list's filters
         if wanted is not None and wanted not in ActivityDevice.Status.values:
             return Response(
                 {"status": [f"Choose one of: {', '.join(ActivityDevice.Status.values)}."]},
@@ -157,11 +170,13 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
     # --- writes -----------------------------------------------------------------------------
     @extend_schema(
         summary="File a remediation request (security staff)",
+        description="A second active activity for the same recommendation and an overlapping device group "
+        'answers 409 with `existing_activity_id` unless the body says `"confirm_duplicate": true`.',
         request=ActivityCreateInput,
-        responses={201: ActivityOutput, 400: ERROR_400, **COMMON_ERRORS},
+        responses={201: ActivityOutput, 400: ERROR_400, 409: DUPLICATE_409, **COMMON_ERRORS},
     )
     def create(self, request):
-        data = ActivityCreateInput(data=request.data)
+        data = ActivityCreateInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         activity = activity_create(user=request.user, **data.validated_data)
         return self._respond(activity, code=status.HTTP_201_CREATED)

@@ -23,6 +23,7 @@ from recommendations.selectors import (
     excepted_device_group_ids,
     user_sees_all_device_groups,
 )
+from recommendations.services import recommendation_lock
 
 from ..hooks import integration
 from ..models import ActivityDevice, ActivityEvent, Priority, RemediationActivity, RemediationOption
@@ -72,8 +73,16 @@ def activity_create(
     due_on: dt.date | None = None,
     requester_notes: str = "",
     create_intune_task: bool = False,
+    confirm_duplicate: bool = False,
 ) -> RemediationActivity:
-    """File a remediation request. Changes no device: it records the activity and its targets."""
+    """File a remediation request. Changes no device: it records the activity and its targets.
+
+    A second active activity for the same recommendation and an overlapping device group is
+    most likely a mistake (DESIGN.md section 4): ConflictError (409) naming the existing one
+    (`extra["existing_activity_id"]`) unless `confirm_duplicate`. The recommendation is locked
+    first (recommendation_lock, as exception_create does), so two identical requests never both
+    pass that check and an exception filed meanwhile is never bypassed.
+    """
     if not perm.user_has(user, perm.ADD_ACTIVITY):
         raise PermissionError_("Only security staff can create remediation activities.")
 
@@ -109,8 +118,8 @@ def activity_create(
     elif not user_sees_all_device_groups(user):
         visible = set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
         hidden = [g.name for g in device_groups if g.pk not in visible]
-        if hidden:
-            add("device_groups", "You may not target these device groups: " + ", ".join(sorted(hidden)) + ".")
+        if hidden:  # answered like groups that do not exist (DESIGN.md section 5)
+            add("device_groups", "Unknown device groups: " + ", ".join(sorted(hidden)) + ".")
 
     if create_intune_task and remediation_option == RemediationOption.ATTENTION_REQUIRED:
         add(
@@ -126,6 +135,7 @@ def activity_create(
     if errors:
         raise ValidationError(errors=errors)
 
+    recommendation_lock(recommendation=recommendation)
     exposures, reason = target_exposures(recommendation=recommendation, device_groups=device_groups)
     device_ids = list(exposures.values_list("device_id", flat=True).order_by("device_id"))
     if not device_ids:
@@ -135,6 +145,8 @@ def activity_create(
             f"{why}; there is nothing to remediate.",
             field="device_groups",
         )
+    if not confirm_duplicate:
+        _refuse_duplicate(recommendation=recommendation, device_groups=device_groups)
 
     title, description = title_and_description(recommendation, remediation_option)
     activity = RemediationActivity.objects.create(
@@ -172,6 +184,34 @@ def activity_create(
     if create_intune_task:
         transaction.on_commit(lambda: integration().activity_created(activity_id=activity_id))
     return activity
+
+
+def active_duplicate(
+    *, recommendation: SecurityRecommendation, device_groups: Iterable[DeviceGroup]
+) -> RemediationActivity | None:
+    """The newest active activity for this recommendation sharing a device group with `device_groups`."""
+    return (
+        RemediationActivity.objects.filter(
+            recommendation=recommendation,
+            status=RemediationActivity.Status.ACTIVE,
+            device_groups__in=[g.pk for g in device_groups],
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def _refuse_duplicate(*, recommendation: SecurityRecommendation, device_groups: list[DeviceGroup]) -> None:
+    existing = active_duplicate(recommendation=recommendation, device_groups=device_groups)
+    if existing is None:
+        return
+    shared = sorted(set(existing.device_groups.values_list("name", flat=True)) & {g.name for g in device_groups})
+    raise ConflictError(
+        f"\u201c{existing.title}\u201d is already active for this recommendation and "
+        f"{'device group' if len(shared) == 1 else 'device groups'} {', '.join(shared)}. "
+        "Confirm to file another request anyway.",
+        extra={"existing_activity_id": str(existing.pk)},
+    )
 
 
 def _lock(activity: RemediationActivity) -> RemediationActivity:

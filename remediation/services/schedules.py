@@ -37,6 +37,12 @@ PERIODIC_TASKS = [
         "crontab": {"minute": "0", "hour": "7"},
     },
     {
+        # The database keeps the exposure counters; this nightly check logs and repairs any drift.
+        "name": "recount_exposures",
+        "task": "recommendations.recount_exposures",
+        "crontab": {"minute": "15", "hour": "2"},
+    },
+    {
         # Event-driven after each import; this nightly run is a safety net for missed events.
         "name": "refresh_activity_progress",
         "task": "remediation.refresh_activity_progress",

@@ -28,7 +28,8 @@ def top_remediation_activities(context):
     user = request.user
     if not user.has_perm(perm.VIEW_ACTIVITY):
         return {"visible": False}
-    exceptions = active_exception_count()
+    # Those the user may see (global ones and those of their device groups), if they may see any.
+    exceptions = active_exception_count(user=user) if user.has_perm(perm.VIEW_EXCEPTION) else 0
     return {
         "visible": True,
         "activities": list(top_activity_list(user=user, limit=TOP_ACTIVITIES)),

@@ -123,3 +123,42 @@ def test_security_user_files_follows_completes_and_exports_a_request(live_server
     ]
     assert len(rows) == 4
     assert {r[3] for r in rows[1:]} == {"Servers"}
+
+
+def test_a_second_request_for_the_same_group_is_warned_about_then_filed_when_confirmed(live_server, security_user):
+    rec = RecommendationFactory(name="Update Contoso Viewer", product_name="viewer", vendor="contoso")
+    expose(rec, DeviceGroupFactory(name="Servers"), 3)
+    with launched_chromium() as browser:
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.set_default_timeout(15_000)
+        page.goto(live_server.url + reverse("admin:login"))
+        page.fill("input[name=username]", security_user.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        form_url = live_server.url + reverse(
+            "admin:recommendations_securityrecommendation_remediation_options", args=[rec.pk]
+        )
+
+        def file_request():
+            page.goto(form_url)
+            page.get_by_label("Software update").check()
+            page.get_by_label("Servers (3 exposed devices)").check()
+            page.click("input[name=_submit]")
+
+        file_request()
+        first = RemediationActivity.objects.get()
+        file_request()
+
+        warning = page.inner_text("#request-errors")
+        assert "is already active for this recommendation and device group Servers" in warning
+        assert page.get_attribute("#duplicate-activity", "href") == reverse(
+            "admin:remediation_remediationactivity_change", args=[first.pk]
+        )
+        assert RemediationActivity.objects.count() == 1
+        screenshot(page, "request-form-duplicate-warning")
+
+        page.get_by_label("File it anyway").check()
+        page.click("input[name=_submit]")
+        page.wait_for_selector("ul.messagelist")
+        assert "created for 3 devices" in page.inner_text("ul.messagelist")
+        assert RemediationActivity.objects.count() == 2

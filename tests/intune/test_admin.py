@@ -247,3 +247,22 @@ def test_retry_now_needs_the_intune_view_permission(client, graph, intune_on, se
 
     assert client.post(retry_url(activity)).status_code == 403
     assert graph.requests == []
+
+
+def test_retry_now_waits_for_a_running_sync_instead_of_pushing_beside_it(
+    security_client, graph, intune_on, security_user
+):
+    from portal.locks import job_lock
+
+    activity = make_activity(user=security_user, create_intune_task=True)
+    graph.fail("POST", TASKS, status=500, times=3)
+    intune_sync()
+    graph.requests.clear()
+
+    with job_lock("intune_sync") as held:  # a sync is running on a worker
+        assert held
+        response = security_client.post(retry_url(activity), follow=True)
+
+    assert "Another Intune sync is running; this run did nothing." in response.content.decode()
+    assert graph.requests == []
+    assert graph.tasks == {}

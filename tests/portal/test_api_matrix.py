@@ -72,6 +72,7 @@ CREATE_BODY = {
     "priority": "low",
     "due_on": "2999-01-01",
     "device_groups": ["Servers"],
+    "confirm_duplicate": True,  # the world's activity already covers Servers
 }
 
 

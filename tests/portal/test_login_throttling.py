@@ -1,5 +1,6 @@
-"""Failed logins to the admin and to the API's session login are throttled per username and
-per address (django-axes, enabled here as in production), and every attempt is logged."""
+"""Failed logins to the admin and to the API's session login are throttled per username at an
+address and per address (django-axes with portal.lockout, enabled here as in production), and
+every attempt is logged with its address."""
 
 import logging
 
@@ -17,6 +18,7 @@ API_LOGIN = "/api-auth/login/"
 def axes_on(settings):
     settings.AXES_ENABLED = True
     settings.AXES_FAILURE_LIMIT = 10
+    settings.AXES_ADDRESS_FAILURE_LIMIT = 20
     settings.AXES_COOLOFF_TIME = 0.5
 
 
@@ -53,17 +55,35 @@ def test_twenty_wrong_passwords_lock_the_account_out_and_are_logged(client, capl
 
 
 @pytest.mark.django_db
-def test_a_locked_username_is_refused_from_another_address_too(client):
+def test_twelve_wrong_passwords_hold_back_that_address_not_the_user_elsewhere(client):
+    """No denial of service: guessing someone's password never locks them out of every address."""
     UserFactory(username="bob")
-    for i in range(10):
-        post_login(client, ADMIN_LOGIN, "bob", f"wrong-{i}", address=f"10.0.1.{i}")
-    assert post_login(client, ADMIN_LOGIN, "bob", PASSWORD, address="10.9.9.9").status_code == 429
+    for i in range(12):
+        post_login(client, ADMIN_LOGIN, "bob", f"wrong-{i}", address="10.0.1.1")
+
+    assert post_login(client, ADMIN_LOGIN, "bob", PASSWORD, address="10.0.1.1").status_code == 429
+    response = post_login(client, ADMIN_LOGIN, "bob", PASSWORD, address="10.9.9.9")
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"]
+
+
+@pytest.mark.django_db
+def test_a_sign_in_from_the_guessing_address_does_not_clear_its_guesses_at_others(client):
+    UserFactory(username="bob")
+    UserFactory(username="mallory")
+    for i in range(9):
+        post_login(client, ADMIN_LOGIN, "bob", f"wrong-{i}", address="10.0.1.1")
+    assert post_login(client, ADMIN_LOGIN, "mallory", PASSWORD, address="10.0.1.1").status_code == 302
+    client.logout()
+
+    post_login(client, ADMIN_LOGIN, "bob", "wrong-again", address="10.0.1.1")
+    assert post_login(client, ADMIN_LOGIN, "bob", PASSWORD, address="10.0.1.1").status_code == 429
 
 
 @pytest.mark.django_db
 def test_an_address_guessing_many_usernames_is_locked_out(client):
     UserFactory(username="carol")
-    for i in range(10):
+    for i in range(20):
         post_login(client, ADMIN_LOGIN, f"nobody{i}", "guess", address="10.0.2.2")
     assert post_login(client, ADMIN_LOGIN, "carol", PASSWORD, address="10.0.2.2").status_code == 429
     # Someone else, elsewhere, still signs in.
@@ -92,6 +112,7 @@ def test_success_is_logged_and_resets_the_count(client, caplog):
     assert response.status_code == 302
     signed_in = [r for r in caplog.records if getattr(r, "event", "") == "login"]
     assert [(r.username, r.client_ip) for r in signed_in] == [("erin", "10.0.0.1")]
+    assert signed_in[0].getMessage() == "Sign-in: erin from 10.0.0.1"
     assert not AccessAttempt.objects.filter(username="erin").exists()
 
 
@@ -99,7 +120,7 @@ def test_success_is_logged_and_resets_the_count(client, caplog):
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_locked(client, settings):
     settings.TRUSTED_PROXY_COUNT = 1
     UserFactory(username="frank")
-    for i in range(10):
+    for i in range(20):
         client.post(
             ADMIN_LOGIN,
             {"username": f"x{i}", "password": "guess"},
@@ -132,3 +153,27 @@ def test_admin_permission_denials_are_logged(client, caplog):
     denials = [r for r in caplog.records if r.name == "portal.security" and r.getMessage().startswith("Permission")]
     assert [(r.status, r.request_id, r.user, r.levelname) for r in denials] == [(403, "req-403", "grace", "WARNING")]
     assert "/admin/auth/user/" in denials[0].getMessage()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("log_format", ["plain", "json"])
+def test_failed_sign_ins_show_the_address_in_every_log_format(client, caplog, settings, log_format):
+    import json
+    import logging.config
+
+    caplog.set_level(logging.INFO, logger="portal.security")
+    post_login(client, ADMIN_LOGIN, "gina", "guess", address="192.0.2.44")
+    record = next(r for r in caplog.records if getattr(r, "event", "") == "login_failed")
+
+    formatter_config = settings.LOGGING["formatters"][log_format]
+    if "()" in formatter_config:
+        from django.utils.module_loading import import_string
+
+        formatter = import_string(formatter_config["()"])()
+    else:
+        formatter = logging.Formatter(formatter_config["format"])
+    for name in ("request_id", "user", "activity_id"):
+        setattr(record, name, getattr(record, name, "-"))
+    line = formatter.format(record)
+
+    assert "192.0.2.44" in (json.loads(line)["message"] if log_format == "json" else line)

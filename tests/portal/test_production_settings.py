@@ -67,14 +67,21 @@ def test_deploy_check_flags_a_weak_secret_key():
 
 
 @pytest.mark.parametrize(
-    ("missing", "message"),
+    ("overrides", "message"),
     [
-        ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY must be set in production"),
-        ("DJANGO_ALLOWED_HOSTS", "DJANGO_ALLOWED_HOSTS must be set in production"),
+        ({"DJANGO_SECRET_KEY": None}, "DJANGO_SECRET_KEY must be set in production"),
+        ({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS must be set in production"),
+        ({"DATABASE_URL": None}, "DATABASE_URL must be set in production to a PostgreSQL database"),
+        ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL must be set in production to a PostgreSQL database"),
+        ({"REDIS_URL": None}, "A broker must be set in production"),
+        (
+            {"REDIS_URL": None, "CELERY_BROKER_URL": "amqp://guest@rabbit.example.internal//"},
+            "REDIS_URL must be set in production: job locks",
+        ),
     ],
 )
-def test_refuses_to_start_without_a_secret(missing, message):
-    result = run_manage({missing: None}, "check")
+def test_refuses_to_start_without_what_it_needs(overrides, message):
+    result = run_manage(overrides, "check")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr

@@ -5,7 +5,6 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from recommendations.models import Device, DeviceGroup, Exposure, SecurityRecommendation
-from recommendations.services import recommendations_refresh_exposed_devices
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -64,10 +63,9 @@ class ExposureFactory(factory.django.DjangoModelFactory):
 
 
 def expose(recommendation, group, count: int) -> list[Device]:
-    """Create `count` devices in `group`, each exposed to `recommendation`."""
+    """Create `count` devices in `group`, each exposed to `recommendation` (the database counts them)."""
     devices = DeviceFactory.create_batch(count, device_group=group)
     for device in devices:
         ExposureFactory(recommendation=recommendation, device=device)
-    recommendations_refresh_exposed_devices(recommendation_ids=[recommendation.pk])
     recommendation.refresh_from_db(fields=["exposed_devices"])
     return devices

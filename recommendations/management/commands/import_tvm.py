@@ -3,15 +3,17 @@
     manage.py import_tvm --recommendations recs.json --machines machines.json --exposures exposures.csv
     manage.py import_tvm --exposures part-00000.json.gz --exposures part-00001.json.gz
     manage.py import_tvm --machine-references refs.json --recommendation va-_-google-_-chrome
+    manage.py import_tvm --machines machines.json --user alice     # with alice's device-group scope
 
 All or nothing: a bad record stops the import with one line naming every problem, and
-nothing is stored.
+nothing is stored. Without --user the operator's import has full scope.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -46,6 +48,11 @@ class Command(BaseCommand):
             help="GET /api/recommendations/{id}/machineReferences (JSON): the devices exposed to --recommendation",
         )
         parser.add_argument("--recommendation", metavar="ID", help="the recommendation of --machine-references")
+        parser.add_argument(
+            "--user",
+            metavar="USERNAME",
+            help="import for this user: only devices and exposures of their device groups (default: full scope)",
+        )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
@@ -66,10 +73,15 @@ class Command(BaseCommand):
             files["exposures"] = exposures
         if options["recommendation"]:
             files["recommendation"] = options["recommendation"].strip()
+        user = None
+        if options["user"] is not None:
+            user = get_user_model().objects.filter(username=options["user"], is_active=True).first()
+            if user is None:
+                raise CommandError(f"--user: no active user named {options['user']!r}.")
         quiet = options["quiet"] or options["verbosity"] == 0
         bar = tqdm(desc="Importing", unit=" records", disable=quiet, file=self.stderr._out, mininterval=0.5)
         try:
-            summary = import_tvm_files(**files, progress=bar.update)
+            summary = import_tvm_files(**files, progress=bar.update, user=user)
         except ApplicationError as exc:  # ImportRejected: one line naming every problem; nothing stored
             raise CommandError(exc.message) from None
         finally:

@@ -17,7 +17,6 @@ from django.utils import timezone
 from portal import permissions as perm
 from portal.errors import ApplicationError
 from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
-from recommendations.services import recommendations_refresh_exposed_devices
 from remediation.models import RemediationActivity
 
 DEVICE_GROUPS = {
@@ -258,8 +257,7 @@ class Command(BaseCommand):
             ]
             Exposure.objects.bulk_create(batch, batch_size=5000)
             created += len(batch)
-        # Stored counters (totals and per device group), recounted set-based by the service.
-        recommendations_refresh_exposed_devices(recommendation_ids=[rec.pk for rec in recs])
+        # The stored counters (totals and per device group) follow the rows: database triggers.
         return created
 
     # --- people -------------------------------------------------------------------
@@ -393,7 +391,6 @@ class Command(BaseCommand):
             remediated_at=now
         )
         rec = activity.recommendation
-        recommendations_refresh_exposed_devices(recommendation_ids=[rec.pk])
         from remediation.services import activities_refresh_progress
 
         activities_refresh_progress(recommendation_ids=[rec.pk])

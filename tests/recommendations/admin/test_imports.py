@@ -222,6 +222,7 @@ def test_background_job_with_a_bad_row_fails_and_imports_nothing(
             file=SimpleUploadedFile("bad.csv", b"id,lastSeen\n,2026-01-01\nx,soon\n"),
             original_name="bad.csv",
             total=2,
+            user=UserFactory(username="operator", is_superuser=True),
         )
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
@@ -325,3 +326,191 @@ def test_exposure_file_with_every_kind_of_problem_imports_nothing(security_clien
     )
     assert not preview.context.get("confirm_form")
     assert list(Exposure.objects.values_list("pk", flat=True)) == before
+
+
+def test_a_background_job_has_the_scope_of_the_person_who_uploaded_it(
+    it_user, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from recommendations.services import import_job_create
+
+    settings.MEDIA_ROOT = tmp_path
+    DeviceFactory(machine_id="m-laptop", device_group=DeviceGroupFactory(name="Laptops"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_job_create(
+            kind="devices",
+            file=SimpleUploadedFile("d.csv", b"id,rbacGroupName\nm-laptop,Servers\n"),
+            original_name="d.csv",
+            total=1,
+            user=it_user,
+        )
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == [
+        "d.csv record 1 (line 2): device 'm-laptop' is outside your device groups; you may not change it"
+    ]
+    assert Device.objects.get(machine_id="m-laptop").device_group.name == "Laptops"
+
+
+def test_a_job_whose_uploader_can_no_longer_sign_in_imports_nothing(
+    security_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from recommendations.services import import_job_create
+
+    settings.MEDIA_ROOT = tmp_path
+    uploader = UserFactory(username="leaver", is_superuser=True)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = import_job_create(
+            kind="devices",
+            file=SimpleUploadedFile("d.csv", b"id\nm-1\n"),
+            original_name="d.csv",
+            total=1,
+            user=uploader,
+        )
+    uploader.is_active = False
+    uploader.save()
+    for callback in callbacks:
+        callback()
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == ["The person who started this import can no longer sign in; nothing was imported."]
+    assert not Device.objects.exists()
+
+
+def test_a_redelivered_message_does_nothing_while_the_job_runs(security_client, settings, tmp_path):
+    from portal.locks import job_lock
+    from recommendations.services import import_job_run
+
+    settings.MEDIA_ROOT = tmp_path
+    job = ImportJob.objects.create(
+        kind="devices",
+        file=SimpleUploadedFile("d.csv", b"id\nm-1\n"),
+        original_name="d.csv",
+        total=1,
+        status=ImportJob.Status.RUNNING,
+        created_by=UserFactory(username="importer", is_superuser=True),
+    )
+
+    with job_lock(f"import_job:{job.pk}") as held:  # the first delivery, still running
+        assert held
+        assert import_job_run(job_id=job.pk).status == ImportJob.Status.RUNNING
+    assert not Device.objects.exists()
+
+    # Once that run is gone (a killed worker's lock expires), the job runs again, once.
+    assert import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
+    assert list(Device.objects.values_list("machine_id", flat=True)) == ["m-1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "fmt", "error"),
+    [
+        (
+            b"id,computerDnsName\nm-1,pc\x00one\n",
+            "devices.csv",
+            CSV,
+            "line 2: field 'computerDnsName' contains a NUL character, which cannot be stored",
+        ),
+        (
+            b'[{"id": "m-1", "computerDnsName": "pc\\ud800"}]',
+            "devices.json",
+            JSON,
+            "record 1: field 'computerDnsName' contains an unpaired surrogate (U+D800), which cannot be stored",
+        ),
+    ],
+)
+def test_unstorable_text_in_a_preview_is_listed_not_a_crash(security_client, settings, content, name, fmt, error):
+    for background_rows in (5000, 0):  # checked in the preview, and in a large file's first-rows preview
+        settings.IMPORT_BACKGROUND_ROWS = background_rows
+        preview = upload(security_client, DEVICE_IMPORT, content, name, fmt)
+        assert preview.status_code == 200
+        assert [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows] == [error]
+        assert not preview.context.get("confirm_form")
+    assert not Device.objects.exists()
+
+
+def test_deeply_nested_json_upload_is_a_form_error(security_client):
+    content = ("[" * 100_000 + "]" * 100_000).encode()
+    preview = upload(security_client, DEVICE_IMPORT, content, "devices.json", JSON)
+    assert preview.status_code == 200
+    assert preview.context["form"].errors["import_file"] == ["The JSON is nested too deeply to be read."]
+
+
+def xlsx_of_groups(*rows) -> bytes:
+    book = openpyxl.Workbook()
+    book.active.append(["name", "description"])
+    for row in rows:
+        book.active.append(list(row))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("background_rows", [5000, 0])
+def test_a_spreadsheet_is_parsed_once_for_preview_confirmation_and_job(
+    security_client, settings, tmp_path, django_capture_on_commit_callbacks, background_rows
+):
+    from unittest import mock
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.IMPORT_BACKGROUND_ROWS = background_rows
+    content = xlsx_of_groups(("Kiosks", "Shop floor"), ("Labs", "Test benches"))
+    with mock.patch("openpyxl.load_workbook", wraps=openpyxl.load_workbook) as opened:
+        preview = upload(security_client, "admin:recommendations_devicegroup_import", content, "g.xlsx", XLSX)
+        with django_capture_on_commit_callbacks(execute=True):
+            confirm(security_client, preview, "admin:recommendations_devicegroup_process_import")
+
+    assert opened.call_count == 1
+    assert dict(DeviceGroup.objects.filter(name__in=["Kiosks", "Labs"]).values_list("name", "description")) == {
+        "Kiosks": "Shop floor",
+        "Labs": "Test benches",
+    }
+
+
+def test_a_kept_file_that_was_tampered_with_is_refused(security_client, settings, tmp_path):
+    from recommendations.imports.formats import PARSED_MARKER, UnreadableFile, read_dataset
+
+    with pytest.raises(UnreadableFile, match="upload it again"):
+        read_dataset((PARSED_MARKER + "forged").encode(), name="g.xlsx")
+
+
+def test_an_xlsx_inflating_beyond_100_mb_is_refused_before_it_is_opened(security_client):
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (101 * 1024 * 1024))
+    preview = upload(security_client, DEVICE_IMPORT, bomb.getvalue(), "bomb.xlsx", XLSX)
+    assert preview.context["form"].errors["import_file"] == ["The XLSX file inflates to 101 MB; the limit is 100 MB."]
+    assert not Device.objects.exists()
+
+
+FORMULA = '=HYPERLINK("https://evil.example/","Click")'
+
+
+@pytest.fixture
+def formula_device(db):
+    return DeviceFactory(computer_dns_name=FORMULA, os_platform="+cmd", device_group=DeviceGroupFactory(name="@ops"))
+
+
+def export_devices(client, fmt):
+    form = {"format": fmt, "resource": "0"}
+    form.update(
+        {f"deviceresource_{f}": "on" for f in ("machine_id", "computer_dns_name", "os_platform", "device_group")}
+    )
+    response = client.post(reverse("admin:recommendations_device_export"), form)
+    assert response.status_code == 200
+    return response.content
+
+
+def test_inventory_csv_exports_neutralise_formulas(security_client, formula_device):
+    import csv
+
+    rows = list(csv.reader(io.StringIO(export_devices(security_client, CSV).decode("utf-8-sig"))))
+    assert rows[1][1:] == ["'" + FORMULA, "'+cmd", "'@ops"]
+
+
+def test_inventory_xlsx_exports_neutralise_formulas(security_client, formula_device):
+    sheet = openpyxl.load_workbook(io.BytesIO(export_devices(security_client, XLSX))).active
+    cells = [cell for cell in next(sheet.iter_rows(min_row=2, max_row=2))][1:]
+    assert [c.value for c in cells] == ["'" + FORMULA, "'+cmd", "'@ops"]
+    assert {c.data_type for c in cells} == {"s"}  # text, never a formula

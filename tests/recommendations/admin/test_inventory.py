@@ -136,3 +136,163 @@ def test_recommendation_list_filters_by_sub_category_and_threats(client, superus
     assert names({"threats": "no"}) == ["Turn on PUA protection", "Update Chrome"]
     page = client.get(url).content.decode()
     assert "Attack Surface Reduction" in page
+
+
+# --- writes are scoped (DESIGN.md section 5) ---------------------------------------------------
+
+
+@pytest.fixture
+def scoped_editor(client, it_group):
+    """Staff who import and edit the inventory, scoped to Servers and Workstations."""
+    from django.contrib.auth.models import Permission
+
+    from tests.recommendations.factories import UserFactory
+
+    user = UserFactory(username="scoped-editor")
+    user.groups.add(it_group)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="recommendations",
+            codename__in=[
+                f"{action}_{model}"
+                for action in ("add", "change", "view", "delete")
+                for model in ("device", "devicegroup", "exposure")
+            ],
+        )
+    )
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def devices(it_group):
+    from recommendations.models import DeviceGroup
+    from tests.recommendations.factories import DeviceFactory
+
+    return {
+        "own": DeviceFactory(machine_id="m-own", device_group=DeviceGroup.objects.get(name="Servers")),
+        "foreign": DeviceFactory(machine_id="m-foreign", device_group=DeviceGroupFactory(name="Laptops")),
+    }
+
+
+def device_form(device, group):
+    return {
+        "machine_id": device.machine_id,
+        "computer_dns_name": "renamed",
+        "os_platform": "",
+        "os_version": "",
+        "device_group": group.pk,
+        "aad_device_id": "",
+        "health_status": "",
+        "risk_score": "",
+        "exposure_level": "",
+        "machine_tags": "[]",
+        "last_ip_address": "",
+    }
+
+
+def test_the_device_form_offers_and_accepts_only_the_editors_groups(scoped_editor, devices):
+    from recommendations.models import Device, DeviceGroup
+
+    own, laptops = devices["own"], DeviceGroup.objects.get(name="Laptops")
+    name = own.computer_dns_name
+    url = reverse("admin:recommendations_device_change", args=[own.pk])
+    page = scoped_editor.get(url)
+    assert page.status_code == 200
+    assert sorted(page.context["adminform"].form.fields["device_group"].queryset.values_list("name", flat=True)) == [
+        "Servers",
+        "Workstations",
+    ]
+
+    response = scoped_editor.post(url, device_form(own, laptops))
+
+    assert response.status_code == 200  # the form again, with its error
+    assert "device_group" in response.context["adminform"].form.errors
+    own.refresh_from_db()
+    assert (own.computer_dns_name, own.device_group.name) == (name, "Servers")
+    assert Device.objects.get(pk=devices["foreign"].pk).device_group == laptops
+
+
+def test_another_groups_device_answers_like_an_unknown_one(scoped_editor, devices):
+    from recommendations.models import Device
+
+    foreign = devices["foreign"]
+    unknown = scoped_editor.get(reverse("admin:recommendations_device_change", args=[999999]))
+    page = scoped_editor.get(reverse("admin:recommendations_device_change", args=[foreign.pk]))
+    assert (page.status_code, page.get("Location")) == (unknown.status_code, unknown.get("Location"))
+    assert page.status_code != 200
+    posted = scoped_editor.post(
+        reverse("admin:recommendations_device_change", args=[foreign.pk]), device_form(foreign, foreign.device_group)
+    )
+    deleted = scoped_editor.post(reverse("admin:recommendations_device_delete", args=[foreign.pk]), {"post": "yes"})
+    assert (posted.status_code, deleted.status_code) == (unknown.status_code, unknown.status_code)
+    assert Device.objects.get(pk=foreign.pk).computer_dns_name == foreign.computer_dns_name
+
+
+def test_an_exposure_cannot_be_put_on_another_groups_device(scoped_editor, devices):
+    from recommendations.models import Exposure
+
+    rec = RecommendationFactory()
+    form = {
+        "recommendation": rec.pk,
+        "device": devices["foreign"].pk,
+        "first_seen_0": "2026-11-01",
+        "first_seen_1": "08:00:00",
+        "last_seen_0": "2026-11-20",
+        "last_seen_1": "08:00:00",
+        "remediated_at_0": "",
+        "remediated_at_1": "",
+    }
+    response = scoped_editor.post(reverse("admin:recommendations_exposure_add"), form)
+    assert response.status_code == 200
+    assert "device" in response.context["adminform"].form.errors
+    assert not Exposure.objects.exists()
+
+    response = scoped_editor.post(reverse("admin:recommendations_exposure_add"), {**form, "device": devices["own"].pk})
+    assert response.status_code == 302
+    assert Exposure.objects.get().device == devices["own"]
+    rec.refresh_from_db()
+    assert rec.exposed_devices == 1
+
+
+def test_a_scoped_editor_changes_only_the_description_of_their_own_groups(scoped_editor, devices):
+    from django.contrib.auth.models import Group
+
+    from recommendations.models import DeviceGroup
+
+    servers, laptops = DeviceGroup.objects.get(name="Servers"), DeviceGroup.objects.get(name="Laptops")
+    outsiders = Group.objects.create(name="Outsiders")
+    assert scoped_editor.get(reverse("admin:recommendations_devicegroup_add")).status_code == 403
+    assert scoped_editor.get(reverse("admin:recommendations_devicegroup_change", args=[laptops.pk])).status_code != 200
+
+    response = scoped_editor.post(
+        reverse("admin:recommendations_devicegroup_change", args=[servers.pk]),
+        {"name": "Renamed", "description": "Our servers", "user_groups": [outsiders.pk]},
+    )
+
+    assert response.status_code == 302
+    servers.refresh_from_db()
+    assert (servers.name, servers.description) == ("Servers", "Our servers")
+    assert outsiders not in servers.user_groups.all()
+
+
+def test_a_scoped_admin_import_lists_the_devices_it_may_not_change(scoped_editor, devices):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from recommendations.models import Device
+
+    content = b"id,computerDnsName,rbacGroupName\nm-foreign,mine,Servers\nm-own,moved,Laptops\n"
+    preview = scoped_editor.post(
+        reverse("admin:recommendations_device_import"),
+        {"resource": "0", "format": "0", "import_file": SimpleUploadedFile("devices.csv", content)},
+    )
+    errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
+    assert errors == [
+        "line 2: device 'm-foreign' is outside your device groups; you may not change it",
+        "line 3: device group 'Laptops' is not one of your device groups; you may not put devices in it",
+    ]
+    assert not preview.context.get("confirm_form")
+    assert set(Device.objects.values_list("machine_id", "device_group__name")) == {
+        ("m-own", "Servers"),
+        ("m-foreign", "Laptops"),
+    }

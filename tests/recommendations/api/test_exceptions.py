@@ -226,3 +226,24 @@ def test_out_of_range_filter_values_get_400(security_user):
     response = client_for(security_user).get(URL, {"expiring_within": "1e20"})
     assert response.status_code == 400
     assert "expiring_within" in response.json()
+
+
+def test_reading_exceptions_needs_the_view_permission(superuser, rec):
+    """Exceptions name their creators: a signed-in account without a role reads none of them."""
+    exception = exception_create(
+        user=superuser,
+        recommendation=rec,
+        justification="risk_accepted",
+        context="Accepted by the CISO.",
+        expires_on=TODAY + dt.timedelta(days=5),
+        scope="global",
+    )
+    nobody = UserFactory(username="no-role", is_staff=True)
+
+    for url in (URL, f"{URL}{exception.pk}/", f"{URL}?scope=global"):
+        response = client_for(nobody).get(url)
+        assert response.status_code == 403, url
+        assert "root@example.com" not in response.content.decode()
+    assert client_for(nobody).post(URL, body(), format="json").status_code == 403
+    assert client_for(nobody).post(f"{URL}{exception.pk}/cancel/", {}, format="json").status_code == 403
+    assert RecommendationException.objects.get().status == "active"

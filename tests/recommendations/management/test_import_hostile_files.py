@@ -90,14 +90,15 @@ def test_a_nul_byte_in_a_csv_of_pairs_is_a_problem_of_its_row(inventory, tmp_pat
     path.write_bytes(b"recommendationId,machineId\nva-_-google-_-chrome," + b"c" * 39 + b"\x00\n")
     with pytest.raises(CommandError) as caught:
         call_command("import_tvm", "--exposures", str(path), "--quiet", stdout=StringIO(), stderr=StringIO())
-    assert "exposures.csv record 1 (line 2): wrong type for 'machineId': contains a NUL character" in str(caught.value)
+    expected = "exposures.csv record 1 (line 2): field 'machineId' contains a NUL character, which cannot be stored"
+    assert expected in str(caught.value)
     assert state() == inventory
 
 
 def test_a_nul_in_a_csv_of_machines_is_a_problem_of_its_row(inventory, tmp_path):
     path = tmp_path / "machines.csv"
     path.write_bytes(b"id,computerDnsName\n" + b"e" * 40 + b",pc\x00one\n")
-    with pytest.raises(CommandError, match="wrong type for 'computerDnsName': contains a NUL character"):
+    with pytest.raises(CommandError, match="field 'computerDnsName' contains a NUL character, which cannot be stored"):
         call_command("import_tvm", "--machines", str(path), "--quiet", stdout=StringIO(), stderr=StringIO())
     assert state() == inventory
 

@@ -193,3 +193,63 @@ def test_progress_bar_and_warnings_unless_quiet(db, tmp_path):
     assert "Importing" in err
     assert "unknown recommendationCategory 'Firmware', stored as Application" in err
     assert out.strip() == "created 1, updated 0, remediated 0, re-exposed 0, rejected 0"
+
+
+def test_an_import_for_a_user_keeps_to_their_device_groups(it_user, tmp_path):
+    from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory
+
+    DeviceFactory(machine_id="m-laptop", device_group=DeviceGroupFactory(name="Laptops"))
+    machines = tmp_path / "machines.json"
+    machines.write_text(json.dumps({"value": [{"id": "m-laptop", "rbacGroupName": "Servers"}]}))
+
+    with pytest.raises(CommandError) as exc:
+        run("--machines", str(machines), "--user", "it", "--quiet")
+
+    message = str(exc.value)
+    assert "\n" not in message
+    assert "device 'm-laptop' is outside your device groups" in message
+    assert Device.objects.get(machine_id="m-laptop").device_group.name == "Laptops"
+    # The operator, without --user, has full scope.
+    run("--machines", str(machines), "--quiet")
+    assert Device.objects.get(machine_id="m-laptop").device_group.name == "Servers"
+
+
+def test_an_unknown_user_is_one_readable_line(db, tmp_path):
+    machines = tmp_path / "machines.json"
+    machines.write_text("[]")
+    with pytest.raises(CommandError, match="^--user: no active user named 'ghost'.$"):
+        run("--machines", str(machines), "--user", "ghost")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '{"value": [{"id": "m-1", "computerDnsName": "pc\\u0000one"}]}',
+            "record 1: field 'computerDnsName' contains a NUL character, which cannot be stored",
+        ),
+        (
+            '{"value": [{"id": "m-1", "computerDnsName": "pc\\ud800"}]}',
+            "record 1: field 'computerDnsName' contains an unpaired surrogate (U+D800), which cannot be stored",
+        ),
+        ('{"value": [' + "[" * 50_000 + "]" * 50_000 + "]}", "the JSON is nested too deeply to be read"),
+    ],
+)
+def test_text_no_database_can_store_is_one_readable_line(db, tmp_path, content, message):
+    machines = tmp_path / "machines.json"
+    machines.write_text(content)
+
+    with pytest.raises(CommandError) as exc:
+        run("--machines", str(machines), "--quiet")
+
+    assert "\n" not in str(exc.value)
+    assert message in str(exc.value)
+    assert not Device.objects.exists()
+
+
+def test_a_nul_byte_in_an_exposure_csv_is_refused(db, tmp_path):
+    exposures = tmp_path / "exposures.csv"
+    exposures.write_bytes(b"recommendationId,machineId\nva-x,m\x001\n")
+    with pytest.raises(CommandError, match="NUL character"):
+        run("--exposures", str(exposures), "--quiet")
+    assert not Exposure.objects.exists()

@@ -4,12 +4,13 @@ import datetime as dt
 import re
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from portal.locks import job_lock
 from recommendations.imports.records import ImportRejected
 from recommendations.models import (
     Device,
@@ -27,6 +28,7 @@ from recommendations.services import (
     recommendations_refresh_exposed_devices,
     recommendations_upsert,
 )
+from recommendations.tasks import recount_exposures
 from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory, RecommendationFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +51,7 @@ def machine(machine_id: str, group: str) -> dict:
 
 
 def group_counts(external_id: str) -> dict[str, int]:
-    """{device group name: stored open exposures} of one recommendation."""
+    """{device group name: stored open exposures} of one recommendation (a group at 0 has no row)."""
     return dict(
         RecommendationGroupExposure.objects.filter(recommendation__external_id=external_id).values_list(
             "device_group__name", "exposed_devices"
@@ -144,8 +146,9 @@ def test_rejected_snapshot_leaves_the_counters_unchanged(inventory):
     assert group_counts("va-widget") == {"Servers": 2, "Workstations": 1, "Laptops": 2}
 
 
-def test_direct_writes_are_recounted_by_the_refresh_service(it_group):
-    """What seed_demo does: bulk-create exposures, remediate some, then call the service."""
+def test_exposures_written_with_the_orm_are_counted_at_once(it_group, security_user):
+    """Scripts use the model names (DESIGN.md section 3): whatever writes the rows, the database
+    keeps the counters, so the list, the API and the exception state are right without a recount."""
     servers = DeviceGroupFactory(name="Servers")
     laptops = DeviceGroupFactory(name="Laptops")
     widget = RecommendationFactory(external_id="va-widget")
@@ -158,18 +161,58 @@ def test_direct_writes_are_recounted_by_the_refresh_service(it_group):
     Exposure.objects.bulk_create(
         [Exposure(recommendation=r, device=d, first_seen=now, last_seen=now) for r in (widget, other) for d in devices]
     )
+    assert group_counts("va-widget") == {"Servers": 3, "Laptops": 4}
+
     Exposure.objects.filter(recommendation=widget, device__in=devices[:1] + devices[3:5]).update(remediated_at=now)
-
-    assert recommendations_refresh_exposed_devices(recommendation_ids=[widget.pk]) == 1
-
     assert group_counts("va-widget") == {"Servers": 2, "Laptops": 2}
     widget.refresh_from_db()
     assert widget.exposed_devices == 4
-    assert group_counts("va-other") == {}  # not named: not recounted
 
-    recommendations_refresh_exposed_devices()
-    assert group_counts("va-other") == {"Servers": 3, "Laptops": 4}
-    assert group_counts("va-widget") == {"Servers": 2, "Laptops": 2}
+    Device.objects.filter(pk__in=[d.pk for d in devices[5:]]).update(device_group=servers)  # two laptops move
+    assert group_counts("va-widget") == {"Servers": 4}
+    assert group_counts("va-other") == {"Servers": 5, "Laptops": 2}
+
+    Exposure.objects.filter(recommendation=other, device__device_group=laptops).delete()
+    Exposure.objects.filter(recommendation=widget, remediated_at__isnull=False).update(remediated_at=None)
+    Exposure(recommendation=other, device=DeviceFactory(device_group=laptops), first_seen=now, last_seen=now).save()
+    assert group_counts("va-widget") == {"Servers": 5, "Laptops": 2}
+    assert group_counts("va-other") == {"Servers": 5, "Laptops": 1}
+    for external_id in ("va-widget", "va-other"):
+        assert group_counts(external_id) == live_counts(external_id)
+
+    rows = client_for(security_user).get(API).json()["results"]
+    assert {r["id"]: r["exposed_devices"] for r in rows} == {"va-widget": 7, "va-other": 6}
+
+    # The exception state follows at once too: every group with exposed devices is covered.
+    Exposure.objects.filter(recommendation=other, device__device_group=laptops).update(remediated_at=now)
+    exception_create(
+        user=security_user,
+        recommendation=other,
+        justification="third_party_control",
+        context="Blocked at the firewall.",
+        expires_on=timezone.localdate() + dt.timedelta(days=30),
+        scope="device_groups",
+        device_groups=[servers],
+    )
+    row = recommendation_list(user=security_user).get(pk=other.pk)
+    assert (row.exposed_devices, row.exception_state, row.exposed_after_exceptions) == (5, "exception", 0)
+
+
+def test_the_recount_repairs_drifted_counters(it_group):
+    servers = DeviceGroupFactory(name="Servers")
+    widget = RecommendationFactory(external_id="va-widget")
+    for device in DeviceFactory.create_batch(3, device_group=servers):
+        Exposure.objects.create(
+            recommendation=widget, device=device, first_seen=timezone.now(), last_seen=timezone.now()
+        )
+    # Counters written behind the triggers' back (what a TRUNCATE or a dropped trigger leaves).
+    SecurityRecommendation.objects.filter(pk=widget.pk).update(exposed_devices=0)
+    RecommendationGroupExposure.objects.all().delete()
+
+    assert recommendations_refresh_exposed_devices(recommendation_ids=[widget.pk]) == 1
+
+    widget.refresh_from_db()
+    assert (widget.exposed_devices, group_counts("va-widget")) == (3, {"Servers": 3})
 
 
 def test_seed_demo_leaves_counters_equal_to_the_exposures():
@@ -256,7 +299,7 @@ def test_exposed_after_exceptions_sums_the_uncovered_groups(inventory, it_user, 
     exception_create(
         user=security_user,
         recommendation=widget,
-        justification="risk_accepted",
+        justification="alternate_mitigation",
         context="Vendor fix next quarter.",
         expires_on=timezone.localdate() + dt.timedelta(days=30),
         scope="device_groups",
@@ -344,3 +387,53 @@ def test_exposure_remediated_in_the_admin_leaves_the_counters(client, inventory,
     assert response.status_code == 302
     assert group_counts("va-widget") == {"Servers": 2, "Laptops": 2}
     assert SecurityRecommendation.objects.get(external_id="va-widget").exposed_devices == 4
+
+
+def _drift(widget):
+    """Counters written behind the triggers' back (a TRUNCATE, a trigger dropped by hand)."""
+    SecurityRecommendation.objects.filter(pk=widget.pk).update(exposed_devices=9)
+    RecommendationGroupExposure.objects.filter(recommendation=widget).update(exposed_devices=7)
+
+
+def test_recount_exposures_logs_and_repairs_drift(inventory, caplog, capsys):
+    widget = SecurityRecommendation.objects.get(external_id="va-widget")
+    _drift(widget)
+    caplog.set_level("WARNING", logger="recommendations.services.counters")
+
+    call_command("recount_exposures")
+
+    assert capsys.readouterr().out.strip() == "Recounted 1 recommendation(s) whose counters had drifted: va-widget."
+    widget.refresh_from_db()
+    assert (widget.exposed_devices, group_counts("va-widget")) == (5, live_counts("va-widget"))
+    drift = [r for r in caplog.records if getattr(r, "event", "") == "exposure_counter_drift"]
+    assert len(drift) == 1
+    assert "va-widget" in drift[0].getMessage()
+
+    call_command("recount_exposures")
+    assert capsys.readouterr().out.strip() == "Exposure counters are right (3 recommendations checked)."
+
+
+def test_recount_exposures_check_reports_without_repairing(inventory):
+    widget = SecurityRecommendation.objects.get(external_id="va-widget")
+    _drift(widget)
+
+    with pytest.raises(CommandError, match="differ from the exposures for 1 recommendation"):
+        call_command("recount_exposures", "--check")
+
+    widget.refresh_from_db()
+    assert widget.exposed_devices == 9
+
+
+def test_the_nightly_job_does_nothing_while_another_run_holds_its_lock(inventory):
+    widget = SecurityRecommendation.objects.get(external_id="va-widget")
+    _drift(widget)
+
+    with job_lock("recount_exposures") as acquired:
+        assert acquired
+        assert recount_exposures() is None
+        with pytest.raises(CommandError, match="in progress"):
+            call_command("recount_exposures")
+
+    assert recount_exposures()["drifted"] == 1
+    widget.refresh_from_db()
+    assert widget.exposed_devices == 5

@@ -194,3 +194,25 @@ def test_scoped_requester_sees_and_may_target_only_their_groups(client, it_group
 
 def test_unknown_recommendation_is_404(security_client):
     assert security_client.get(form_url(type("R", (), {"pk": 999999})())).status_code == 404
+
+
+def test_a_duplicate_request_is_warned_about_and_filed_only_when_confirmed(security_client, security_user, exposed):
+    servers = DeviceGroupFactory(name="Servers")
+    existing = make_activity(user=security_user, recommendation=exposed, groups=[servers])
+
+    warned = security_client.post(form_url(exposed), post_data())
+
+    assert warned.status_code == 200
+    html = warned.content.decode()
+    assert "is already active for this recommendation and device group Servers" in html
+    assert reverse("admin:remediation_remediationactivity_change", args=[existing.pk]) in html
+    assert 'name="confirm_duplicate"' in html
+    assert RemediationActivity.objects.count() == 1
+
+    unticked = security_client.post(form_url(exposed), post_data())
+    assert unticked.status_code == 200
+    assert RemediationActivity.objects.count() == 1
+
+    confirmed = security_client.post(form_url(exposed), post_data(confirm_duplicate="on"))
+    assert confirmed.status_code == 302
+    assert RemediationActivity.objects.count() == 2

@@ -426,3 +426,29 @@ def test_a_scoped_requester_cannot_target_a_group_outside_their_scope(scoped_sec
     # Its own group alone is fine.
     body["device_groups"] = ["Servers"]
     assert client_for(scoped_security_user).post(API, body, format="json").status_code == 201
+
+
+def test_a_duplicate_request_answers_409_with_the_existing_id_until_confirmed(security_user):
+    rec = RecommendationFactory(external_id="va-_-contoso-_-widget")
+    expose(rec, DeviceGroupFactory(name="Servers"), 2)
+    body = {
+        "recommendation": "va-_-contoso-_-widget",
+        "remediation_option": "software_update",
+        "priority": "high",
+        "due_on": NEXT_WEEK.isoformat(),
+        "device_groups": ["Servers"],
+    }
+    client = APIClient()
+    client.force_authenticate(security_user)
+    first = client.post(API, body, format="json")
+    assert first.status_code == 201
+
+    duplicate = client.post(API, body, format="json")
+
+    assert duplicate.status_code == 409
+    assert duplicate.json()["existing_activity_id"] == first.json()["id"]
+    assert "already active" in duplicate.json()["detail"]
+    assert RemediationActivity.objects.count() == 1
+    confirmed = client.post(API, {**body, "confirm_duplicate": True}, format="json")
+    assert confirmed.status_code == 201
+    assert confirmed.json()["id"] != first.json()["id"]

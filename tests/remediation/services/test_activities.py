@@ -218,5 +218,55 @@ def test_a_scoped_requester_cannot_target_a_group_outside_their_scope(scoped_sec
             device_groups=[servers, laptops],
         )
 
-    assert exc.value.errors["device_groups"] == ["You may not target these device groups: Laptops."]
+    assert exc.value.errors["device_groups"] == ["Unknown device groups: Laptops."]
     assert RemediationActivity.objects.count() == 0
+
+
+# --- a second request for the same recommendation and device group (DESIGN.md section 4) ------
+
+
+def request(user, rec, groups, **kwargs):
+    return activity_create(
+        user=user,
+        recommendation=rec,
+        remediation_option="software_update",
+        priority="high",
+        due_on=TOMORROW,
+        device_groups=groups,
+        **kwargs,
+    )
+
+
+def test_a_second_active_request_for_an_overlapping_group_needs_confirmation(security_user):
+    rec = RecommendationFactory(name="Update Widget")
+    servers, laptops, kiosks = (DeviceGroupFactory(name=n) for n in ("Servers", "Laptops", "Kiosks"))
+    for group in (servers, laptops, kiosks):
+        expose(rec, group, 2)
+    first = request(security_user, rec, [servers, laptops])
+
+    with pytest.raises(ConflictError) as exc:
+        request(security_user, rec, [laptops, kiosks])
+
+    assert exc.value.http_status == 409
+    assert exc.value.extra == {"existing_activity_id": str(first.pk)}
+    assert "Laptops" in exc.value.message
+    assert "Servers" not in exc.value.message  # only the groups the two requests share
+    assert RemediationActivity.objects.count() == 1
+
+    second = request(security_user, rec, [laptops, kiosks], confirm_duplicate=True)
+    assert second.target_devices == 4
+    assert RemediationActivity.objects.count() == 2
+
+
+def test_other_groups_and_completed_activities_are_no_duplicates(security_user):
+    rec = RecommendationFactory()
+    servers, laptops = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Laptops")
+    expose(rec, servers, 2)
+    expose(rec, laptops, 2)
+    done = request(security_user, rec, [servers])
+    activity_complete(activity=done, user=security_user)
+
+    again = request(security_user, rec, [servers])  # the earlier one is completed
+    other_group = request(security_user, rec, [laptops])
+
+    assert (again.target_devices, other_group.target_devices) == (2, 2)
