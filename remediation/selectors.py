@@ -124,4 +124,3 @@ def annotate_open_activities(qs: QuerySet) -> QuerySet:
         .values("n")
     )
     return qs.annotate(open_activities=Coalesce(Subquery(open_activities), 0))
-
