@@ -82,6 +82,9 @@ class ExposureReader:
         self.devices: dict[str, tuple[int, dict[str, Any]]] = {}  # machine id -> (position, fields)
         self.bad_devices: set[str] = set()
         self.covered: set[str] = set()
+        # recommendation id -> (position, recommendations-API fields) from its first exposing row: an
+        # export may name a recommendation the portal does not hold yet (`recommendation_records`)
+        self.recommendations: dict[str, tuple[int, dict[str, Any]]] = {}
         self.unreferenced = 0  # assessment rows that name no recommendation
         self.rec_max = max_length(SecurityRecommendation, "external_id")
         self.dev_max = max_length(Device, "machine_id")
@@ -177,6 +180,8 @@ class ExposureReader:
             if compliant or not applicable:
                 self.covered.add(rec)
                 return None
+        if rec not in self.recommendations:
+            self.recommendations[rec] = (record.position, _recommendation_fields(row, rec, kind))
         return record.position, record.line, rec, machine
 
     def _remember_device(self, record: Record, row: Row, machine: str, id_key: str) -> bool:
@@ -201,7 +206,49 @@ class ExposureReader:
         self.devices[machine] = (record.position, fields)
         return True
 
+    def recommendation_records(self, external_ids: Iterable[str]) -> Iterator[Record]:
+        """`external_ids` (named by exposing rows) as recommendations-API records for `recommendations_upsert`."""
+        for external_id in external_ids:
+            position, fields = self.recommendations[external_id]
+            yield Record(position, None, fields)
+
     def device_records(self) -> Iterator[Record]:
         """The devices named, as machines-API records for `devices_upsert` (in order of first mention)."""
         for position, fields in self.devices.values():
             yield Record(position, None, fields)
+
+
+def _recommendation_fields(row: Row, external_id: str, kind: str) -> dict[str, Any]:
+    """What an assessment row tells of its recommendation, in the recommendations API's names.
+
+    Enough to hold the recommendation until `/api/recommendations` is imported (which then fills
+    in the rest): software rows name the product and vendor (Defender calls `va-_-microsoft-_-edge`
+    "Update Microsoft Edge"), configuration rows the configuration's name, category and impact.
+    """
+
+    def text(key: str) -> str:
+        _, value = lookup(row, (key,))
+        return value.strip() if isinstance(value, str) else ""
+
+    if kind == CONFIGURATION:
+        fields: dict[str, Any] = {
+            "id": external_id,
+            "recommendationName": text("configurationname") or external_id,
+            "recommendationCategory": text("configurationcategory") or None,
+            "subCategory": text("configurationsubcategory") or None,
+            "remediationType": "ConfigurationChange",
+        }
+        _, impact = lookup(row, ("configurationimpact",))
+        if isinstance(impact, int | float) and not isinstance(impact, bool):
+            fields["configScoreImpact"] = impact
+        return fields
+    vendor, product = text("softwarevendor"), text("softwarename")
+    label = " ".join(part.replace("_", " ").title() for part in (vendor, product) if part)
+    return {
+        "id": external_id,
+        "recommendationName": f"Update {label}" if label else external_id,
+        "productName": product or None,
+        "vendor": vendor or None,
+        "recommendationCategory": "Application",
+        "remediationType": "Update",
+    }

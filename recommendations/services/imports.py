@@ -11,7 +11,8 @@ from portal.errors import ValidationError
 from ..imports import readers
 from ..imports.exposures import REFERENCES, ExposureReader, classify, peek
 from ..imports.records import Problems, Record
-from .inventory import device_groups_upsert, devices_upsert, recommendations_upsert
+from ..models import SecurityRecommendation
+from .inventory import INVENTORY_BATCH_SIZE, device_groups_upsert, devices_upsert, recommendations_upsert
 from .snapshots import exposures_import_snapshot
 
 
@@ -78,6 +79,9 @@ def exposures_import_defender(
             yield from reader.pairs(records, kind=kind, recommendation_id=recommendation_id)
 
     def upsert_devices():
+        _create_named_recommendations(
+            reader, source=source, problems=problems, warnings=warnings, summary=summary, user=user
+        )
         if reader.devices:
             counts = devices_upsert(
                 records=reader.device_records(), source=source, problems=problems, warnings=warnings, user=user
@@ -97,6 +101,38 @@ def exposures_import_defender(
     )
     _add_counts(summary, "exposures", counts)
     reader.finish_warnings()
+
+
+def _create_named_recommendations(
+    reader: ExposureReader, *, source: str, problems: Problems, warnings: list[str], summary: dict, user=None
+) -> None:
+    """Create the recommendations an assessment export names but the portal does not hold yet.
+
+    Defender's exports are often imported before (or without) `/api/recommendations`: their rows
+    say enough (product and vendor, or the configuration's name) to hold the recommendation, and a
+    later recommendations import fills in the rest. Known recommendations are never touched here.
+    A user who may not add recommendations gets "unknown recommendation" problems instead.
+    """
+    if not reader.recommendations:
+        return
+    if user is not None and not user.has_perm("recommendations.add_securityrecommendation"):
+        return
+    named = list(reader.recommendations)
+    known: set[str] = set()
+    for start in range(0, len(named), INVENTORY_BATCH_SIZE):
+        chunk = named[start : start + INVENTORY_BATCH_SIZE]
+        known.update(SecurityRecommendation.objects.filter(external_id__in=chunk).values_list("external_id", flat=True))
+    missing = [external_id for external_id in named if external_id not in known]
+    if not missing:
+        return
+    counts = recommendations_upsert(
+        records=reader.recommendation_records(missing), source=source, problems=problems, warnings=warnings
+    )
+    _add_counts(summary, "recommendations", counts)
+    warnings.append(
+        f"{source}: {len(missing)} recommendation(s) named only by the export were created from its rows "
+        f"(first: {missing[0]!r}); import /api/recommendations for their severity and details"
+    )
 
 
 def _add_counts(summary: dict, key: str, counts: dict) -> None:

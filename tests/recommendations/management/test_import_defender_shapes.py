@@ -319,16 +319,65 @@ def test_part_files_of_one_export_are_one_snapshot(tmp_path):
     assert len(open_exposures()) == 5
 
 
-def test_an_export_naming_an_unknown_recommendation_changes_nothing():
+def test_microsofts_published_examples_import_one_after_the_other(tmp_path):
+    """The first hour: recommendations, machines, then the two assessment exports, as published.
+
+    The exports name recommendations the published list does not hold (Edge, .NET, the onboarding
+    configuration): they are created from their exposing rows, and a later recommendations import
+    fills in their details.
+    """
+    run("--recommendations", str(DEFENDER / "list-recommendations.json"))
+    run("--machines", str(DEFENDER / "list-machines.json"))
+
+    software = run("--exposures", str(SOFTWARE))
+    configuration = run("--exposures", str(CONFIGURATION))
+
+    assert software.endswith("rejected 0") and configuration.endswith("rejected 0")
+    expected = {(row["recommendationReference"], row["deviceId"]) for row in rows(SOFTWARE)}
+    assert open_exposures() == expected | {("sca-_-scid-20000", "0002a1be533813b9a8c6de739785365bce7910")}
+    edge = SecurityRecommendation.objects.get(external_id="va-_-microsoft-_-edge")
+    assert (edge.name, edge.product_name, edge.vendor, edge.remediation_type) == (
+        "Update Microsoft Edge",
+        "edge",
+        "microsoft",
+        "Update",
+    )
+    onboard = SecurityRecommendation.objects.get(external_id="sca-_-scid-20000")
+    assert (onboard.name, onboard.remediation_type, onboard.category, onboard.sub_category) == (
+        "Onboard devices to Microsoft Defender for Endpoint",
+        "ConfigurationChange",
+        "SecurityControls",  # the row's "Security controls"
+        "Onboard Devices",
+    )
+    # Compliant or not applicable rows expose nothing, so they create nothing either.
+    assert not SecurityRecommendation.objects.filter(external_id__in=["sca-_-scid-10000", "sca-_-scid-6093"]).exists()
+    # The recommendations API, imported later, is the authority for the name.
+    later = {"value": [{"id": "va-_-microsoft-_-edge", "recommendationName": "Update Microsoft Edge Chromium"}]}
+    path = tmp_path / "later.json"
+    path.write_text(json.dumps(later))
+    run("--recommendations", str(path))
+    edge.refresh_from_db()
+    assert edge.name == "Update Microsoft Edge Chromium"
+
+
+def test_the_command_says_which_recommendations_the_export_created():
+    out, err = StringIO(), StringIO()
+    call_command("import_tvm", "--exposures", str(SOFTWARE), stdout=out, stderr=err)
+    assert "recommendation(s) named only by the export were created from its rows" in err.getvalue()
+
+
+def test_an_export_naming_a_recommendation_a_user_may_not_add_changes_nothing(it_user):
+    """An IT user's import may not add recommendations: the unknown ones are problems, nothing is stored."""
     RecommendationFactory(external_id="va-_-microsoft-_-edge")
+    DeviceGroupFactory(name="hhh")
     with pytest.raises(CommandError) as caught:
-        run("--exposures", str(SOFTWARE))
+        run("--exposures", str(SOFTWARE), "--user", "it")
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("Nothing was imported: 4 problems:")
-    assert "record 2: unknown recommendation 'va-_-microsoft-_-.net_framework'" in message
-    assert not Device.objects.exists()
+    assert message.startswith("Nothing was imported:")
+    assert "unknown recommendation 'va-_-microsoft-_-.net_framework'" in message
     assert not Exposure.objects.exists()
+    assert SecurityRecommendation.objects.count() == 1
 
 
 def test_an_export_row_without_device_id_is_a_problem_even_with_a_row_id(tmp_path):
