@@ -12,8 +12,8 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
-from django.urls import path, reverse
+from django.http import HttpResponseBadRequest
+from django.urls import path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -213,8 +213,10 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied("You may not export remediation activities.")
         try:
             changelist = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            return redirect(reverse("admin:remediation_remediationactivity_changelist"))
+        except IncorrectLookupParameters as exc:
+            # A download answers plainly (a script or a spreadsheet follows no redirect to a page).
+            reason = str(exc) or "a filter value is not one the list offers"
+            return HttpResponseBadRequest(f"Nothing was exported: {reason}\n", content_type="text/plain; charset=utf-8")
         return activities_csv_response(changelist.queryset)
 
     def changelist_view(self, request, extra_context=None):
