@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from portal.links import absolute_url
 from remediation.models import ActivityDevice, RemediationActivity, RemediationOption
-from remediation.rules import remediation_steps
+from remediation.rules import app_name, default_due_date, remediation_steps
 
 from . import security_config
 from .devices import managed_devices_lookup, normalise_id
@@ -124,7 +124,7 @@ def due_date_time(activity: RemediationActivity) -> str:
     activity without a due date (never one that may ask for a task) is due DEFAULT_DUE_DAYS after filing."""
     due_on = activity.due_on
     if due_on is None:
-        due_on = timezone.localtime(activity.created_at).date() + dt.timedelta(days=settings.DEFAULT_DUE_DAYS)
+        due_on = default_due_date(timezone.localtime(activity.created_at).date())
     end_of_day = dt.datetime.combine(due_on, dt.time(23, 59, 59), tzinfo=timezone.get_current_timezone())
     return end_of_day.isoformat()
 
@@ -185,9 +185,8 @@ def task_body(activity: RemediationActivity, selection: Selection) -> dict:
 def _software_fields(activity: RemediationActivity) -> dict:
     rec = activity.recommendation
     fields: dict = {"mitigationType": MITIGATION_TYPE.get(activity.remediation_option, "unknown")}
-    app_name = rec.product_name or rec.related_component
-    if app_name:
-        fields["appName"] = app_name
+    if name := app_name(rec):
+        fields["appName"] = name
     if rec.vendor:
         fields["appPublisher"] = rec.vendor
     if activity.remediation_option == RemediationOption.SOFTWARE_UPDATE and rec.recommended_version:

@@ -21,7 +21,7 @@ def client_ip(request) -> str | None:
     trusted proxy saw (read from the right of X-Forwarded-For, which a client cannot forge)."""
     if request is None:
         return None
-    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    proxies = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if proxies > 0 and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]

@@ -29,7 +29,7 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 
 
 def _require_shared_cache(name: str) -> None:
-    if not getattr(settings, "JOB_LOCKS_REQUIRE_SHARED_CACHE", False):
+    if not settings.JOB_LOCKS_REQUIRE_SHARED_CACHE:
         return
     backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, LocMemCache | DummyCache):

@@ -39,6 +39,15 @@ def software_name(recommendation: SecurityRecommendation) -> str:
     return recommendation.related_component or vendor_product or recommendation.name
 
 
+def app_name(recommendation: SecurityRecommendation) -> str:
+    """The product alone, for a place that shows the vendor beside it (Intune's appName next to
+    appPublisher): Defender's productName ("silverlight"), else relatedComponent, else empty.
+
+    `software_name` is the one for prose (titles, descriptions), where the vendor must be in the name.
+    """
+    return recommendation.product_name or recommendation.related_component or ""
+
+
 def title_and_description(recommendation: SecurityRecommendation, option: str) -> tuple[str, str]:
     """An activity's title and description for the chosen option."""
     software = software_name(recommendation)
@@ -89,9 +98,10 @@ def remediation_steps(activity) -> str:
     )
 
 
-def default_due_date() -> dt.date:
-    """The request form's suggested due date: DEFAULT_DUE_DAYS days from today."""
-    return timezone.localdate() + dt.timedelta(days=settings.DEFAULT_DUE_DAYS)
+def default_due_date(filed_on: dt.date | None = None) -> dt.date:
+    """DEFAULT_DUE_DAYS days from `filed_on` (default today): the request form's suggestion, and the
+    due day Intune is given for an activity that has none."""
+    return (filed_on or timezone.localdate()) + dt.timedelta(days=settings.DEFAULT_DUE_DAYS)
 
 
 # --- overdue ----------------------------------------------------------------------------

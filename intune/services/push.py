@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.locks import job_lock
+from portal.users import SYSTEM_LABEL
 from remediation.models import ActivityDevice, ActivityEvent, RemediationActivity
 
 from ..graph import GraphClient, GraphError, GraphNoAnswer, GraphNotConfigured, GraphStopped
@@ -160,7 +161,7 @@ def _store_created(
         ActivityEvent.objects.create(
             activity=activity,
             kind=ActivityEvent.Kind.INTUNE_TASK_CREATED,
-            actor_label="System",
+            actor_label=SYSTEM_LABEL,
             notes=f"Intune security task {task.graph_id} {'found again' if recovered else 'created'} ({sent}).",
         )
     task.push_outcome = "recovered" if recovered else "created"
@@ -181,7 +182,7 @@ def record_failure(task: IntuneTask, message: str, *, keep_started: bool) -> Non
             ActivityEvent.objects.create(
                 activity_id=locked.activity_id,
                 kind=ActivityEvent.Kind.INTUNE_ERROR,
-                actor_label="System",
+                actor_label=SYSTEM_LABEL,
                 notes=message[:2000],
             )
     logger.warning("Intune task of activity %s: %s", task.activity_id, message)

@@ -182,6 +182,8 @@ else:
 
 # --- Redis, cache, Celery -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Job locks must live in a cache every process shares (production turns this on: see portal.locks).
+JOB_LOCKS_REQUIRE_SHARED_CACHE = False
 
 if REDIS_URL:
     CACHES = {

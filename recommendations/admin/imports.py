@@ -50,7 +50,7 @@ class InventoryImportExportMixin(ImportExportMixin):
     def get_tmp_storage_class(self):
         # The confirmation may reach another web process or host than the preview: with Redis
         # configured, keep the upload in the shared cache; otherwise in the local temp folder.
-        if getattr(settings, "REDIS_URL", ""):
+        if settings.REDIS_URL:
             return CacheStorage
         return TempFolderStorage
 

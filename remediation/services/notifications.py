@@ -35,6 +35,7 @@ from portal.links import absolute_url
 from portal.locks import job_lock, job_lock_timeout
 
 from ..models import ActivityNotification, RemediationActivity, RemediationOption
+from ..rules import overdue_q
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def notify_due_activities(*, today: dt.date | None = None) -> dict:
         .order_by("due_on", "pk")
     )
     kinds = [
-        (ActivityNotification.Kind.OVERDUE, candidates.filter(due_on__lt=today)),
+        (ActivityNotification.Kind.OVERDUE, candidates.filter(overdue_q(today))),
         (ActivityNotification.Kind.DUE_SOON, candidates.filter(due_on__gte=today, due_on__lte=soon_until)),
     ]
     counts = {"skipped": False, ActivityNotification.Kind.OVERDUE: 0, ActivityNotification.Kind.DUE_SOON: 0}

@@ -41,6 +41,19 @@ def test_admin_index_links_to_advanced_features(root_client):
     assert reverse(PAGE) in html
 
 
+def test_pages_that_read_the_connection_never_write_it(root_client, security_client, security_user):
+    """Opening the settings page, the request form or an activity page stores no connection row."""
+    IntuneConnection.objects.all().delete()  # as on a database restored without the migration's row
+    activity = make_activity(user=security_user)
+    rec = activity.recommendation
+    root_client.get(reverse(PAGE))
+    root_client.get(activity_page(activity))
+    security_client.get(reverse("admin:recommendations_securityrecommendation_remediation_options", args=[rec.pk]))
+
+    assert not IntuneConnection.objects.exists()
+    assert not IntuneConnection.load().enabled
+
+
 def test_superuser_sees_the_toggle_off_by_default(root_client):
     response = root_client.get(reverse(PAGE))
 

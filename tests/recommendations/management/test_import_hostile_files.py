@@ -52,15 +52,26 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("option", ["--recommendations", "--machines", "--exposures"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--recommendations"],
+        ["--machines"],
+        ["--exposures"],
+        ["--recommendation", "va-_-google-_-chrome", "--machine-references"],
+    ],
+    ids=["recommendations", "machines", "exposures", "machine-references"],
+)
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_json_gets_one_line_and_changes_nothing(inventory, tmp_path, option, name):
+def test_hostile_json_gets_one_line_and_changes_nothing(inventory, tmp_path, options, name):
+    if name == "a lone surrogate in a list" and "--machine-references" in options:
+        pytest.skip("machineReferences read no list field: the record is a good one there")
     content = HOSTILE[name]
     path = tmp_path / "hostile.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
 
     with pytest.raises(CommandError) as caught:
-        call_command("import_tvm", option, str(path), "--quiet", stdout=StringIO(), stderr=StringIO())
+        call_command("import_tvm", *options, str(path), "--quiet", stdout=StringIO(), stderr=StringIO())
 
     message = str(caught.value)
     assert message.startswith("Nothing was imported:")
