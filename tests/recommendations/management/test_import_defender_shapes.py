@@ -332,7 +332,8 @@ def test_microsofts_published_examples_import_one_after_the_other(tmp_path):
     software = run("--exposures", str(SOFTWARE))
     configuration = run("--exposures", str(CONFIGURATION))
 
-    assert software.endswith("rejected 0") and configuration.endswith("rejected 0")
+    assert software.endswith("rejected 0")
+    assert configuration.endswith("rejected 0")
     expected = {(row["recommendationReference"], row["deviceId"]) for row in rows(SOFTWARE)}
     assert open_exposures() == expected | {("sca-_-scid-20000", "0002a1be533813b9a8c6de739785365bce7910")}
     edge = SecurityRecommendation.objects.get(external_id="va-_-microsoft-_-edge")
