@@ -19,18 +19,23 @@ class Event(models.Model):
     """
 
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor"),
     )
-    actor_label = models.CharField(max_length=254)
-    notes = models.TextField(blank=True)
-    at = models.DateTimeField(default=timezone.now)
+    actor_label = models.CharField(_("by"), max_length=254)
+    notes = models.TextField(_("notes"), blank=True)
+    at = models.DateTimeField(_("when"), default=timezone.now)
 
     class Meta:
         abstract = True
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor_label}"
+        return _("%(event)s by %(actor)s") % {"event": self.get_kind_display(), "actor": self.actor_label}
 
     @staticmethod
     def by(user=None, *, label: str | None = None) -> dict:
