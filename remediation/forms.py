@@ -43,7 +43,8 @@ class RemediationRequestForm(forms.Form):
     due_on = forms.DateField(
         label=_("Due date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
+        # An HTML date input takes ISO 8601 whatever the language (the browser shows it in its own locale).
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("Required, today or later, except for 'Attention required', which has no due date."),
     )
     requester_notes = forms.CharField(

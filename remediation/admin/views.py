@@ -15,6 +15,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -101,6 +102,7 @@ def remediation_request_view(request, model_admin, object_id):
         "intune_enabled": intune_enabled,
         "intune_unavailable_reason": integration().unavailable_reason(),
         "has_groups": device_group_list(user=request.user).exists(),
+        "today": timezone.localdate(),
     }
     return TemplateResponse(request, "admin/remediation/request_form.html", context)
 
