@@ -385,4 +385,5 @@ def exception_summary(obj: SecurityRecommendation):
         },
         reverse("admin:recommendations_recommendationexception_changelist"),
         obj.pk,
+        _("See its exceptions"),
     )

@@ -12,6 +12,7 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -22,7 +23,8 @@ from django.utils.translation import ngettext
 
 from portal import permissions as perm
 from portal.admin_mixins import ReadOnlyAdminMixin
-from portal.errors import ConflictError, PermissionError_
+from portal.csv import csv_language
+from portal.errors import ApplicationError, ConflictError, PermissionError_
 from portal.formatting import grouped
 from recommendations.admin import ScopedDeviceGroupFilter
 
@@ -191,7 +193,11 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Export selected activities to CSV"), permissions=["export"])
     def export_csv(self, request, queryset):
-        return activities_csv_response(queryset)
+        try:
+            language = csv_language(request.GET.get("lang"))
+        except ApplicationError as exc:
+            return HttpResponseBadRequest(exc.message)
+        return activities_csv_response(queryset, language=language)
 
     # --- custom pages ------------------------------------------------------------------------
 
@@ -221,10 +227,17 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not (self.has_view_permission(request) and self.has_export_permission(request)):
             raise PermissionDenied(_("You may not export remediation activities."))
         try:
+            language = csv_language(request.GET.get("lang"))
+        except ApplicationError as exc:
+            return HttpResponseBadRequest(exc.message)
+        # `lang` chooses the file's language; it is not a filter of the list.
+        request.GET = request.GET.copy()
+        request.GET.pop("lang", None)
+        try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return redirect(reverse("admin:remediation_remediationactivity_changelist"))
-        return activities_csv_response(changelist.queryset)
+        return activities_csv_response(changelist.queryset, language=language)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -20,7 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from portal import permissions as perm
-from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
+from portal.csv import csv_language
+from portal.errors import ApplicationError, ConflictError, PermissionError_, ValidationError, add_to_form
 from portal.formatting import grouped
 from recommendations.models import SecurityRecommendation
 from recommendations.selectors import device_group_list, user_sees_all_device_groups
@@ -182,4 +183,8 @@ def activity_devices_csv_view(request, model_admin, object_id):
     if not request.user.has_perm(perm.EXPORT_ACTIVITY):
         raise PermissionDenied(_("You may not export remediation activities."))
     activity = _get_activity_or_404(request, object_id)
-    return activity_devices_csv_response(activity, user=request.user)
+    try:
+        language = csv_language(request.GET.get("lang"))
+    except ApplicationError as exc:
+        return HttpResponseBadRequest(exc.message)
+    return activity_devices_csv_response(activity, user=request.user, language=language)
