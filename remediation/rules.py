@@ -85,11 +85,11 @@ def remediation_steps(activity) -> str:
         ) % {"product": product}
     if option == RemediationOption.CONFIGURATION_CHANGE:
         return _(
-            "Apply the configuration change \u201c%(name)s\u201d on every target device, for example with a "
+            "Apply the configuration change “%(name)s” on every target device, for example with a "
             "group policy or an Intune configuration profile, then let the next scan confirm it."
         ) % {"name": rec.name}
     return _(
-        "No direct fix is available for \u201c%(name)s\u201d. Review the affected devices and decide on a "
+        "No direct fix is available for “%(name)s”. Review the affected devices and decide on a "
         "mitigation; mark the activity complete when done. Attention-required activities have no due date, "
         "ticket or progress."
     ) % {"name": rec.name}

@@ -20,7 +20,7 @@ def schedule_state() -> str:
     entry = PeriodicTask.objects.select_related("interval", "crontab").filter(name=SCHEDULE_NAME).first()
     if entry is None:
         schedule = format_html(
-            _("There is no beat entry defender_sync: run {} ."),
+            _("There is no beat entry defender_sync: run {}."),
             mark_safe("<code>manage.py setup_periodic_tasks</code>"),
         )
     elif entry.enabled:

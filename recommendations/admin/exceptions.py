@@ -171,7 +171,7 @@ def exception_options_view(request, model_admin, recommendation_id):
         except ValidationError as exc:
             add_to_form(form, exc)
         else:
-            messages.success(request, _("Exception filed for \u201c%(name)s\u201d.") % {"name": recommendation.name})
+            messages.success(request, _("Exception filed for “%(name)s”.") % {"name": recommendation.name})
             return redirect(exception_url(exception))
     active = (
         exception_list(user=request.user)
@@ -354,7 +354,7 @@ def exception_cancel_view(request, model_admin, object_id):
         messages.error(request, exc.message)
     else:
         if device_group is not None:
-            text = _("The exception was canceled for device group \u201c%(name)s\u201d.") % {"name": device_group.name}
+            text = _("The exception was canceled for device group “%(name)s”.") % {"name": device_group.name}
             if exception.status == RecommendationException.Status.CANCELED:
                 text += " " + _("It covered no other group, so the exception is canceled.")
         else:

@@ -177,7 +177,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             try:
                 activity_complete(activity=activity, user=request.user)
             except ConflictError as exc:
-                refused.append(f"\u201c{activity.title}\u201d: {exc.message}")
+                refused.append(f"“{activity.title}”: {exc.message}")
             except PermissionError_ as exc:
                 raise PermissionDenied(exc.message) from exc
             else:

@@ -83,8 +83,8 @@ def remediation_request_view(request, model_admin, object_id):
             messages.success(
                 request,
                 ngettext(
-                    "Remediation activity \u201c%(title)s\u201d created for %(count)s device.",
-                    "Remediation activity \u201c%(title)s\u201d created for %(count)s devices.",
+                    "Remediation activity “%(title)s” created for %(count)s device.",
+                    "Remediation activity “%(title)s” created for %(count)s devices.",
                     activity.target_devices,
                 )
                 % {"title": activity.title, "count": grouped(activity.target_devices)},
@@ -173,7 +173,7 @@ def activity_complete_view(request, model_admin, object_id):
     except ConflictError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, _("\u201c%(title)s\u201d was marked as complete.") % {"title": activity.title})
+        messages.success(request, _("“%(title)s” was marked as complete.") % {"title": activity.title})
     return redirect(activity_url(activity))
 
 

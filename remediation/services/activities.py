@@ -219,9 +219,9 @@ def _refuse_duplicate(*, recommendation: SecurityRecommendation, device_groups: 
         return
     shared = sorted(set(existing.device_groups.values_list("name", flat=True)) & {g.name for g in device_groups})
     message = ngettext(
-        "\u201c%(title)s\u201d is already active for this recommendation and device group %(groups)s. "
+        "“%(title)s” is already active for this recommendation and device group %(groups)s. "
         "Confirm to file another request anyway.",
-        "\u201c%(title)s\u201d is already active for this recommendation and device groups %(groups)s. "
+        "“%(title)s” is already active for this recommendation and device groups %(groups)s. "
         "Confirm to file another request anyway.",
         len(shared),
     ) % {"title": existing.title, "groups": ", ".join(shared)}
