@@ -78,7 +78,8 @@ def test_a_mo_older_than_its_po_fails_the_check_whatever_the_file_times(locale_c
 
     problems = check_translations.check(locale_copy, makemessages=False)
     assert len(problems) == 1
-    assert "stale" in problems[0] and "Completed by" in problems[0]
+    assert "stale" in problems[0]
+    assert "Completed by" in problems[0]
 
     po.save_as_mofile(str(mo_path))  # compiling it makes the check pass again
     assert check_translations.check(locale_copy, makemessages=False) == []
