@@ -8,9 +8,11 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat.models import PeriodicTask
 
+from portal.formatting import grouped
+
 from ..defender import credentials_configured
 from ..models import DefenderSyncRun
-from ..services import import_summary_line
+from .imports import summary_text
 
 SCHEDULE_NAME = "defender_sync"  # the beat entry (remediation's schedules upsert it by this name)
 
@@ -74,7 +76,7 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("Result"))
     def result(self, obj):
         if obj.status == DefenderSyncRun.Status.SUCCEEDED and obj.summary:
-            return import_summary_line(obj.summary)
+            return summary_text(obj.summary)
         if obj.error:
             first = obj.error if len(obj.error) <= 300 else obj.error[:300] + "…"
             return format_html('<span class="rp-error" style="color: var(--error-fg)">{}</span>', first)
@@ -108,13 +110,18 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
             return "—"
         table = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
         return format_html(
-            "<table><tr><th></th><th>created</th><th>updated</th><th>unchanged</th></tr>{}</table>"
-            "<p>Exposures: {} new, {} still exposed, {} remediated, {} exposed again.</p>",
+            "<table><tr><th></th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table><p>{}</p>",
+            _("created"),
+            _("updated"),
+            _("unchanged"),
             table,
-            exposures.get("created", 0),
-            exposures.get("updated", 0),
-            exposures.get("remediated", 0),
-            exposures.get("re_exposed", 0),
+            _("Exposures: %(new)s new, %(still)s still exposed, %(remediated)s remediated, %(again)s exposed again.")
+            % {
+                "new": grouped(exposures.get("created", 0)),
+                "still": grouped(exposures.get("updated", 0)),
+                "remediated": grouped(exposures.get("remediated", 0)),
+                "again": grouped(exposures.get("re_exposed", 0)),
+            },
         )
 
     @admin.display(description=_("Progress"))

@@ -26,9 +26,17 @@ from ..imports.formats import INVENTORY_FORMATS, UnreadableFile, dump_parsed
 from ..imports.resources import PREVIEW_ROWS
 from ..models import ImportJob
 from ..selectors import user_sees_all_device_groups
-from ..services import background_rows, import_job_create, import_job_progress, import_summary_line
+from ..services import background_rows, import_job_create, import_job_progress
 
 logger = logging.getLogger(__name__)
+
+
+def summary_text(summary: dict) -> str:
+    """import_summary_line (the commands' last line) in the reader's language."""
+    return _(
+        "created %(created)s, updated %(updated)s, remediated %(remediated)s, re-exposed %(re_exposed)s, "
+        "rejected %(rejected)s"
+    ) % {key: grouped(summary.get(key, 0)) for key in ("created", "updated", "remediated", "re_exposed", "rejected")}
 
 
 class SizeLimitedImportForm(ImportForm):
@@ -108,14 +116,7 @@ class InventoryImportExportMixin(ImportExportMixin):
         summary = getattr(result, "inventory_summary", None)
         if summary is None:
             return super().add_success_message(result, request)
-        messages.success(
-            request,
-            _(
-                "Import finished: created %(created)s, updated %(updated)s, remediated %(remediated)s, "
-                "re-exposed %(re_exposed)s, rejected %(rejected)s."
-            )
-            % {key: grouped(summary[key]) for key in ("created", "updated", "remediated", "re_exposed", "rejected")},
-        )
+        messages.success(request, _("Import finished: %(summary)s.") % {"summary": summary_text(summary)})
         for warning in summary.get("warnings", [])[:20]:
             messages.warning(request, warning)
 
@@ -198,14 +199,17 @@ class ImportJobAdmin(admin.ModelAdmin):
         done, total = import_job_progress(job=obj)
         percent = int(done * 100 / total) if total else (100 if obj.status == ImportJob.Status.SUCCEEDED else 0)
         return format_html(
-            '<progress max="100" value="{}"></progress> {}% ({} of {} rows)', percent, percent, done, total
+            '<progress max="100" value="{}"></progress> {}',
+            percent,
+            _("%(percent)s%% (%(done)s of %(total)s rows)")
+            % {"percent": percent, "done": grouped(done), "total": grouped(total)},
         )
 
     @admin.display(description=_("Result"))
     def result_line(self, obj):
         if obj.status != ImportJob.Status.SUCCEEDED or not obj.summary:
             return "—"
-        return import_summary_line(obj.summary)
+        return summary_text(obj.summary)
 
     @admin.display(description=_("Problems (nothing was imported)"))
     def problems(self, obj):
