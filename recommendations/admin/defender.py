@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_celery_beat.models import PeriodicTask
 
 from portal.formatting import grouped
@@ -82,7 +83,7 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
             return format_html('<span class="rp-error" style="color: var(--error-fg)">{}</span>', first)
         return "Running…" if obj.status == DefenderSyncRun.Status.RUNNING else "—"
 
-    @admin.display(description=_("Duration"))
+    @admin.display(description=pgettext_lazy("Defender pull", "Duration"))
     def duration_column(self, obj):
         duration = obj.duration
         if duration is None:

@@ -110,3 +110,23 @@ def test_without_xgettext_the_makemessages_part_is_skipped_with_a_note(monkeypat
     monkeypatch.setattr(check_translations.shutil, "which", lambda name: None)
     assert check_translations.check(LOCALE) == []
     assert "xgettext (GNU gettext) is not installed" in capsys.readouterr().out
+
+
+def test_the_project_catalogue_never_changes_a_translation_of_django_or_an_installed_app():
+    """LOCALE_PATHS wins over the apps' catalogues: a shared msgid translated differently would
+    change Django's own pages (the admin's "Change" links, say). Such strings take a context."""
+    from django.apps import apps
+
+    ours = {e.msgid: e.msgstr for e in polib.pofile(str(_po(LOCALE))) if not e.msgctxt and not e.msgid_plural}
+    catalogues = [Path(__import__("django").__file__).parent / "conf" / "locale" / "sv" / "LC_MESSAGES" / "django.po"]
+    catalogues += [Path(app.path) / "locale" / "sv" / "LC_MESSAGES" / "django.po" for app in apps.get_app_configs()]
+    differing = []
+    for catalogue in catalogues:
+        if not catalogue.exists() or catalogue.is_relative_to(ROOT / "locale"):
+            continue
+        for entry in polib.pofile(str(catalogue)):
+            if entry.msgctxt or entry.msgid_plural or not entry.msgstr:
+                continue
+            if entry.msgid in ours and ours[entry.msgid] != entry.msgstr:
+                differing.append((entry.msgid, ours[entry.msgid], entry.msgstr, catalogue.parent.parent.parent.parent))
+    assert differing == []
