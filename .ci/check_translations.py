@@ -13,6 +13,8 @@ Fails (exit status 1, one line per problem) when, for any `locale/<lang>/LC_MESS
    otherwise this part is skipped with a note (runtime never needs gettext: the `.mo` files
    are committed).
 
+`locale_vendor/` (Swedish for third-party apps that ship none, kept by hand) is checked for 1 and 2.
+
 Usage: python .ci/check_translations.py [--locale-dir DIR] [--skip-makemessages]
 """
 
@@ -29,6 +31,7 @@ from pathlib import Path
 import polib
 
 ROOT = Path(__file__).resolve().parent.parent
+VENDOR_LOCALE = ROOT / "locale_vendor"
 # What `make messages` passes to makemessages (Makefile, MAKEMESSAGES_FLAGS): keep the two in step.
 MAKEMESSAGES_IGNORE = [".venv", "tests", "bench", "staticfiles", "media", "deploy"]
 # Not copied into the temporary project: makemessages reads none of it.
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-makemessages", action="store_true")
     args = parser.parse_args(argv)
     problems = check(args.locale_dir, makemessages=not args.skip_makemessages)
+    if args.locale_dir == ROOT / "locale" and VENDOR_LOCALE.exists():
+        problems += check(VENDOR_LOCALE, makemessages=False)
     for problem in problems:
         print(problem)
     if problems:

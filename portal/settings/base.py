@@ -131,7 +131,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # active language: Django's own formats, with the project's overrides in portal/formats/.
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("sv", "Svenska")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# locale/: the project's own strings (makemessages). locale_vendor/: Swedish for third-party apps
+# that ship none (django-import-export's import and export pages), kept by hand.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_vendor"]
 FORMAT_MODULE_PATH = ["portal.formats"]
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True

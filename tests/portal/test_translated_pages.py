@@ -27,7 +27,11 @@ pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_APPS = ["portal", "recommendations", "remediation", "intune"]
-CATALOGUE = ROOT / "locale" / "sv" / "LC_MESSAGES" / "django.po"
+# The project's catalogue, and the Swedish of third-party apps that ship none (django-import-export).
+CATALOGUES = [
+    ROOT / "locale" / "sv" / "LC_MESSAGES" / "django.po",
+    ROOT / "locale_vendor" / "sv" / "LC_MESSAGES" / "django.po",
+]
 PLACEHOLDER = re.compile(r"%\(\w+\)[sdr]|%[sd]|\{\}|<[^>]+>")
 
 
@@ -43,7 +47,8 @@ def english_phrases() -> list[str]:
     """Distinctive English phrases of the catalogue: each msgid's literal parts of three words or
     more, where the Swedish differs (so "Status", the same in both, is never looked for)."""
     phrases = set()
-    for entry in polib.pofile(str(CATALOGUE)):
+    entries = [entry for catalogue in CATALOGUES for entry in polib.pofile(str(catalogue))]
+    for entry in entries:
         if entry.obsolete:
             continue
         translation = entry.msgstr_plural.get(0, "") if entry.msgid_plural else entry.msgstr
@@ -154,3 +159,5 @@ def test_the_walk_would_see_an_english_string(client, superuser, portal_data):
     seen = [phrase for phrase in english_phrases() if phrase in page]
     assert "Device remediation status" in seen
     assert "Mark as complete" in seen
+    importer = html.unescape(client.get(main_pages(portal_data)["device import"]).content.decode())
+    assert "This importer will import the following fields" in [p for p in english_phrases() if p in importer]

@@ -37,6 +37,7 @@ def _po(locale_dir: Path) -> Path:
 
 def test_the_committed_catalogues_are_complete_and_compiled():
     assert check_translations.check(LOCALE, makemessages=False) == []
+    assert check_translations.check(ROOT / "locale_vendor", makemessages=False) == []
 
 
 @pytest.mark.skipif(shutil.which("xgettext") is None, reason="needs GNU gettext's xgettext")
@@ -112,17 +113,18 @@ def test_without_xgettext_the_makemessages_part_is_skipped_with_a_note(monkeypat
     assert "xgettext (GNU gettext) is not installed" in capsys.readouterr().out
 
 
-def test_the_project_catalogue_never_changes_a_translation_of_django_or_an_installed_app():
+@pytest.mark.parametrize("locale_dir", [LOCALE, ROOT / "locale_vendor"])
+def test_the_project_catalogue_never_changes_a_translation_of_django_or_an_installed_app(locale_dir):
     """LOCALE_PATHS wins over the apps' catalogues: a shared msgid translated differently would
     change Django's own pages (the admin's "Change" links, say). Such strings take a context."""
     from django.apps import apps
 
-    ours = {e.msgid: e.msgstr for e in polib.pofile(str(_po(LOCALE))) if not e.msgctxt and not e.msgid_plural}
+    ours = {e.msgid: e.msgstr for e in polib.pofile(str(_po(locale_dir))) if not e.msgctxt and not e.msgid_plural}
     catalogues = [Path(__import__("django").__file__).parent / "conf" / "locale" / "sv" / "LC_MESSAGES" / "django.po"]
     catalogues += [Path(app.path) / "locale" / "sv" / "LC_MESSAGES" / "django.po" for app in apps.get_app_configs()]
     differing = []
     for catalogue in catalogues:
-        if not catalogue.exists() or catalogue.is_relative_to(ROOT / "locale"):
+        if not catalogue.exists() or catalogue.is_relative_to(ROOT):
             continue
         for entry in polib.pofile(str(catalogue)):
             if entry.msgctxt or entry.msgid_plural or not entry.msgstr:
