@@ -78,6 +78,12 @@ def test_a_swedish_browser_sees_the_portal_in_swedish(live_server, browser, secu
         assert page.is_visible("#mark-complete >> text=Markera som slutförd")
         due = activity.due_on.isoformat()
         assert page.is_visible(f"dd >> text={due}")  # Swedish dates are ISO 8601
+        # The helpers charts use, in the page's language (admin.js, after the JavaScript catalogue).
+        assert page.evaluate("portalFormat.number(18511)") == "18\xa0511"
+        assert page.evaluate("portalFormat.date('2026-12-01')") == "2026-12-01"
+        assert page.evaluate("gettext('Attention-required activities have no due date.')") == (
+            "Aktiviteter med Åtgärd krävs har inget förfallodatum."
+        )
         screenshot(page, "sv-activity")
     finally:
         context.close()
@@ -90,6 +96,10 @@ def test_an_english_browser_sees_english_and_a_chosen_language_wins(live_server,
         assert page.get_attribute("html", "lang") == "en"
         assert page.inner_text("#top-remediation-activities h2") == "Top remediation activities"
         assert page.is_visible("#logout-form >> text=Log out")
+        page.goto(live_server.url + reverse("admin:remediation_remediationactivity_change", args=[activity.pk]))
+        assert page.evaluate("portalFormat.number(18511)") == "18,511"
+        assert page.evaluate("portalFormat.date('2026-12-01')") == "Dec 1, 2026"
+        page.goto(live_server.url + reverse("admin:index"))
 
         # The user chooses Swedish in the header: the page reloads in Swedish, whatever the browser says.
         page.select_option("#language-select", "sv")

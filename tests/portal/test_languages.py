@@ -285,3 +285,29 @@ def test_the_request_form_date_input_is_iso_and_its_hint_follows_the_language(se
     assert f"Datum skrivs som {today:%Y-%m-%d} (i dag)." in swedish
     english = security_client.get(url, headers={"accept-language": "en"}).content.decode()
     assert f"Dates are written as {today:%m/%d/%Y} (today)." in english
+
+
+# --- the helpers charts use -------------------------------------------------------------
+
+
+def test_the_chart_helpers_write_numbers_and_dates_in_the_active_language():
+    import json
+
+    from django.template import Context, Template
+    from django.utils import translation
+
+    template = Template('{% load portal_format %}{{ n|grouped }}|{{ d|day }}|{% chart_formats "chart-formats" %}')
+    context = {"n": 18511, "d": dt.date(2026, 12, 1)}
+    with translation.override("sv"):
+        number, day, script = template.render(Context(context)).split("|")
+    assert number == "18\xa0511"
+    assert day == "2026-12-01"
+    formats = json.loads(script.split(">", 1)[1].rsplit("<", 1)[0])
+    assert formats["locale"] == "sv-SE"
+    assert formats["thousand_separator"] == "\xa0"
+    assert formats["decimal_separator"] == ","
+    assert formats["date_format"] == "Y-m-d"
+    with translation.override("en"):
+        number, day, script = template.render(Context(context)).split("|")
+    assert (number, day) == ("18,511", "12/01/2026")
+    assert json.loads(script.split(">", 1)[1].rsplit("<", 1)[0])["locale"] == "en-US"
