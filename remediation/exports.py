@@ -65,7 +65,7 @@ def activity_rows(activities: QuerySet[RemediationActivity]) -> Iterator[list]:
             _date(activity.created_at),
             _date(activity.due_on),
             activity.get_ticket_status_display() if activity.ticket_status else "",
-            activity.completed_by_label,
+            activity.completed_by_display,
             _date(activity.completed_at),
             activity.shown_target_devices,
             activity.shown_fixed_devices,

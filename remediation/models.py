@@ -157,6 +157,13 @@ class RemediationActivity(models.Model):
             return NOT_AVAILABLE
         return self.completer_email
 
+    @property
+    def completed_by_display(self) -> str:
+        """'Completed by' for people to read, in the active language (the API keeps completed_by_label)."""
+        if self.completion_method in (self.CompletionMethod.AUTOMATIC, self.CompletionMethod.UNKNOWN):
+            return str(self.get_completion_method_display())
+        return self.completer_email
+
 
 class ActivityDevice(models.Model):
     class Status(models.TextChoices):

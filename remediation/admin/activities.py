@@ -162,7 +162,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("Completed by"))
     def completed_by_column(self, obj):
-        return obj.completed_by_label or "—"
+        return obj.completed_by_display or "—"
 
     @admin.display(description=_("Completed on"), ordering="completed_at")
     def completed_on_column(self, obj):

@@ -311,3 +311,25 @@ def test_the_chart_helpers_write_numbers_and_dates_in_the_active_language():
         number, day, script = template.render(Context(context)).split("|")
     assert (number, day) == ("18,511", "12/01/2026")
     assert json.loads(script.split(">", 1)[1].rsplit("<", 1)[0])["locale"] == "en-US"
+
+
+def test_completed_by_is_translated_on_pages_and_stays_the_contract_value_in_the_api(security_client, security_user):
+    activity = make_activity(user=security_user, devices=1)
+    RemediationActivity.objects.filter(pk=activity.pk).update(
+        status="completed", completion_method="automatic", completed_at=dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
+    )
+    changelist = reverse("admin:remediation_remediationactivity_changelist")
+    swedish = security_client.get(changelist, headers={"accept-language": "sv"}).content.decode()
+    assert '<td class="field-completed_by_column">Systembekräftelse</td>' in swedish
+    page_url = reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
+    assert (
+        "<dd>Systembekräftelse</dd>"
+        in security_client.get(page_url, headers={"accept-language": "sv"}).content.decode()
+    )
+    english = security_client.get(changelist, headers={"accept-language": "en"}).content.decode()
+    assert '<td class="field-completed_by_column">System confirmation</td>' in english
+
+    api = token_client(security_user, accept_language="sv").get(f"{API}{activity.pk}/")
+    assert api.json()["completed_by"] == "System confirmation"
+    rows = read_csv(token_client(security_user).get(f"{API}export.csv?lang=sv"))
+    assert rows[1][9] == "Systembekräftelse"
