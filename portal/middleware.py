@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.utils import translation
 from django.utils.cache import patch_cache_control
@@ -133,6 +134,8 @@ class UserLanguageMiddleware:
     def __call__(self, request):
         from portal import preferences
 
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return self.get_response(request)  # nobody signed in: never touch the session (/healthz)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not request.path.startswith(API_PREFIX):
             session = getattr(request, "session", None)

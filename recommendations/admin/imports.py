@@ -32,11 +32,11 @@ logger = logging.getLogger(__name__)
 
 
 def summary_text(summary: dict) -> str:
-    """import_summary_line (the commands' last line) in the reader's language."""
+    """import_summary_line (the commands' last line, numbers as it writes them) in the reader's language."""
     return _(
         "created %(created)s, updated %(updated)s, remediated %(remediated)s, re-exposed %(re_exposed)s, "
         "rejected %(rejected)s"
-    ) % {key: grouped(summary.get(key, 0)) for key in ("created", "updated", "remediated", "re_exposed", "rejected")}
+    ) % {key: summary.get(key, 0) for key in ("created", "updated", "remediated", "re_exposed", "rejected")}
 
 
 class SizeLimitedImportForm(ImportForm):
