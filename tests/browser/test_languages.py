@@ -85,6 +85,17 @@ def test_a_swedish_browser_sees_the_portal_in_swedish(live_server, browser, secu
             "Aktiviteter med Åtgärd krävs har inget förfallodatum."
         )
         screenshot(page, "sv-activity")
+
+        # The request form: Swedish labels, an ISO date input and the date hint in Swedish.
+        rec = activity.recommendation
+        page.goto(
+            live_server.url + reverse("admin:recommendations_securityrecommendation_remediation_options", args=[rec.pk])
+        )
+        assert page.is_visible("input[type=submit][value='Skicka begäran']")
+        assert page.get_attribute("input[name=due_on]", "type") == "date"
+        assert page.input_value("input[name=due_on]").count("-") == 2  # ISO 8601, what a date input holds
+        assert page.is_visible("#due-date-format >> text=Datum skrivs som")
+        screenshot(page, "sv-request-form")
     finally:
         context.close()
 
