@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: run test venv dev-venv migrate seed serve worker beat lint check clean
+.PHONY: run test venv dev-venv migrate seed serve worker beat lint check messages clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ lint: dev-venv
 check: dev-venv
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) check
+
+## make messages: refresh the catalogues from the sources and compile them (needs GNU gettext; see README "Languages").
+## Keep the ignores in step with MAKEMESSAGES_IGNORE in .ci/check_translations.py.
+MAKEMESSAGES_FLAGS := --all --no-obsolete --ignore=.venv --ignore=tests --ignore=bench --ignore=staticfiles --ignore=media --ignore=deploy
+messages: venv
+	$(MANAGE) makemessages $(MAKEMESSAGES_FLAGS)
+	$(MANAGE) makemessages -d djangojs $(MAKEMESSAGES_FLAGS)
+	$(MANAGE) compilemessages --ignore=.venv
+	$(BIN)/python .ci/check_translations.py --skip-makemessages || true
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -11,10 +11,12 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from portal.admin_mixins import ReadOnlyAdminMixin
 from portal.errors import ApplicationError
+from portal.formatting import grouped
 from remediation.selectors import activity_get, activity_list
 
 from . import graph
@@ -39,7 +41,7 @@ def tasks_in_scope(user, tasks=None):
 
 
 class ConnectionForm(forms.Form):
-    enabled = forms.BooleanField(required=False, label="Microsoft Intune connection")
+    enabled = forms.BooleanField(required=False, label=_("Microsoft Intune connection"))
 
 
 @admin.register(IntuneConnection)
@@ -75,7 +77,7 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
 
     def _page_allowed(self, request) -> None:
         if not (request.user.is_superuser or self.has_view_permission(request)):
-            raise PermissionDenied("You may not see the advanced features.")
+            raise PermissionDenied(_("You may not see the advanced features."))
 
     def advanced_features_view(self, request):
         self._page_allowed(request)
@@ -90,14 +92,18 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
                     if exc.http_status == 403:
                         raise PermissionDenied(exc.message) from exc
                     raise
-                state = "on" if form.cleaned_data["enabled"] else "off"
-                self.message_user(request, f"The Microsoft Intune connection is {state}.", messages.SUCCESS)
+                text = (
+                    _("The Microsoft Intune connection is on.")
+                    if form.cleaned_data["enabled"]
+                    else _("The Microsoft Intune connection is off.")
+                )
+                self.message_user(request, text, messages.SUCCESS)
                 return HttpResponseRedirect(request.path)
         else:
             form = ConnectionForm(initial={"enabled": connection.enabled})
         context = {
             **self.admin_site.each_context(request),
-            "title": "Advanced features",
+            "title": _("Advanced features"),
             "subtitle": None,
             "opts": self.model._meta,
             "connection": connection,
@@ -126,12 +132,15 @@ class IntuneConnectionAdmin(admin.ModelAdmin):
     def test_connection_view(self, request):
         """Token fetch and one read-only GET; the result is shown on the Advanced features page."""
         if not request.user.is_superuser:
-            raise PermissionDenied("Only superusers may test the Microsoft Intune connection.")
+            raise PermissionDenied(_("Only superusers may test the Microsoft Intune connection."))
         ok, message = intune_test_connection()
         if ok:
-            self.message_user(request, f"Test connection succeeded: {message}", messages.SUCCESS)
+            self.message_user(
+                request, _("Test connection succeeded: %(message)s") % {"message": message}, messages.SUCCESS
+            )
         else:
-            self.message_user(request, f"Test connection failed: {message}", messages.ERROR)
+            text = _("Test connection failed: %(message)s") % {"message": message}
+            self.message_user(request, text, messages.ERROR)
         return redirect("admin:intune_advanced_features")
 
 
@@ -173,16 +182,16 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return tasks_in_scope(request.user, super().get_queryset(request))
 
-    @admin.display(description="Remediation activity", ordering="activity__title")
+    @admin.display(description=_("Remediation activity"), ordering="activity__title")
     def activity_link(self, obj):
         url = reverse("admin:remediation_remediationactivity_change", args=[obj.activity_id])
         return format_html('<a href="{}">{}</a>', url, obj.activity.title)
 
-    @admin.display(description="Devices sent")
+    @admin.display(description=_("Devices sent"))
     def devices(self, obj):
-        return f"{obj.devices_sent:,} of {obj.devices_total:,}"
+        return _("%(sent)s of %(total)s") % {"sent": grouped(obj.devices_sent), "total": grouped(obj.devices_total)}
 
-    @admin.display(description="Last error")
+    @admin.display(description=_("Last error"))
     def error(self, obj):
         return (obj.last_error[:120] + "…") if len(obj.last_error) > 120 else obj.last_error
 
@@ -196,21 +205,21 @@ class IntuneTaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def retry_view(self, request, activity_id):
         """*Retry now* on the activity page: push, send back and read this activity's task at once."""
         if not (request.user.is_superuser or self.has_view_permission(request)):
-            raise PermissionDenied("You may not retry Intune tasks.")
+            raise PermissionDenied(_("You may not retry Intune tasks."))
         activity = activity_get(user=request.user, pk=activity_id)
         if activity is None:
-            raise Http404("No such remediation activity.")
+            raise Http404(_("No such remediation activity."))
         page = reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
         if not activity.create_intune_task:
-            self.message_user(request, "This activity did not ask for an Intune security task.", messages.ERROR)
+            self.message_user(request, _("This activity did not ask for an Intune security task."), messages.ERROR)
             return HttpResponseRedirect(page)
         if not intune_enabled():
-            self.message_user(request, "The Microsoft Intune connection is off; nothing was sent.", messages.ERROR)
+            self.message_user(request, _("The Microsoft Intune connection is off; nothing was sent."), messages.ERROR)
             return HttpResponseRedirect(page)
         outcome = intune_sync_activity_task.delay(str(activity.pk))
         if settings.CELERY_TASK_ALWAYS_EAGER:
             done = outcome.get()
             self.message_user(request, done["summary"], messages.SUCCESS if done["ok"] else messages.ERROR)
         else:
-            self.message_user(request, "Retry queued; the Intune panel updates in a moment.", messages.INFO)
+            self.message_user(request, _("Retry queued; the Intune panel updates in a moment."), messages.INFO)
         return HttpResponseRedirect(page)

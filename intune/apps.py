@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class IntuneConfig(AppConfig):
     name = "intune"
-    verbose_name = "Microsoft Intune"
+    verbose_name = _("Microsoft Intune")
 
     def ready(self) -> None:
         from remediation.hooks import register

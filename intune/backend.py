@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from portal.formatting import grouped
 from portal.queue import enqueue
 from remediation.hooks import Integration, Panel
 
@@ -13,7 +17,7 @@ PUSH_TASK = "intune.push_activity"
 
 
 def _devices(count: int) -> str:
-    return f"{count:,} device{'s' if count != 1 else ''}"
+    return ngettext("%(count)s device", "%(count)s devices", count) % {"count": grouped(count)}
 
 
 def devices_sent_summary(task: IntuneTask, activity) -> tuple[str, list[str]]:
@@ -25,23 +29,42 @@ def devices_sent_summary(task: IntuneTask, activity) -> tuple[str, list[str]]:
     total = task.devices_total or activity.target_devices
     sent = task.devices_sent
     if not total:
-        sentence = "No device was sent to Intune."
+        sentence = _("No device was sent to Intune.")
     elif sent < total:
-        sentence = f"Only {sent:,} of {_devices(total)} were sent to Intune."
+        sentence = _("Only %(sent)s of %(devices)s were sent to Intune.") % {
+            "sent": grouped(sent),
+            "devices": _devices(total),
+        }
     else:
-        sentence = f"{sent:,} of {_devices(total)} were sent to Intune."
+        sentence = _("%(sent)s of %(devices)s were sent to Intune.") % {
+            "sent": grouped(sent),
+            "devices": _devices(total),
+        }
     notes = []
     if task.graph_id and sent >= max_devices_per_task() and sent < total:
-        notes.append(f"At most {max_devices_per_task():,} devices are sent to Intune with one task.")
-    if task.devices_not_managed:
-        verb = "is" if task.devices_not_managed == 1 else "are"
-        sent_verb = "was" if task.devices_not_managed == 1 else "were"
-        notes.append(f"{_devices(task.devices_not_managed)} {verb} not managed by Intune and {sent_verb} not sent.")
-    if task.devices_without_aad_id:
-        verb = "has" if task.devices_without_aad_id == 1 else "have"
-        sent_verb = "was" if task.devices_without_aad_id == 1 else "were"
         notes.append(
-            f"{_devices(task.devices_without_aad_id)} {verb} no Entra ID device ID and {sent_verb} not sent to Intune."
+            _("At most %(count)s devices are sent to Intune with one task.")
+            % {"count": grouped(max_devices_per_task())}
+        )
+    if task.devices_not_managed:
+        count = task.devices_not_managed
+        notes.append(
+            ngettext(
+                "%(count)s device is not managed by Intune and was not sent.",
+                "%(count)s devices are not managed by Intune and were not sent.",
+                count,
+            )
+            % {"count": grouped(count)}
+        )
+    if task.devices_without_aad_id:
+        count = task.devices_without_aad_id
+        notes.append(
+            ngettext(
+                "%(count)s device has no Entra ID device ID and was not sent to Intune.",
+                "%(count)s devices have no Entra ID device ID and were not sent to Intune.",
+                count,
+            )
+            % {"count": grouped(count)}
         )
     return sentence, notes
 

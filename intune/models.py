@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from remediation.models import RemediationActivity
 
@@ -9,13 +10,20 @@ from remediation.models import RemediationActivity
 class IntuneConnection(models.Model):
     """The single row that says whether the portal talks to Intune. Off by default."""
 
-    enabled = models.BooleanField(default=False)
+    enabled = models.BooleanField(_("enabled"), default=False)
     changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("changed by"),
     )
-    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("intune connection")
+        verbose_name_plural = _("intune connections")
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="intune_connection_singleton")]
 
     def __str__(self) -> str:
@@ -28,25 +36,31 @@ class IntuneConnection(models.Model):
 
 
 class IntuneTask(models.Model):
-    activity = models.OneToOneField(RemediationActivity, on_delete=models.CASCADE, related_name="intune_task")
-    graph_id = models.CharField(max_length=64, blank=True, db_index=True)
-    status = models.CharField(max_length=32, blank=True, help_text="Graph's status of the task.")
-    devices_sent = models.PositiveIntegerField(default=0)
-    devices_total = models.PositiveIntegerField(default=0)
-    devices_without_aad_id = models.PositiveIntegerField(default=0)
-    devices_not_managed = models.PositiveIntegerField(
-        default=0, help_text="Target devices Intune does not manage (looked up by Entra ID device ID); not sent."
+    activity = models.OneToOneField(
+        RemediationActivity, on_delete=models.CASCADE, related_name="intune_task", verbose_name=_("activity")
     )
-    push_started_at = models.DateTimeField(null=True, blank=True)
-    last_pushed_at = models.DateTimeField(null=True, blank=True)
-    last_synced_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    graph_id = models.CharField(_("graph id"), max_length=64, blank=True, db_index=True)
+    status = models.CharField(_("status"), max_length=32, blank=True, help_text=_("Graph's status of the task."))
+    devices_sent = models.PositiveIntegerField(_("devices sent"), default=0)
+    devices_total = models.PositiveIntegerField(_("devices total"), default=0)
+    devices_without_aad_id = models.PositiveIntegerField(_("devices without aad id"), default=0)
+    devices_not_managed = models.PositiveIntegerField(
+        _("devices not managed"),
+        default=0,
+        help_text=_("Target devices Intune does not manage (looked up by Entra ID device ID); not sent."),
+    )
+    push_started_at = models.DateTimeField(_("push started at"), null=True, blank=True)
+    last_pushed_at = models.DateTimeField(_("last pushed at"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
     # A decision taken in the portal that still has to be sent back with updateStatus.
-    pending_status = models.CharField(max_length=32, blank=True)
-    pending_note = models.TextField(blank=True)
+    pending_status = models.CharField(_("pending status"), max_length=32, blank=True)
+    pending_note = models.TextField(_("pending note"), blank=True)
 
     class Meta:
+        verbose_name = _("intune task")
+        verbose_name_plural = _("intune tasks")
         indexes = [models.Index(fields=["status"])]
 
     def __str__(self) -> str:
@@ -60,9 +74,13 @@ class GraphAccessToken(models.Model):
     secret (which is only in the environment). One row per credentials set.
     """
 
-    cache_key = models.CharField(max_length=64, unique=True)
-    encrypted_token = models.TextField()
-    expires_at = models.DateTimeField()
+    cache_key = models.CharField(_("cache key"), max_length=64, unique=True)
+    encrypted_token = models.TextField(_("encrypted token"))
+    expires_at = models.DateTimeField(_("expires at"))
+
+    class Meta:
+        verbose_name = _("graph access token")
+        verbose_name_plural = _("graph access tokens")
 
     def __str__(self) -> str:
         return f"Graph token until {self.expires_at:%Y-%m-%d %H:%M}"

@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from portal.links import absolute_url
 from remediation.models import ActivityDevice, RemediationActivity, RemediationOption
@@ -191,7 +191,9 @@ def _software_fields(activity: RemediationActivity) -> dict:
         fields["appPublisher"] = rec.vendor
     if activity.remediation_option == RemediationOption.SOFTWARE_UPDATE and rec.recommended_version:
         fields["appVersion"] = rec.recommended_version
-    fields["remediation"] = remediation_steps(activity)
+    # Intune's task text is written once for every reader, in LANGUAGE_CODE (not the filer's language).
+    with translation.override(settings.LANGUAGE_CODE):
+        fields["remediation"] = remediation_steps(activity)
     fields["mobileAppCount"] = 0  # no mobileApps are sent
     return fields
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Sequence
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+from portal.errors import ValidationError
+
+# The contract's language (DESIGN.md section 7): headers and values in English unless `?lang=` asks.
+CSV_DEFAULT_LANGUAGE = "en"
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -33,10 +41,33 @@ def csv_rows(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
         yield writer.writerow([safe_cell(cell) for cell in row])
 
 
-def streaming_csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence]) -> StreamingHttpResponse:
-    """A UTF-8 CSV download that never holds the whole file in memory."""
+def csv_language(value: str | None) -> str:
+    """The language of a CSV export from its `?lang=` value: English by default (the contract's
+    headers and values), or one of LANGUAGES (`sv`: Swedish headers and values). Unknown: 400."""
+    value = (value or "").strip().lower()
+    if not value:
+        return CSV_DEFAULT_LANGUAGE
+    codes = [code for code, _name in settings.LANGUAGES]
+    if value not in codes:
+        raise ValidationError(
+            _("Unknown language %(value)r; use one of %(codes)s.") % {"value": value, "codes": ", ".join(codes)},
+            field="lang",
+        )
+    return value
+
+
+def _in_language(language: str, lines: Iterator[str]) -> Iterator[str]:
+    """Render every line (header labels, choice labels) in `language`, however late the download streams."""
+    with translation.override(language):
+        yield from lines
+
+
+def streaming_csv_response(
+    filename: str, header: Sequence[str], rows: Iterable[Sequence], *, language: str = CSV_DEFAULT_LANGUAGE
+) -> StreamingHttpResponse:
+    """A UTF-8 CSV download that never holds the whole file in memory, written in `language`."""
     response = StreamingHttpResponse(
-        (line.encode("utf-8") for line in csv_rows(header, rows)),
+        (line.encode("utf-8") for line in _in_language(language, csv_rows(header, rows))),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

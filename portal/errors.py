@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -30,7 +31,7 @@ class ApplicationError(Exception):
     ):
         """`errors` carries several field messages at once ({field: [message, ...]})."""
         if errors and not message:
-            message = "; ".join(m for msgs in errors.values() for m in msgs)
+            message = "; ".join(str(m) for msgs in errors.values() for m in msgs)
         super().__init__(message)
         self.message = message
         self.field = field
@@ -85,9 +86,14 @@ def api_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response(exc.as_payload(), status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):  # Django's own body limit (form bodies): JSON, not HTML
-        return Response({"detail": "The request body is too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response(
+            {"detail": _("The request body is too large.")}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
     if isinstance(exc, SuspiciousOperation):  # e.g. more form fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
-        return Response({"detail": f"The request could not be read: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": _("The request could not be read: %(error)s") % {"error": exc}},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -7,7 +7,9 @@ import re
 import time
 import uuid
 
+from django.conf import settings
 from django.http import JsonResponse
+from django.utils import translation
 from django.utils.cache import patch_cache_control
 
 from portal.logging import activity_id_var, request_id_var, request_var, user_label, user_var
@@ -114,3 +116,35 @@ class ApiGuardMiddleware:
             response = self.get_response(request)
         patch_cache_control(response, no_store=True)
         return response
+
+
+class UserLanguageMiddleware:
+    """After AuthenticationMiddleware: a signed-in user's stored language wins over the browser's.
+
+    LocaleMiddleware (earlier) has already activated the language of Accept-Language; this one
+    activates the user's stored choice instead, if they made one (portal.preferences). The
+    choice is cached in the session, so a page costs no query for it. The API (/api/) is left
+    to Accept-Language: its token-authenticated callers are only known inside the view, and
+    scripts say which language they want in the header (README "Languages").
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from portal import preferences
+
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return self.get_response(request)  # nobody signed in: never touch the session (/healthz)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not request.path.startswith(API_PREFIX):
+            session = getattr(request, "session", None)
+            language = session.get(preferences.SESSION_KEY) if session is not None else None
+            if language is None:
+                language = preferences.stored_language(user)
+                if session is not None:
+                    session[preferences.SESSION_KEY] = language
+            if language:
+                translation.activate(language)
+                request.LANGUAGE_CODE = language
+        return self.get_response(request)

@@ -32,6 +32,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -167,11 +168,11 @@ class KeysetPagination(BasePagination):
             size = int(raw)
         except (TypeError, ValueError) as exc:
             raise serializers.ValidationError(
-                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+                {self.page_size_query_param: [_("A whole number from 1 to %(max)s.") % {"max": self.max_page_size}]}
             ) from exc
         if not 1 <= size <= self.max_page_size:
             raise serializers.ValidationError(
-                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+                {self.page_size_query_param: [_("A whole number from 1 to %(max)s.") % {"max": self.max_page_size}]}
             )
         return size
 

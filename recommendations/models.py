@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from portal.models import Event
 
@@ -12,17 +13,20 @@ UNASSIGNED_GROUP_NAME = "UnassignedGroup"
 
 
 class DeviceGroup(models.Model):
-    name = models.CharField(max_length=200, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    description = models.TextField(_("description"), blank=True)
     user_groups = models.ManyToManyField(
         Group,
         blank=True,
         related_name="device_groups",
-        help_text="People in these groups may see this device group's data.",
+        help_text=_("People in these groups may see this device group's data."),
+        verbose_name=_("user groups"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("device group")
+        verbose_name_plural = _("device groups")
         ordering = ["name"]
         permissions = [("view_all_device_groups", "Can see the data of every device group")]
 
@@ -34,41 +38,49 @@ class Device(models.Model):
     """A device as Defender's machines API describes it (its field names in the comments)."""
 
     class HealthStatus(models.TextChoices):
-        ACTIVE = "Active", "Active"
-        INACTIVE = "Inactive", "Inactive"
-        IMPAIRED_COMMUNICATION = "ImpairedCommunication", "Impaired communication"
-        NO_SENSOR_DATA = "NoSensorData", "No sensor data"
-        NO_SENSOR_DATA_IMPAIRED = "NoSensorDataImpairedCommunication", "No sensor data, impaired communication"
-        UNKNOWN = "Unknown", "Unknown"
+        ACTIVE = "Active", _("Active")
+        INACTIVE = "Inactive", _("Inactive")
+        IMPAIRED_COMMUNICATION = "ImpairedCommunication", _("Impaired communication")
+        NO_SENSOR_DATA = "NoSensorData", _("No sensor data")
+        NO_SENSOR_DATA_IMPAIRED = "NoSensorDataImpairedCommunication", _("No sensor data, impaired communication")
+        UNKNOWN = "Unknown", _("Unknown")
 
     class RiskScore(models.TextChoices):
-        NONE = "None", "None"
-        INFORMATIONAL = "Informational", "Informational"
-        LOW = "Low", "Low"
-        MEDIUM = "Medium", "Medium"
-        HIGH = "High", "High"
+        NONE = "None", _("None")
+        INFORMATIONAL = "Informational", _("Informational")
+        LOW = "Low", _("Low")
+        MEDIUM = "Medium", _("Medium")
+        HIGH = "High", _("High")
 
     class ExposureLevel(models.TextChoices):
-        NONE = "None", "None"
-        LOW = "Low", "Low"
-        MEDIUM = "Medium", "Medium"
-        HIGH = "High", "High"
+        NONE = "None", _("None")
+        LOW = "Low", _("Low")
+        MEDIUM = "Medium", _("Medium")
+        HIGH = "High", _("High")
 
-    machine_id = models.CharField("device ID", max_length=64, unique=True)  # id
-    computer_dns_name = models.CharField("device name", max_length=255, blank=True)  # computerDnsName
-    os_platform = models.CharField("OS platform", max_length=100, blank=True)  # osPlatform
-    os_version = models.CharField("OS version", max_length=100, blank=True)  # version
-    device_group = models.ForeignKey(DeviceGroup, on_delete=models.PROTECT, related_name="devices")  # rbacGroupName
-    aad_device_id = models.CharField("Entra ID device ID", max_length=64, blank=True)  # aadDeviceId
-    first_seen = models.DateTimeField(null=True, blank=True)  # firstSeen
-    last_seen = models.DateTimeField(null=True, blank=True)  # lastSeen
-    health_status = models.CharField(max_length=40, choices=HealthStatus.choices, blank=True)  # healthStatus
-    risk_score = models.CharField(max_length=16, choices=RiskScore.choices, blank=True)  # riskScore
-    exposure_level = models.CharField(max_length=16, choices=ExposureLevel.choices, blank=True)  # exposureLevel
-    machine_tags = models.JSONField(default=list, blank=True)  # machineTags (a list of strings)
-    last_ip_address = models.CharField("last IP address", max_length=64, blank=True)  # lastIpAddress
+    machine_id = models.CharField(_("device ID"), max_length=64, unique=True)  # id
+    computer_dns_name = models.CharField(_("device name"), max_length=255, blank=True)  # computerDnsName
+    os_platform = models.CharField(_("OS platform"), max_length=100, blank=True)  # osPlatform
+    os_version = models.CharField(_("OS version"), max_length=100, blank=True)  # version
+    device_group = models.ForeignKey(
+        DeviceGroup, on_delete=models.PROTECT, related_name="devices", verbose_name=_("device group")
+    )  # rbacGroupName
+    aad_device_id = models.CharField(_("Entra ID device ID"), max_length=64, blank=True)  # aadDeviceId
+    first_seen = models.DateTimeField(_("first seen"), null=True, blank=True)  # firstSeen
+    last_seen = models.DateTimeField(_("last seen"), null=True, blank=True)  # lastSeen
+    health_status = models.CharField(
+        _("health status"), max_length=40, choices=HealthStatus.choices, blank=True
+    )  # healthStatus
+    risk_score = models.CharField(_("risk score"), max_length=16, choices=RiskScore.choices, blank=True)  # riskScore
+    exposure_level = models.CharField(
+        _("exposure level"), max_length=16, choices=ExposureLevel.choices, blank=True
+    )  # exposureLevel
+    machine_tags = models.JSONField(_("machine tags"), default=list, blank=True)  # machineTags (a list of strings)
+    last_ip_address = models.CharField(_("last IP address"), max_length=64, blank=True)  # lastIpAddress
 
     class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
         ordering = ["computer_dns_name"]
         indexes = [models.Index(fields=["device_group", "computer_dns_name"])]
 
@@ -78,41 +90,47 @@ class Device(models.Model):
 
 class SecurityRecommendation(models.Model):
     class Category(models.TextChoices):
-        ACCOUNTS = "Accounts", "Accounts"
-        APPLICATION = "Application", "Application"
-        NETWORK = "Network", "Network"
-        OS = "OS", "OS"
-        SECURITY_CONTROLS = "SecurityControls", "Security controls"
+        ACCOUNTS = "Accounts", _("Accounts")
+        APPLICATION = "Application", _("Application")
+        NETWORK = "Network", _("Network")
+        OS = "OS", _("OS")
+        SECURITY_CONTROLS = "SecurityControls", _("Security controls")
 
     class RemediationType(models.TextChoices):
-        CONFIGURATION_CHANGE = "ConfigurationChange", "Configuration change"
-        UPDATE = "Update", "Update"
-        UPGRADE = "Upgrade", "Upgrade"
-        UNINSTALL = "Uninstall", "Uninstall"
+        CONFIGURATION_CHANGE = "ConfigurationChange", _("Configuration change")
+        UPDATE = "Update", _("Update")
+        UPGRADE = "Upgrade", _("Upgrade")
+        UNINSTALL = "Uninstall", _("Uninstall")
 
-    external_id = models.CharField(max_length=255, unique=True)
-    name = models.CharField(max_length=500)
-    product_name = models.CharField(max_length=255, blank=True)
-    vendor = models.CharField(max_length=255, blank=True)
-    related_component = models.CharField(max_length=255, blank=True)
-    category = models.CharField(max_length=32, choices=Category.choices, default=Category.APPLICATION)
-    remediation_type = models.CharField(max_length=32, choices=RemediationType.choices, default=RemediationType.UPDATE)
-    severity_score = models.FloatField(default=0)
-    exposure_impact = models.FloatField(default=0)
-    config_score_impact = models.FloatField(default=0)
-    public_exploit = models.BooleanField(default=False)
-    active_alert = models.BooleanField(default=False)
-    weaknesses = models.PositiveIntegerField(default=0)
-    recommended_version = models.CharField(max_length=100, blank=True)
-    recommended_program = models.CharField(max_length=255, blank=True)
-    recommended_vendor = models.CharField(max_length=255, blank=True)
-    sub_category = models.CharField(max_length=255, blank=True)  # subCategory
-    associated_threats = models.JSONField(default=list, blank=True)  # associatedThreats (a list)
-    tags = models.JSONField(default=list, blank=True)  # tags (a list)
+    external_id = models.CharField(_("external id"), max_length=255, unique=True)
+    name = models.CharField(_("name"), max_length=500)
+    product_name = models.CharField(_("product name"), max_length=255, blank=True)
+    vendor = models.CharField(_("vendor"), max_length=255, blank=True)
+    related_component = models.CharField(_("related component"), max_length=255, blank=True)
+    category = models.CharField(_("category"), max_length=32, choices=Category.choices, default=Category.APPLICATION)
+    remediation_type = models.CharField(
+        _("remediation type"), max_length=32, choices=RemediationType.choices, default=RemediationType.UPDATE
+    )
+    severity_score = models.FloatField(_("severity score"), default=0)
+    exposure_impact = models.FloatField(_("exposure impact"), default=0)
+    config_score_impact = models.FloatField(_("config score impact"), default=0)
+    public_exploit = models.BooleanField(_("public exploit"), default=False)
+    active_alert = models.BooleanField(_("active alert"), default=False)
+    weaknesses = models.PositiveIntegerField(_("weaknesses"), default=0)
+    recommended_version = models.CharField(_("recommended version"), max_length=100, blank=True)
+    recommended_program = models.CharField(_("recommended program"), max_length=255, blank=True)
+    recommended_vendor = models.CharField(_("recommended vendor"), max_length=255, blank=True)
+    sub_category = models.CharField(_("sub category"), max_length=255, blank=True)  # subCategory
+    associated_threats = models.JSONField(
+        _("associated threats"), default=list, blank=True
+    )  # associatedThreats (a list)
+    tags = models.JSONField(_("tags"), default=list, blank=True)  # tags (a list)
     # Stored counter (kept by database triggers on Exposure and Device) so lists never count per row.
-    exposed_devices = models.PositiveIntegerField(default=0, editable=False)
+    exposed_devices = models.PositiveIntegerField(_("exposed devices"), default=0, editable=False)
 
     class Meta:
+        verbose_name = _("security recommendation")
+        verbose_name_plural = _("security recommendations")
         ordering = ["-severity_score", "name"]
         permissions = [("handle_exceptions", "Can create and cancel recommendation exceptions")]
         indexes = [
@@ -130,13 +148,17 @@ class SecurityRecommendation(models.Model):
 
 
 class Exposure(models.Model):
-    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="exposures")
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="exposures")
-    first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
-    remediated_at = models.DateTimeField(null=True, blank=True)
+    recommendation = models.ForeignKey(
+        SecurityRecommendation, on_delete=models.CASCADE, related_name="exposures", verbose_name=_("recommendation")
+    )
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="exposures", verbose_name=_("device"))
+    first_seen = models.DateTimeField(_("first seen"))
+    last_seen = models.DateTimeField(_("last seen"))
+    remediated_at = models.DateTimeField(_("remediated at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("exposure")
+        verbose_name_plural = _("exposures")
         constraints = [
             models.UniqueConstraint(fields=["recommendation", "device"], name="exposure_unique_pair"),
         ]
@@ -166,11 +188,20 @@ class RecommendationGroupExposure(models.Model):
     exposures has no row.
     """
 
-    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="group_exposures")
-    device_group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="+")
-    exposed_devices = models.PositiveIntegerField(default=0)
+    recommendation = models.ForeignKey(
+        SecurityRecommendation,
+        on_delete=models.CASCADE,
+        related_name="group_exposures",
+        verbose_name=_("recommendation"),
+    )
+    device_group = models.ForeignKey(
+        DeviceGroup, on_delete=models.CASCADE, related_name="+", verbose_name=_("device group")
+    )
+    exposed_devices = models.PositiveIntegerField(_("exposed devices"), default=0)
 
     class Meta:
+        verbose_name = _("recommendation group exposure")
+        verbose_name_plural = _("recommendation group exposures")
         constraints = [
             models.UniqueConstraint(
                 fields=["recommendation", "device_group"], name="recommendation_group_exposure_unique"
@@ -183,38 +214,53 @@ class RecommendationGroupExposure(models.Model):
 
 class RecommendationException(models.Model):
     class Justification(models.TextChoices):
-        THIRD_PARTY_CONTROL = "third_party_control", "Third party control"
-        ALTERNATE_MITIGATION = "alternate_mitigation", "Alternate mitigation"
-        RISK_ACCEPTED = "risk_accepted", "Risk accepted"
-        PLANNED_REMEDIATION = "planned_remediation", "Planned remediation (grace)"
+        THIRD_PARTY_CONTROL = "third_party_control", _("Third party control")
+        ALTERNATE_MITIGATION = "alternate_mitigation", _("Alternate mitigation")
+        RISK_ACCEPTED = "risk_accepted", _("Risk accepted")
+        PLANNED_REMEDIATION = "planned_remediation", _("Planned remediation (grace)")
 
     class Scope(models.TextChoices):
-        GLOBAL = "global", "Global (all device groups)"
-        DEVICE_GROUPS = "device_groups", "Selected device groups"
+        GLOBAL = "global", _("Global (all device groups)")
+        DEVICE_GROUPS = "device_groups", _("Selected device groups")
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        EXPIRED = "expired", "Expired"
-        CANCELED = "canceled", "Canceled"
+        ACTIVE = "active", _("Active")
+        EXPIRED = "expired", _("Expired")
+        CANCELED = "canceled", _("Canceled")
 
-    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.CASCADE, related_name="exceptions")
-    justification = models.CharField(max_length=32, choices=Justification.choices)
-    context = models.TextField()
-    expires_on = models.DateField()
-    scope = models.CharField(max_length=16, choices=Scope.choices)
+    recommendation = models.ForeignKey(
+        SecurityRecommendation, on_delete=models.CASCADE, related_name="exceptions", verbose_name=_("recommendation")
+    )
+    justification = models.CharField(_("justification"), max_length=32, choices=Justification.choices)
+    context = models.TextField(_("context"))
+    expires_on = models.DateField(_("expires on"))
+    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices)
     device_groups = models.ManyToManyField(
-        DeviceGroup, through="ExceptionDeviceGroup", related_name="exceptions", blank=True
+        DeviceGroup,
+        through="ExceptionDeviceGroup",
+        related_name="exceptions",
+        blank=True,
+        verbose_name=_("device groups"),
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     canceled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("canceled by"),
     )
-    canceled_at = models.DateTimeField(null=True, blank=True)
-    expired_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(_("canceled at"), null=True, blank=True)
+    expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("recommendation exception")
+        verbose_name_plural = _("recommendation exceptions")
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "expires_on"]),
@@ -229,18 +275,29 @@ class ExceptionDeviceGroup(models.Model):
     """One device group covered by a device-group exception; cancelled one at a time."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        CANCELED = "canceled", "Canceled"
+        ACTIVE = "active", _("Active")
+        CANCELED = "canceled", _("Canceled")
 
-    exception = models.ForeignKey(RecommendationException, on_delete=models.CASCADE, related_name="group_links")
-    device_group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    canceled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    exception = models.ForeignKey(
+        RecommendationException, on_delete=models.CASCADE, related_name="group_links", verbose_name=_("exception")
     )
-    canceled_at = models.DateTimeField(null=True, blank=True)
+    device_group = models.ForeignKey(
+        DeviceGroup, on_delete=models.CASCADE, related_name="+", verbose_name=_("device group")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("canceled by"),
+    )
+    canceled_at = models.DateTimeField(_("canceled at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("exception device group")
+        verbose_name_plural = _("exception device groups")
         constraints = [
             models.UniqueConstraint(fields=["exception", "device_group"], name="exception_group_unique"),
         ]
@@ -251,18 +308,22 @@ class ExceptionDeviceGroup(models.Model):
 
 class ExceptionEvent(Event):
     class Kind(models.TextChoices):
-        CREATED = "created", "Created"
-        CANCELED = "canceled", "Canceled"
-        GROUP_CANCELED = "group_canceled", "Canceled for a device group"
-        EXPIRED = "expired", "Expired"
+        CREATED = "created", _("Created")
+        CANCELED = "canceled", _("Canceled")
+        GROUP_CANCELED = "group_canceled", _("Canceled for a device group")
+        EXPIRED = "expired", _("Expired")
 
-    exception = models.ForeignKey(RecommendationException, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    exception = models.ForeignKey(
+        RecommendationException, on_delete=models.CASCADE, related_name="events", verbose_name=_("exception")
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     # The device groups the event is about (filed for, canceled for): readers see only theirs, and
     # the notes naming them are written when read (selectors.exception_event_list).
-    device_groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="+")
+    device_groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="+", verbose_name=_("device groups"))
 
     class Meta(Event.Meta):
+        verbose_name = _("exception event")
+        verbose_name_plural = _("exception events")
         pass
 
 
@@ -270,24 +331,28 @@ class ImportJob(models.Model):
     """A file import started from the admin, run in a task for large files."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
-    kind = models.CharField(max_length=32)
-    file = models.FileField(upload_to="imports/%Y/%m/")
-    original_name = models.CharField(max_length=255, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)
-    summary = models.JSONField(default=dict, blank=True)
-    errors = models.JSONField(default=list, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=32)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("original name"), max_length=255, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(_("total"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -302,29 +367,29 @@ class DefenderSyncRun(models.Model):
     """One pull from the Defender for Endpoint API (`manage.py defender_sync`, beat entry `defender_sync`)."""
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "Schedule"
-        COMMAND = "command", "Command"
+        SCHEDULE = "schedule", _("Schedule")
+        COMMAND = "command", _("Command")
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    trigger = models.CharField(max_length=16, choices=Trigger.choices)
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # The counts of the snapshot and upserts (created, updated, remediated, re_exposed, ...).
-    summary = models.JSONField(default=dict, blank=True)
-    progress = models.JSONField(default=list, blank=True)  # one line a stage
-    warnings = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    progress = models.JSONField(_("progress"), default=list, blank=True)  # one line a stage
+    warnings = models.JSONField(_("warnings"), default=list, blank=True)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["-started_at"], name="defender_run_started_idx")]
-        verbose_name = "Defender pull"
-        verbose_name_plural = "Defender pulls"
+        verbose_name = _("Defender pull")
+        verbose_name_plural = _("Defender pulls")
 
     def __str__(self) -> str:
         return f"Defender pull {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

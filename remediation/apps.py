@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RemediationConfig(AppConfig):
     name = "remediation"
-    verbose_name = "Remediation"
+    verbose_name = _("Remediation")
 
     def ready(self) -> None:
         from recommendations.signals import exposures_changed

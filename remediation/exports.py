@@ -6,29 +6,39 @@ from collections.abc import Iterator
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from portal.csv import streaming_csv_response
+from portal.csv import CSV_DEFAULT_LANGUAGE, streaming_csv_response
 
 from .models import ActivityDevice, RemediationActivity
 from .selectors import activity_device_list
 
+# The contract's headers (English); `?lang=sv` writes them, and the values' labels, in Swedish.
 ACTIVITY_HEADER = [
-    "Remediation activity",
-    "Status",
-    "Priority",
-    "Remediation option",
-    "Device groups",
-    "Created by",
-    "Created on",
-    "Due date",
-    "Ticket status",
-    "Completed by",
-    "Completed on",
-    "Target devices",
-    "Fixed devices",
-    "Progress",
+    _("Remediation activity"),
+    _("Status"),
+    _("Priority"),
+    _("Remediation option"),
+    _("Device groups"),
+    _("Created by"),
+    _("Created on"),
+    _("Due date"),
+    _("Ticket status"),
+    _("Completed by"),
+    _("Completed on"),
+    _("Target devices"),
+    _("Fixed devices"),
+    _("Progress"),
 ]
-DEVICE_HEADER = ["Device ID", "Device name", "OS platform", "Device group", "Status", "Remediated on", "Sent to Intune"]
+DEVICE_HEADER = [
+    _("Device ID"),
+    _("Device name"),
+    _("OS platform"),
+    _("Device group"),
+    _("Status"),
+    _("Remediated on"),
+    _("Sent to Intune"),
+]
 CHUNK = 2000
 
 
@@ -55,7 +65,7 @@ def activity_rows(activities: QuerySet[RemediationActivity]) -> Iterator[list]:
             _date(activity.created_at),
             _date(activity.due_on),
             activity.get_ticket_status_display() if activity.ticket_status else "",
-            activity.completed_by_label,
+            activity.completed_by_display,
             _date(activity.completed_at),
             activity.shown_target_devices,
             activity.shown_fixed_devices,
@@ -79,15 +89,28 @@ def device_rows(activity: RemediationActivity, *, user=None) -> Iterator[list]:
         "sent_to_intune",
     )
     for machine_id, name, platform, group, status, remediated_at, sent in qs.iterator(chunk_size=CHUNK):
-        yield [machine_id, name, platform, group, status_label[status], _date(remediated_at), "Yes" if sent else "No"]
+        yield [
+            machine_id,
+            name,
+            platform,
+            group,
+            status_label[status],
+            _date(remediated_at),
+            _("Yes") if sent else _("No"),
+        ]
 
 
-def activities_csv_response(activities: QuerySet[RemediationActivity]):
+def activities_csv_response(activities: QuerySet[RemediationActivity], *, language: str = CSV_DEFAULT_LANGUAGE):
     stamp = timezone.localdate().isoformat()
-    return streaming_csv_response(f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities))
-
-
-def activity_devices_csv_response(activity: RemediationActivity, *, user=None):
     return streaming_csv_response(
-        f"remediation-activity-{activity.pk}-devices.csv", DEVICE_HEADER, device_rows(activity, user=user)
+        f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities), language=language
+    )
+
+
+def activity_devices_csv_response(activity: RemediationActivity, *, user=None, language: str = CSV_DEFAULT_LANGUAGE):
+    return streaming_csv_response(
+        f"remediation-activity-{activity.pk}-devices.csv",
+        DEVICE_HEADER,
+        device_rows(activity, user=user),
+        language=language,
     )

@@ -4,7 +4,10 @@ remediation.services.activity_create, whose errors the view maps back onto these
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from portal.formatting import grouped
 from recommendations.models import DeviceGroup, SecurityRecommendation
 from recommendations.selectors import device_group_list, exposed_counts_by_group
 
@@ -21,33 +24,36 @@ class DeviceGroupChoiceField(forms.ModelMultipleChoiceField):
 
     def label_from_instance(self, obj: DeviceGroup) -> str:
         count = self.counts.get(obj.pk, 0)
-        noun = "device" if count == 1 else "devices"
-        return f"{obj.name} ({count:,} exposed {noun})"
+        return ngettext("%(name)s (%(count)s exposed device)", "%(name)s (%(count)s exposed devices)", count) % {
+            "name": obj.name,
+            "count": grouped(count),
+        }
 
 
 class RemediationRequestForm(forms.Form):
-    remediation_option = forms.ChoiceField(label="Remediation option", widget=forms.RadioSelect)
+    remediation_option = forms.ChoiceField(label=_("Remediation option"), widget=forms.RadioSelect)
     device_groups = DeviceGroupChoiceField(
         queryset=DeviceGroup.objects.none(),
         counts={},
         required=False,  # the service says "Select at least one device group."
         widget=forms.CheckboxSelectMultiple,
-        label="Device groups",
+        label=_("Device groups"),
     )
-    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
+    priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices, initial=Priority.MEDIUM)
     due_on = forms.DateField(
-        label="Due date",
+        label=_("Due date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Required, today or later, except for 'Attention required', which has no due date.",
+        # An HTML date input takes ISO 8601 whatever the language (the browser shows it in its own locale).
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("Required, today or later, except for 'Attention required', which has no due date."),
     )
     requester_notes = forms.CharField(
-        label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60})
+        label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60})
     )
     create_intune_task = forms.BooleanField(
-        label="Create an Intune security task",
+        label=_("Create an Intune security task"),
         required=False,
-        help_text="Sends the request and its target devices (at most 10,000) to Microsoft Intune.",
+        help_text=_("Sends the request and its target devices (at most 10,000) to Microsoft Intune."),
     )
 
     def __init__(self, *args, recommendation: SecurityRecommendation, user, intune_enabled: bool, **kwargs):
@@ -69,9 +75,9 @@ class RemediationRequestForm(forms.Form):
 
     def _add_confirm_duplicate(self) -> None:
         self.fields["confirm_duplicate"] = forms.BooleanField(
-            label="File it anyway",
+            label=_("File it anyway"),
             required=False,
-            help_text="Another active activity already covers this recommendation in one of these device groups.",
+            help_text=_("Another active activity already covers this recommendation in one of these device groups."),
         )
 
     def ask_to_confirm_duplicate(self, *, existing, message: str) -> None:

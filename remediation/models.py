@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from portal import users
 from portal.models import Event
@@ -22,52 +23,64 @@ NOT_AVAILABLE = "Not available"
 
 class RemediationActivity(models.Model):
     class Category(models.TextChoices):
-        SOFTWARE = "software", "Software"
-        SECURITY_CONFIGURATION = "security_configuration", "Security configuration"
+        SOFTWARE = "software", _("Software")
+        SECURITY_CONFIGURATION = "security_configuration", _("Security configuration")
 
     Status = ActivityStatus
 
     class TicketStatus(models.TextChoices):
         NONE = "", "—"
-        PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
 
     class CompletionMethod(models.TextChoices):
         NONE = "", "—"
-        MANUAL = "manual", "Manual"
-        AUTOMATIC = "automatic", "System confirmation"
-        UNKNOWN = "unknown", "Not available"
+        MANUAL = "manual", _("Manual")
+        AUTOMATIC = "automatic", _("System confirmation")
+        UNKNOWN = "unknown", _("Not available")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    recommendation = models.ForeignKey(SecurityRecommendation, on_delete=models.PROTECT, related_name="activities")
-    title = models.CharField(max_length=500)
-    description = models.TextField(blank=True)
-    remediation_option = models.CharField(max_length=32, choices=RemediationOption.choices)
-    category = models.CharField(max_length=32, choices=Category.choices)
-    priority = models.CharField(max_length=8, choices=Priority.choices)
-    due_on = models.DateField(null=True, blank=True)
-    requester_notes = models.TextField(blank=True)
-    device_groups = models.ManyToManyField(DeviceGroup, related_name="activities")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    requester_email = models.EmailField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    ticket_status = models.CharField(max_length=16, choices=TicketStatus.choices, blank=True)
-    it_notes = models.TextField(blank=True)
-    completion_method = models.CharField(max_length=16, choices=CompletionMethod.choices, blank=True)
-    completed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    recommendation = models.ForeignKey(
+        SecurityRecommendation, on_delete=models.PROTECT, related_name="activities", verbose_name=_("recommendation")
     )
-    completer_email = models.CharField(max_length=254, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    create_intune_task = models.BooleanField(default=False)
-    target_devices = models.PositiveIntegerField(default=0)
-    fixed_devices = models.PositiveIntegerField(default=0)
+    title = models.CharField(_("title"), max_length=500)
+    description = models.TextField(_("description"), blank=True)
+    remediation_option = models.CharField(_("remediation option"), max_length=32, choices=RemediationOption.choices)
+    category = models.CharField(_("category"), max_length=32, choices=Category.choices)
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices)
+    due_on = models.DateField(_("due on"), null=True, blank=True)
+    requester_notes = models.TextField(_("requester notes"), blank=True)
+    device_groups = models.ManyToManyField(DeviceGroup, related_name="activities", verbose_name=_("device groups"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("created by")
+    )
+    requester_email = models.EmailField(_("requester email"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    ticket_status = models.CharField(_("ticket status"), max_length=16, choices=TicketStatus.choices, blank=True)
+    it_notes = models.TextField(_("it notes"), blank=True)
+    completion_method = models.CharField(
+        _("completion method"), max_length=16, choices=CompletionMethod.choices, blank=True
+    )
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("completed by"),
+    )
+    completer_email = models.CharField(_("completer email"), max_length=254, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    create_intune_task = models.BooleanField(_("create intune task"), default=False)
+    target_devices = models.PositiveIntegerField(_("target devices"), default=0)
+    fixed_devices = models.PositiveIntegerField(_("fixed devices"), default=0)
 
     class Meta:
+        verbose_name = _("remediation activity")
         ordering = ["-created_at"]
-        verbose_name_plural = "remediation activities"
+        verbose_name_plural = _("remediation activities")
         permissions = [
             ("decide_activity", "Can approve or reject remediation requests"),
             ("complete_activity", "Can mark remediation activities complete"),
@@ -144,19 +157,32 @@ class RemediationActivity(models.Model):
             return NOT_AVAILABLE
         return self.completer_email
 
+    @property
+    def completed_by_display(self) -> str:
+        """'Completed by' for people to read, in the active language (the API keeps completed_by_label)."""
+        if self.completion_method in (self.CompletionMethod.AUTOMATIC, self.CompletionMethod.UNKNOWN):
+            return str(self.get_completion_method_display())
+        return self.completer_email
+
 
 class ActivityDevice(models.Model):
     class Status(models.TextChoices):
-        EXPOSED = "exposed", "Exposed"
-        REMEDIATED = "remediated", "Remediated"
+        EXPOSED = "exposed", _("Exposed")
+        REMEDIATED = "remediated", _("Remediated")
 
-    activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="devices")
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="activity_links")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.EXPOSED)
-    remediated_at = models.DateTimeField(null=True, blank=True)
-    sent_to_intune = models.BooleanField(default=False)
+    activity = models.ForeignKey(
+        RemediationActivity, on_delete=models.CASCADE, related_name="devices", verbose_name=_("activity")
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="activity_links", verbose_name=_("device")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.EXPOSED)
+    remediated_at = models.DateTimeField(_("remediated at"), null=True, blank=True)
+    sent_to_intune = models.BooleanField(_("sent to intune"), default=False)
 
     class Meta:
+        verbose_name = _("activity device")
+        verbose_name_plural = _("activity devices")
         constraints = [
             models.UniqueConstraint(fields=["activity", "device"], name="activity_device_unique"),
         ]
@@ -171,18 +197,22 @@ class ActivityDevice(models.Model):
 
 class ActivityEvent(Event):
     class Kind(models.TextChoices):
-        CREATED = "created", "Created"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
-        COMPLETED = "completed", "Completed"
-        INTUNE_TASK_CREATED = "intune_task_created", "Intune task created"
-        INTUNE_ERROR = "intune_error", "Intune error"
-        NOTIFIED = "notified", "Notified"
+        CREATED = "created", _("Created")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        COMPLETED = "completed", _("Completed")
+        INTUNE_TASK_CREATED = "intune_task_created", _("Intune task created")
+        INTUNE_ERROR = "intune_error", _("Intune error")
+        NOTIFIED = "notified", _("Notified")
 
-    activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    activity = models.ForeignKey(
+        RemediationActivity, on_delete=models.CASCADE, related_name="events", verbose_name=_("activity")
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
 
     class Meta(Event.Meta):
+        verbose_name = _("activity event")
+        verbose_name_plural = _("activity events")
         indexes = [models.Index(fields=["activity", "at"])]
 
 
@@ -190,16 +220,20 @@ class ActivityNotification(models.Model):
     """Records a notification sent, so each kind goes out at most once per activity."""
 
     class Kind(models.TextChoices):
-        NEW_REQUEST = "new_request", "New request"
-        DUE_SOON = "due_soon", "Due soon"
-        OVERDUE = "overdue", "Overdue"
+        NEW_REQUEST = "new_request", _("New request")
+        DUE_SOON = "due_soon", _("Due soon")
+        OVERDUE = "overdue", _("Overdue")
 
-    activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    sent_at = models.DateTimeField(default=timezone.now)
-    recipients = models.PositiveIntegerField(default=0)
+    activity = models.ForeignKey(
+        RemediationActivity, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("activity")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    recipients = models.PositiveIntegerField(_("recipients"), default=0)
 
     class Meta:
+        verbose_name = _("activity notification")
+        verbose_name_plural = _("activity notifications")
         constraints = [
             models.UniqueConstraint(fields=["activity", "kind"], name="activity_notification_once"),
         ]

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from recommendations.models import SecurityRecommendation
 
@@ -75,27 +76,32 @@ def remediation_steps(activity) -> str:
     product = software_name(rec)
     option = activity.remediation_option
     if option == RemediationOption.SOFTWARE_UPDATE:
-        version = f" to version {rec.recommended_version} or later" if rec.recommended_version else ""
-        return (
-            f"Update {product}{version} on every target device with your software deployment tools "
+        if rec.recommended_version:
+            return _(
+                "Update %(product)s to version %(version)s or later on every target device with your software "
+                "deployment tools (for example Intune or Configuration Manager). The portal marks each device "
+                "remediated when the next exposure import no longer reports it."
+            ) % {"product": product, "version": rec.recommended_version}
+        return _(
+            "Update %(product)s on every target device with your software deployment tools "
             "(for example Intune or Configuration Manager). The portal marks each device remediated "
             "when the next exposure import no longer reports it."
-        )
+        ) % {"product": product}
     if option == RemediationOption.SOFTWARE_UNINSTALL:
-        return (
-            f"Uninstall {product} from every target device. Confirm no business application depends on it "
+        return _(
+            "Uninstall %(product)s from every target device. Confirm no business application depends on it "
             "first. The portal marks each device remediated when it is no longer reported as exposed."
-        )
+        ) % {"product": product}
     if option == RemediationOption.CONFIGURATION_CHANGE:
-        return (
-            f"Apply the configuration change \u201c{rec.name}\u201d on every target device, for example with a "
+        return _(
+            "Apply the configuration change “%(name)s” on every target device, for example with a "
             "group policy or an Intune configuration profile, then let the next scan confirm it."
-        )
-    return (
-        f"No direct fix is available for \u201c{rec.name}\u201d. Review the affected devices and decide on a "
+        ) % {"name": rec.name}
+    return _(
+        "No direct fix is available for “%(name)s”. Review the affected devices and decide on a "
         "mitigation; mark the activity complete when done. Attention-required activities have no due date, "
         "ticket or progress."
-    )
+    ) % {"name": rec.name}
 
 
 def default_due_date(filed_on: dt.date | None = None) -> dt.date:

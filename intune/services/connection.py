@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from portal.errors import PermissionError_
 
@@ -24,7 +25,7 @@ DECISION_TO_GRAPH = {"approved": "active", "rejected": "rejected", "completed": 
 def intune_connection_set(*, user, enabled: bool) -> IntuneConnection:
     """Turn the Intune connection on or off. Only superusers may."""
     if not user.is_superuser:
-        raise PermissionError_("Only superusers may change the Microsoft Intune connection.")
+        raise PermissionError_(_("Only superusers may change the Microsoft Intune connection."))
     connection = IntuneConnection.objects.select_for_update().get_or_create(pk=1)[0]
     if connection.enabled != enabled:
         connection.enabled = enabled
@@ -39,8 +40,8 @@ def intune_enabled() -> bool:
     return IntuneConnection.load().enabled
 
 
-CONNECTION_OFF = "The Microsoft Intune connection is off; an Intune security task cannot be created."
-CREDENTIALS_MISSING = (
+CONNECTION_OFF = _("The Microsoft Intune connection is off; an Intune security task cannot be created.")
+CREDENTIALS_MISSING = _(
     "The Microsoft Intune connection is on, but its credentials are not configured (INTUNE_TENANT_ID, "
     "INTUNE_CLIENT_ID and INTUNE_CLIENT_SECRET): an Intune security task cannot be created until an "
     "administrator sets them."

@@ -59,9 +59,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the browser's Accept-Language; then, once the user is known, their stored choice.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it turns a lock-out raised anywhere above into its 429 page.
@@ -122,7 +125,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# --- Languages (README "Languages") ------------------------------------------------------
+# English is the source language; the Swedish catalogue is locale/sv/LC_MESSAGES (compiled .mo
+# files are committed: no gettext is needed at runtime). Dates, times and numbers follow the
+# active language: Django's own formats, with the project's overrides in portal/formats/.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("sv", "Svenska")]
+# locale/: the project's own strings (makemessages). locale_vendor/: Swedish for third-party apps
+# that ship none (django-import-export's import and export pages), kept by hand.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_vendor"]
+FORMAT_MODULE_PATH = ["portal.formats"]
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -5,11 +5,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_celery_beat.models import PeriodicTask
+
+from portal.formatting import grouped
 
 from ..defender import credentials_configured
 from ..models import DefenderSyncRun
-from ..services import import_summary_line
+from .imports import summary_text
 
 SCHEDULE_NAME = "defender_sync"  # the beat entry (remediation's schedules upsert it by this name)
 
@@ -18,20 +22,30 @@ def schedule_state() -> str:
     """One paragraph on the beat entry `defender_sync` and the credentials, for the runs' page (HTML)."""
     entry = PeriodicTask.objects.select_related("interval", "crontab").filter(name=SCHEDULE_NAME).first()
     if entry is None:
-        schedule = mark_safe("There is no beat entry defender_sync: run <code>manage.py setup_periodic_tasks</code>.")
-    elif entry.enabled:
-        schedule = format_html("Scheduled {} (beat entry defender_sync).", entry.interval or entry.crontab)
-    else:
-        schedule = "The beat entry defender_sync is off."
-    if credentials_configured():
-        credentials = "The DEFENDER_* credentials are configured."
-    else:
-        credentials = mark_safe(  # noqa: S308 (constant text)
-            "The DEFENDER_* credentials are not configured (DEFENDER_TENANT_ID, DEFENDER_CLIENT_ID, "
-            "DEFENDER_CLIENT_SECRET); once they are set, <code>manage.py setup_periodic_tasks</code> turns the "
-            "schedule on."
+        schedule = format_html(
+            _("There is no beat entry defender_sync: run {}."),
+            mark_safe("<code>manage.py setup_periodic_tasks</code>"),
         )
-    return format_html("{} {} <code>manage.py defender_sync</code> pulls now.", schedule, credentials)
+    elif entry.enabled:
+        schedule = format_html(_("Scheduled {} (beat entry defender_sync)."), entry.interval or entry.crontab)
+    else:
+        schedule = _("The beat entry defender_sync is off.")
+    if credentials_configured():
+        credentials = _("The DEFENDER_* credentials are configured.")
+    else:
+        credentials = format_html(
+            _(
+                "The DEFENDER_* credentials are not configured (DEFENDER_TENANT_ID, DEFENDER_CLIENT_ID, "
+                "DEFENDER_CLIENT_SECRET); once they are set, {} turns the schedule on."
+            ),
+            mark_safe("<code>manage.py setup_periodic_tasks</code>"),  # noqa: S308 (constant text)
+        )
+    return format_html(
+        "{} {} {}",
+        schedule,
+        credentials,
+        format_html(_("{} pulls now."), mark_safe("<code>manage.py defender_sync</code>")),  # noqa: S308
+    )
 
 
 @admin.register(DefenderSyncRun)
@@ -60,16 +74,16 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="Result")
+    @admin.display(description=_("Result"))
     def result(self, obj):
         if obj.status == DefenderSyncRun.Status.SUCCEEDED and obj.summary:
-            return import_summary_line(obj.summary)
+            return summary_text(obj.summary)
         if obj.error:
             first = obj.error if len(obj.error) <= 300 else obj.error[:300] + "…"
             return format_html('<span class="rp-error" style="color: var(--error-fg)">{}</span>', first)
         return "Running…" if obj.status == DefenderSyncRun.Status.RUNNING else "—"
 
-    @admin.display(description="Duration")
+    @admin.display(description=pgettext_lazy("Defender pull", "Duration"))
     def duration_column(self, obj):
         duration = obj.duration
         if duration is None:
@@ -77,18 +91,18 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
         seconds = int(duration.total_seconds())
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
-    @admin.display(description="Warnings")
+    @admin.display(description=_("Warnings"))
     def warning_count(self, obj):
         return obj.summary.get("warnings", len(obj.warnings)) if obj.summary else len(obj.warnings)
 
-    @admin.display(description="Counts")
+    @admin.display(description=_("Counts"))
     def counts(self, obj):
         rows = [
             (label, part.get("created", 0), part.get("updated", 0), part.get("unchanged", 0))
             for label, key in (
-                ("Recommendations", "recommendations"),
-                ("Devices", "devices"),
-                ("Devices named only by exposures", "exposure_devices"),
+                (_("Recommendations"), "recommendations"),
+                (_("Devices"), "devices"),
+                (_("Devices named only by exposures"), "exposure_devices"),
             )
             if (part := (obj.summary or {}).get(key))
         ]
@@ -97,22 +111,27 @@ class DefenderSyncRunAdmin(admin.ModelAdmin):
             return "—"
         table = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
         return format_html(
-            "<table><tr><th></th><th>created</th><th>updated</th><th>unchanged</th></tr>{}</table>"
-            "<p>Exposures: {} new, {} still exposed, {} remediated, {} exposed again.</p>",
+            "<table><tr><th></th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table><p>{}</p>",
+            _("created"),
+            _("updated"),
+            _("unchanged"),
             table,
-            exposures.get("created", 0),
-            exposures.get("updated", 0),
-            exposures.get("remediated", 0),
-            exposures.get("re_exposed", 0),
+            _("Exposures: %(new)s new, %(still)s still exposed, %(remediated)s remediated, %(again)s exposed again.")
+            % {
+                "new": grouped(exposures.get("created", 0)),
+                "still": grouped(exposures.get("updated", 0)),
+                "remediated": grouped(exposures.get("remediated", 0)),
+                "again": grouped(exposures.get("re_exposed", 0)),
+            },
         )
 
-    @admin.display(description="Progress")
+    @admin.display(description=_("Progress"))
     def progress_lines(self, obj):
         if not obj.progress:
             return "—"
         return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((line,) for line in obj.progress)))
 
-    @admin.display(description="Warnings (the first 100)")
+    @admin.display(description=_("Warnings (the first 100)"))
     def warning_lines(self, obj):
         if not obj.warnings:
             return "—"

@@ -21,9 +21,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin_mixins import ReadOnlyAdminMixin
 from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
+from portal.formatting import grouped
 from portal.users import actor_label
 
 from ..models import DeviceGroup, ExceptionDeviceGroup, RecommendationException, SecurityRecommendation
@@ -55,14 +57,14 @@ from ..services import exception_cancel, exception_create
 class ExceptionStateFilter(admin.SimpleListFilter):
     """'By exception': Exception / Partial exception / No exception (annotated by recommendation_list)."""
 
-    title = "exception"
+    title = _("exception")
     parameter_name = "exception_state"
 
     def lookups(self, request, model_admin):
         return [
-            (EXCEPTION_STATE_FULL, "Exception"),
-            (EXCEPTION_STATE_PARTIAL, "Partial exception"),
-            (EXCEPTION_STATE_NONE, "No exception"),
+            (EXCEPTION_STATE_FULL, _("Exception")),
+            (EXCEPTION_STATE_PARTIAL, _("Partial exception")),
+            (EXCEPTION_STATE_NONE, _("No exception")),
         ]
 
     def queryset(self, request, queryset):
@@ -71,13 +73,13 @@ class ExceptionStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.display(description="Exception", ordering="exception_state")
+@admin.display(description=_("Exception"), ordering="exception_state")
 def exception_state_column(obj) -> str:
     """'Exception' / 'Partial exception' / '' from the `exception_state` annotation."""
     return EXCEPTION_STATE_LABELS.get(getattr(obj, "exception_state", EXCEPTION_STATE_NONE), "")
 
 
-@admin.display(description="Exposed after exceptions", ordering="exposed_after_exceptions")
+@admin.display(description=_("Exposed after exceptions"), ordering="exposed_after_exceptions")
 def exposed_after_exceptions_column(obj) -> int:
     return getattr(obj, "exposed_after_exceptions", obj.exposed_devices)
 
@@ -89,19 +91,19 @@ class ExceptionOptionsForm(forms.Form):
     justification = forms.ChoiceField(choices=RecommendationException.Justification.choices, widget=forms.RadioSelect)
     context = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        help_text="Why this recommendation cannot or need not be fixed (required).",
+        help_text=_("Why this recommendation cannot or need not be fixed (required)."),
     )
     expires_on = forms.DateField(
-        label="Expires on",
+        label=_("Expires on"),
         widget=AdminDateWidget(attrs={"type": "date"}),
-        help_text="The last day the exception applies; it must be after today. It expires the day after.",
+        help_text=_("The last day the exception applies; it must be after today. It expires the day after."),
     )
     scope = forms.ChoiceField(choices=RecommendationException.Scope.choices, widget=forms.RadioSelect)
     device_groups = forms.ModelMultipleChoiceField(
         queryset=DeviceGroup.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Only device groups you may see that have no exception yet.",
+        help_text=_("Only device groups you may see that have no exception yet."),
     )
 
     def __init__(self, *args, recommendation: SecurityRecommendation, user, **kwargs):
@@ -112,7 +114,13 @@ class ExceptionOptionsForm(forms.Form):
         counts = exposed_counts_by_group(recommendation=recommendation)
         field = self.fields["device_groups"]
         field.queryset = groups
-        field.label_from_instance = lambda g: f"{g.name} ({counts.get(g.pk, 0):,} exposed)"
+        field.label_from_instance = lambda g: (
+            _("%(name)s (%(count)s exposed)")
+            % {
+                "name": g.name,
+                "count": grouped(counts.get(g.pk, 0)),
+            }
+        )
         if user.is_superuser and not has_active_global_exception(recommendation=recommendation):
             self.fields["scope"].initial = RecommendationException.Scope.DEVICE_GROUPS
         else:
@@ -147,13 +155,13 @@ def recommendation_url(recommendation_id) -> str:
 def exception_options_view(request, model_admin, recommendation_id):
     """'Exception options' on a recommendation: file an exception for it."""
     if not can_handle_exceptions(request.user):  # the permission before the lookup
-        raise PermissionDenied("Only security staff can file exceptions.")
+        raise PermissionDenied(_("Only security staff can file exceptions."))
     raw = unquote(str(recommendation_id))
     recommendation = None
     if raw.isascii() and raw.isdigit() and len(raw) <= 18:  # anything else is no recommendation's id
         recommendation = recommendation_list(user=request.user).filter(pk=int(raw)).first()
     if recommendation is None:
-        raise Http404("No such security recommendation.")
+        raise Http404(_("No such security recommendation."))
     form = ExceptionOptionsForm(request.POST or None, recommendation=recommendation, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -163,7 +171,7 @@ def exception_options_view(request, model_admin, recommendation_id):
         except ValidationError as exc:
             add_to_form(form, exc)
         else:
-            messages.success(request, f"Exception filed for \u201c{recommendation.name}\u201d.")
+            messages.success(request, _("Exception filed for “%(name)s”.") % {"name": recommendation.name})
             return redirect(exception_url(exception))
     active = (
         exception_list(user=request.user)
@@ -172,7 +180,7 @@ def exception_options_view(request, model_admin, recommendation_id):
     )
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": "Exception options",
+        "title": _("Exception options"),
         "subtitle": recommendation.name,
         "opts": RecommendationException._meta,
         "recommendation": recommendation,
@@ -189,11 +197,11 @@ def exception_options_view(request, model_admin, recommendation_id):
 
 
 class ExpiringSoonFilter(admin.SimpleListFilter):
-    title = "expiry"
+    title = _("expiry")
     parameter_name = "expiring"
 
     def lookups(self, request, model_admin):
-        return [("30", f"Expiring within {EXPIRING_SOON_DAYS} days")]
+        return [("30", _("Expiring within %(days)s days") % {"days": EXPIRING_SOON_DAYS})]
 
     def queryset(self, request, queryset):
         if self.value() == "30":
@@ -225,29 +233,29 @@ class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Read-only (ReadOnlyAdminMixin): exceptions are filed from a recommendation ('Exception
     # options') and changed only by canceling them; their history is kept.
 
-    @admin.display(description="Recommendation", ordering="recommendation__name")
+    @admin.display(description=_("Recommendation"), ordering="recommendation__name")
     def recommendation_column(self, obj):
         return obj.recommendation.name
 
-    @admin.display(description="Scope", ordering="scope")
+    @admin.display(description=_("Scope"), ordering="scope")
     def scope_column(self, obj):
         if obj.scope == RecommendationException.Scope.GLOBAL:
-            return "Global"
+            return _("Global")
         names = [
             link.device_group.name
             if link.status == ExceptionDeviceGroup.Status.ACTIVE
-            else f"{link.device_group.name} (canceled)"
+            else _("%(name)s (canceled)") % {"name": link.device_group.name}
             for link in obj.group_links.all()
         ]
         return ", ".join(names)
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def status_column(self, obj):
         if getattr(obj, "is_suspended", False):
             return "Active (suspended by a global exception)"
         return obj.get_status_display()
 
-    @admin.display(description="Created by", ordering="created_by__email")
+    @admin.display(description=_("Created by"), ordering="created_by__email")
     def created_by_column(self, obj):
         return actor_label(obj.created_by) if obj.created_by else "—"
 
@@ -274,7 +282,7 @@ class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 def _get_exception_or_404(request, object_id) -> RecommendationException:
     exception = exception_get(user=request.user, pk=unquote(str(object_id)))
     if exception is None:
-        raise Http404("No such exception.")
+        raise Http404(_("No such exception."))
     return exception
 
 
@@ -299,7 +307,7 @@ def exception_page_view(request, model_admin, object_id):
     ]
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"Exception for {exception.recommendation.name}",
+        "title": _("Exception for %(name)s") % {"name": exception.recommendation.name},
         "subtitle": None,
         "opts": RecommendationException._meta,
         "exception": exception,
@@ -319,7 +327,7 @@ def exception_cancel_view(request, model_admin, object_id):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     if not can_handle_exceptions(request.user):  # the permission before the lookup
-        raise PermissionDenied("Only security staff can cancel exceptions.")
+        raise PermissionDenied(_("Only security staff can cancel exceptions."))
     exception = _get_exception_or_404(request, object_id)
     device_group = None
     group_id = request.POST.get("device_group", "").strip()
@@ -335,7 +343,7 @@ def exception_cancel_view(request, model_admin, object_id):
             .first()
         )
         if link is None:
-            messages.error(request, "This exception does not cover that device group.")
+            messages.error(request, _("This exception does not cover that device group."))
             return redirect(exception_url(exception))
         device_group = link.device_group
     try:
@@ -346,11 +354,11 @@ def exception_cancel_view(request, model_admin, object_id):
         messages.error(request, exc.message)
     else:
         if device_group is not None:
-            text = f"The exception was canceled for device group \u201c{device_group.name}\u201d."
+            text = _("The exception was canceled for device group “%(name)s”.") % {"name": device_group.name}
             if exception.status == RecommendationException.Status.CANCELED:
-                text += " It covered no other group, so the exception is canceled."
+                text += " " + _("It covered no other group, so the exception is canceled.")
         else:
-            text = "The exception was canceled."
+            text = _("The exception was canceled.")
         messages.success(request, text)
     return redirect(exception_url(exception))
 
@@ -359,7 +367,7 @@ def exception_options_url(recommendation: SecurityRecommendation) -> str:
     return reverse("admin:recommendations_recommendationexception_options", args=[recommendation.pk])
 
 
-@admin.display(description="Exceptions")
+@admin.display(description=_("Exceptions"))
 def exception_summary(obj: SecurityRecommendation):
     """Read-only line on the recommendation page: state, raw and after-exceptions counts, a link.
 
@@ -368,11 +376,14 @@ def exception_summary(obj: SecurityRecommendation):
     """
     state = getattr(obj, "exception_state", EXCEPTION_STATE_NONE)
     return format_html(
-        '<span id="exception-summary">{}: {} exposed devices, {} after exceptions.</span> '
-        '<a href="{}?recommendation__id__exact={}">See its exceptions</a>',
-        EXCEPTION_STATE_LABELS[state] or "No exception",
-        f"{obj.scoped_exposed:,}",
-        f"{obj.exposed_after_exceptions:,}",
+        '<span id="exception-summary">{}</span> <a href="{}?recommendation__id__exact={}">{}</a>',
+        _("%(state)s: %(exposed)s exposed devices, %(after)s after exceptions.")
+        % {
+            "state": EXCEPTION_STATE_LABELS[state] or _("No exception"),
+            "exposed": grouped(obj.scoped_exposed),
+            "after": grouped(obj.exposed_after_exceptions),
+        },
         reverse("admin:recommendations_recommendationexception_changelist"),
         obj.pk,
+        _("See its exceptions"),
     )

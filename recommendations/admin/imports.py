@@ -11,21 +11,32 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.base import ContentFile
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import formats
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportMixin
 from import_export.forms import ImportForm
 from import_export.results import Result
 from import_export.tmp_storages import CacheStorage, TempFolderStorage
 
 from portal import permissions as perm
+from portal.formatting import grouped
 
 from ..imports.formats import INVENTORY_FORMATS, UnreadableFile, dump_parsed
 from ..imports.resources import PREVIEW_ROWS
 from ..models import ImportJob
 from ..selectors import user_sees_all_device_groups
-from ..services import background_rows, import_job_create, import_job_progress, import_summary_line
+from ..services import background_rows, import_job_create, import_job_progress
 
 logger = logging.getLogger(__name__)
+
+
+def summary_text(summary: dict) -> str:
+    """import_summary_line (the commands' last line, numbers as it writes them) in the reader's language."""
+    return _(
+        "created %(created)s, updated %(updated)s, remediated %(remediated)s, re-exposed %(re_exposed)s, "
+        "rejected %(rejected)s"
+    ) % {key: summary.get(key, 0) for key in ("created", "updated", "remediated", "re_exposed", "rejected")}
 
 
 class SizeLimitedImportForm(ImportForm):
@@ -34,8 +45,11 @@ class SizeLimitedImportForm(ImportForm):
         limit = settings.IMPORT_MAX_UPLOAD_BYTES
         if upload.size > limit:
             raise DjangoValidationError(
-                f"The file is {upload.size / (1024 * 1024):.1f} MB; imports are limited to "
-                f"{limit / (1024 * 1024):.0f} MB (IMPORT_MAX_UPLOAD_BYTES)."
+                _("The file is %(size)s MB; imports are limited to %(limit)s MB (IMPORT_MAX_UPLOAD_BYTES).")
+                % {
+                    "size": formats.number_format(upload.size / (1024 * 1024), 1),
+                    "limit": formats.number_format(limit / (1024 * 1024), 0),
+                }
             )
         return upload
 
@@ -83,9 +97,12 @@ class InventoryImportExportMixin(ImportExportMixin):
         if getattr(result, "deferred", False):
             messages.info(
                 request,
-                f"This file has {result.total_rows} rows: below are the first {min(PREVIEW_ROWS, result.total_rows)}. "
-                "On confirmation it is checked and imported in the background; if any row is bad nothing is "
-                "imported and the job page lists every problem.",
+                _(
+                    "This file has %(rows)s rows: below are the first %(shown)s. On confirmation it is checked "
+                    "and imported in the background; if any row is bad nothing is imported and the job page "
+                    "lists every problem."
+                )
+                % {"rows": grouped(result.total_rows), "shown": grouped(min(PREVIEW_ROWS, result.total_rows))},
             )
         return response
 
@@ -99,7 +116,7 @@ class InventoryImportExportMixin(ImportExportMixin):
         summary = getattr(result, "inventory_summary", None)
         if summary is None:
             return super().add_success_message(result, request)
-        messages.success(request, "Import finished: " + import_summary_line(summary) + ".")
+        messages.success(request, _("Import finished: %(summary)s.") % {"summary": summary_text(summary)})
         for warning in summary.get("warnings", [])[:20]:
             messages.warning(request, warning)
 
@@ -134,13 +151,13 @@ class InventoryImportExportMixin(ImportExportMixin):
     def process_result(self, result, request):
         job = getattr(result, "import_job", None)
         if job is not None:
-            messages.info(request, f"The import runs in the background: {job.original_name}.")
+            messages.info(request, _("The import runs in the background: %(name)s.") % {"name": job.original_name})
             return HttpResponseRedirect(reverse("admin:recommendations_importjob_change", args=[job.pk]))
         if result.has_validation_errors():
             # The data changed between the preview and the confirmation: nothing was imported.
             for row in result.invalid_rows[:50]:
                 messages.error(request, "; ".join(row.error.messages))
-            messages.error(request, "Nothing was imported.")
+            messages.error(request, _("Nothing was imported."))
             return HttpResponseRedirect(reverse("admin:{}_{}_import".format(*self.get_model_info())))
         return super().process_result(result, request)
 
@@ -177,21 +194,24 @@ class ImportJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="Progress")
+    @admin.display(description=_("Progress"))
     def progress(self, obj):
         done, total = import_job_progress(job=obj)
         percent = int(done * 100 / total) if total else (100 if obj.status == ImportJob.Status.SUCCEEDED else 0)
         return format_html(
-            '<progress max="100" value="{}"></progress> {}% ({} of {} rows)', percent, percent, done, total
+            '<progress max="100" value="{}"></progress> {}',
+            percent,
+            _("%(percent)s%% (%(done)s of %(total)s rows)")
+            % {"percent": percent, "done": grouped(done), "total": grouped(total)},
         )
 
-    @admin.display(description="Result")
+    @admin.display(description=_("Result"))
     def result_line(self, obj):
         if obj.status != ImportJob.Status.SUCCEEDED or not obj.summary:
             return "—"
-        return import_summary_line(obj.summary)
+        return summary_text(obj.summary)
 
-    @admin.display(description="Problems (nothing was imported)")
+    @admin.display(description=_("Problems (nothing was imported)"))
     def problems(self, obj):
         if not obj.errors:
             return "—"
@@ -202,7 +222,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         obj = self.get_object(request, object_id)
         if obj is None:
-            raise Http404("No such import job.")
+            raise Http404(_("No such import job."))
         running = obj.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
         extra_context = {**(extra_context or {}), "refresh_seconds": 3 if running else None}
         return super().change_view(request, object_id, form_url, extra_context=extra_context)

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
+from django.utils.translation import gettext_lazy as _
 
 from portal.errors import PermissionError_
 from portal.jsonlists import ListContains, list_values
@@ -56,7 +57,7 @@ class ScopedDeviceGroupFilter(admin.SimpleListFilter):
     for all three, and `export.csv` refuses it.
     """
 
-    title = "device group"
+    title = _("device group")
     parameter_name = "device_group"
     field_path = "device_group_id"
 
@@ -82,7 +83,7 @@ class ExposureDeviceGroupFilter(ScopedDeviceGroupFilter):
 class DeviceTagFilter(admin.SimpleListFilter):
     """'By tag': Defender's machine tags of the devices the user may see (an exact tag)."""
 
-    title = "tag"
+    title = _("tag")
     parameter_name = "tag"
 
     def lookups(self, request, model_admin):
@@ -97,7 +98,7 @@ class DeviceTagFilter(admin.SimpleListFilter):
 class SubCategoryFilter(admin.SimpleListFilter):
     """'By sub-category' (Defender's subCategory): the values in use, and 'None' for the empty one."""
 
-    title = "sub-category"
+    title = _("sub-category")
     parameter_name = "sub_category"
     NONE = "-"
 
@@ -119,7 +120,7 @@ class SubCategoryFilter(admin.SimpleListFilter):
 class ThreatsFilter(admin.SimpleListFilter):
     """'By threats': recommendations Defender associates with threat analytics reports."""
 
-    title = "threats"
+    title = _("threats")
     parameter_name = "threats"
 
     def lookups(self, request, model_admin):
@@ -189,23 +190,23 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     list_select_related = ["device_group"]
     search_fields = ["computer_dns_name", "=machine_id", "=aad_device_id", "=last_ip_address"]
 
-    @admin.display(description="OS", ordering="os_platform")
+    @admin.display(description=_("OS"), ordering="os_platform")
     def os_column(self, obj):
         return " ".join(part for part in (obj.os_platform, obj.os_version) if part)
 
-    @admin.display(description="Health", ordering="health_status")
+    @admin.display(description=_("Health"), ordering="health_status")
     def health_column(self, obj):
         return obj.get_health_status_display()
 
-    @admin.display(description="Risk", ordering="risk_score")
+    @admin.display(description=_("Risk"), ordering="risk_score")
     def risk_column(self, obj):
         return obj.get_risk_score_display()
 
-    @admin.display(description="Exposure", ordering="exposure_level")
+    @admin.display(description=_("Exposure"), ordering="exposure_level")
     def exposure_column(self, obj):
         return obj.get_exposure_level_display()
 
-    @admin.display(description="Tags")
+    @admin.display(description=_("Tags"))
     def tags_column(self, obj):
         return ", ".join(obj.machine_tags) if isinstance(obj.machine_tags, list) else ""
 
@@ -265,7 +266,7 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
             recommendation_list(user=request.user), user=request.user, name="scoped_exposed"
         )
 
-    @admin.display(description="Exposed devices", ordering="scoped_exposed")
+    @admin.display(description=_("Exposed devices"), ordering="scoped_exposed")
     def exposed_devices_column(self, obj):
         return obj.scoped_exposed
 
@@ -273,7 +274,7 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
         """Buttons on a recommendation's page: {"url", "label", "id"} each, in the order shown."""
         if not can_handle_exceptions(request.user):
             return []
-        return [{"url": exception_options_url(obj), "label": "Exception options", "id": "exception-options"}]
+        return [{"url": exception_options_url(obj), "label": _("Exception options"), "id": "exception-options"}]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
@@ -302,7 +303,7 @@ class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
             qs = qs.filter(Exists(in_scope))
         return qs
 
-    @admin.display(description="Device group", ordering="device__device_group__name")
+    @admin.display(description=_("Device group"), ordering="device__device_group__name")
     def device_group(self, obj):
         return obj.device.device_group
 

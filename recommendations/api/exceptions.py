@@ -7,6 +7,7 @@ recommendations.services holds every rule.
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -120,7 +121,7 @@ class ExceptionCreateInput(serializers.Serializer):
     def validate_recommendation(self, value: str) -> SecurityRecommendation:
         recommendation = SecurityRecommendation.objects.filter(external_id=value).first()
         if recommendation is None:
-            raise serializers.ValidationError(f'Unknown recommendation "{value}".')
+            raise serializers.ValidationError(_('Unknown recommendation "%(value)s".') % {"value": value})
         return recommendation
 
 
@@ -209,7 +210,11 @@ class ExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             link = next((lk for lk in exception.group_links.all() if lk.device_group.name == name), None)
             if link is None:
                 raise serializers.ValidationError(
-                    {"device_group": [f'This exception does not cover a device group named "{name}".']}
+                    {
+                        "device_group": [
+                            _('This exception does not cover a device group named "%(name)s".') % {"name": name}
+                        ]
+                    }
                 )
             device_group = link.device_group
         exception_cancel(exception=exception, user=request.user, device_group=device_group)

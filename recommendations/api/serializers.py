@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from portal.api import TextField
@@ -34,8 +35,10 @@ class DeviceGroupNamesField(serializers.ListField):
         groups = {g.name: g for g in device_group_list(user=self.context["request"].user).filter(name__in=names)}
         unknown = [n for n in names if n not in groups]
         if unknown:
-            shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
-            raise serializers.ValidationError(f"Unknown device groups: {shown}.")
+            shown = ", ".join(unknown[:20])
+            if len(unknown) > 20:
+                shown = _("%(names)s and %(count)s more") % {"names": shown, "count": len(unknown) - 20}
+            raise serializers.ValidationError(_("Unknown device groups: %(names)s.") % {"names": shown})
         return [groups[n] for n in names]
 
 

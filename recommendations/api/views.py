@@ -6,6 +6,7 @@ the caller's device groups (recommendations.selectors applies the scope).
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -89,7 +90,7 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         group = request.query_params.get("device_group")
         if group is not None:
             if "\x00" in group:
-                raise ValidationError({"device_group": ["Null characters are not allowed."]})
+                raise ValidationError({"device_group": [_("Null characters are not allowed.")]})
             exposures = exposures.filter(device__device_group__name=group)
         page = self.paginate_queryset(exposures.order_by("device__computer_dns_name", "pk"))
         return self.get_paginated_response(ExposedDeviceOutput(page, many=True).data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db.models import Case, CharField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 
 from ..models import Exposure, RecommendationGroupExposure, SecurityRecommendation
 from .exceptions import covered_group_links, global_in_force_for
@@ -17,8 +18,8 @@ EXCEPTION_STATE_FULL = "exception"
 EXCEPTION_STATE_PARTIAL = "partial"
 EXCEPTION_STATE_NONE = "none"
 EXCEPTION_STATE_LABELS = {
-    EXCEPTION_STATE_FULL: "Exception",
-    EXCEPTION_STATE_PARTIAL: "Partial exception",
+    EXCEPTION_STATE_FULL: _("Exception"),
+    EXCEPTION_STATE_PARTIAL: _("Partial exception"),
     EXCEPTION_STATE_NONE: "",
 }
 

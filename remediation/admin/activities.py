@@ -17,10 +17,14 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from portal import permissions as perm
 from portal.admin_mixins import ReadOnlyAdminMixin
-from portal.errors import ConflictError, PermissionError_
+from portal.csv import csv_language
+from portal.errors import ApplicationError, ConflictError, PermissionError_
+from portal.formatting import grouped
 from recommendations.admin import ScopedDeviceGroupFilter
 
 from ..exports import activities_csv_response
@@ -42,11 +46,11 @@ class ActivityDeviceGroupFilter(ScopedDeviceGroupFilter):
 
 
 class OverdueFilter(admin.SimpleListFilter):
-    title = "overdue"
+    title = _("overdue")
     parameter_name = "overdue"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Overdue"), ("no", "Not overdue")]
+        return [("yes", _("Overdue")), ("no", _("Not overdue"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -62,12 +66,12 @@ def progress_bar(activity: RemediationActivity) -> str:
     if progress is None:
         return "—"
     return format_html(
-        '<div class="rp-progress" title="{}% remediated"><div class="rp-progress-bar" style="width:{}%"></div>'
+        '<div class="rp-progress" title="{}"><div class="rp-progress-bar" style="width:{}%"></div>'
         '</div><span class="rp-progress-label">{} / {}</span>',
+        _("%(percent)s%% remediated") % {"percent": progress},
         progress,
-        progress,
-        f"{activity.shown_fixed_devices:,}",
-        f"{activity.shown_target_devices:,}",
+        grouped(activity.shown_fixed_devices),
+        grouped(activity.shown_target_devices),
     )
 
 
@@ -119,70 +123,80 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     # --- columns ---------------------------------------------------------------------------
 
-    @admin.display(description="Remediation activity", ordering="title")
+    @admin.display(description=_("Remediation activity"), ordering="title")
     def activity_column(self, obj):
         return obj.title
 
-    @admin.display(description="Created by", ordering="requester_email")
+    @admin.display(description=_("Created by"), ordering="requester_email")
     def created_by_column(self, obj):
         return obj.requester_email or "—"
 
-    @admin.display(description="Created on", ordering="created_at")
+    @admin.display(description=_("Created on"), ordering="created_at")
     def created_on_column(self, obj):
         return date_format(timezone.localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
 
-    @admin.display(description="Due date", ordering="due_on")
+    @admin.display(description=_("Due date"), ordering="due_on")
     def due_column(self, obj):
         if obj.due_on is None:
             return "—"
         if obj.is_overdue:
             return format_html(
-                '<span class="rp-overdue" title="Overdue">{} (overdue)</span>', date_format(obj.due_on, "DATE_FORMAT")
+                '<span class="rp-overdue" title="{}">{}</span>',
+                _("Overdue"),
+                _("%(date)s (overdue)") % {"date": date_format(obj.due_on, "DATE_FORMAT")},
             )
         return obj.due_on
 
-    @admin.display(description="Device groups")
+    @admin.display(description=_("Device groups"))
     def device_groups_column(self, obj):
         return ", ".join(sorted(g.name for g in obj.device_groups.all()))
 
-    @admin.display(description="Ticket status", ordering="ticket_status")
+    @admin.display(description=_("Ticket status"), ordering="ticket_status")
     def ticket_column(self, obj):
         return obj.get_ticket_status_display() if obj.ticket_status else "—"
 
-    @admin.display(description="Progress", ordering="progress_value")
+    @admin.display(description=_("Progress"), ordering="progress_value")
     def progress_column(self, obj):
         return progress_bar(obj)
 
-    @admin.display(description="Completed by")
+    @admin.display(description=_("Completed by"))
     def completed_by_column(self, obj):
-        return obj.completed_by_label or "—"
+        return obj.completed_by_display or "—"
 
-    @admin.display(description="Completed on", ordering="completed_at")
+    @admin.display(description=_("Completed on"), ordering="completed_at")
     def completed_on_column(self, obj):
         return date_format(timezone.localtime(obj.completed_at), "SHORT_DATETIME_FORMAT") if obj.completed_at else "—"
 
     # --- actions -----------------------------------------------------------------------------
 
-    @admin.action(description="Mark selected activities as complete", permissions=["complete"])
+    @admin.action(description=_("Mark selected activities as complete"), permissions=["complete"])
     def mark_complete(self, request, queryset):
         done, refused = 0, []
         for activity in queryset:
             try:
                 activity_complete(activity=activity, user=request.user)
             except ConflictError as exc:
-                refused.append(f"\u201c{activity.title}\u201d: {exc.message}")
+                refused.append(f"“{activity.title}”: {exc.message}")
             except PermissionError_ as exc:
                 raise PermissionDenied(exc.message) from exc
             else:
                 done += 1
         if done:
-            self.message_user(request, f"{done} activit{'y' if done == 1 else 'ies'} marked as complete.")
+            self.message_user(
+                request,
+                ngettext("%(count)s activity marked as complete.", "%(count)s activities marked as complete.", done)
+                % {"count": grouped(done)},
+            )
         for message in refused:
             self.message_user(request, message, level=messages.ERROR)
 
-    @admin.action(description="Export selected activities to CSV", permissions=["export"])
+    @admin.action(description=_("Export selected activities to CSV"), permissions=["export"])
     def export_csv(self, request, queryset):
-        return activities_csv_response(queryset)
+        try:
+            language = csv_language(request.GET.get("lang"))
+        except ApplicationError as exc:
+            return HttpResponseBadRequest(exc.message)
+        return activities_csv_response(queryset, language=language)
 
     # --- custom pages ------------------------------------------------------------------------
 
@@ -210,19 +224,29 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def export_changelist_view(self, request):
         """Export to CSV exactly what the changelist shows with the same filters and search."""
         if not (self.has_view_permission(request) and self.has_export_permission(request)):
-            raise PermissionDenied("You may not export remediation activities.")
+            raise PermissionDenied(_("You may not export remediation activities."))
+        try:
+            language = csv_language(request.GET.get("lang"))
+        except ApplicationError as exc:
+            return HttpResponseBadRequest(exc.message)
+        # `lang` chooses the file's language; it is not a filter of the list.
+        request.GET = request.GET.copy()
+        request.GET.pop("lang", None)
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters as exc:
             # A download answers plainly (a script or a spreadsheet follows no redirect to a page).
-            reason = str(exc) or "a filter value is not one the list offers"
-            return HttpResponseBadRequest(f"Nothing was exported: {reason}\n", content_type="text/plain; charset=utf-8")
-        return activities_csv_response(changelist.queryset)
+            reason = str(exc) or _("a filter value is not one the list offers")
+            return HttpResponseBadRequest(
+                _("Nothing was exported: %(reason)s") % {"reason": reason} + "\n",
+                content_type="text/plain; charset=utf-8",
+            )
+        return activities_csv_response(changelist.queryset, language=language)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "title": "Remediation activities",
+            "title": _("Remediation activities"),
             "can_export": self.has_export_permission(request),
         }
         return super().changelist_view(request, extra_context=extra_context)

@@ -7,6 +7,7 @@ from functools import partial
 
 from django.contrib import admin
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
 
 from portal import permissions as perm
 from recommendations.admin import SecurityRecommendationAdmin
@@ -24,7 +25,7 @@ class RemediationRecommendationAdmin(SecurityRecommendationAdmin):
     def get_queryset(self, request):
         return annotate_open_activities(super().get_queryset(request))
 
-    @admin.display(description="Open activities", ordering="open_activities")
+    @admin.display(description=_("Open activities"), ordering="open_activities")
     def open_activities_column(self, obj):
         return obj.open_activities
 
@@ -32,7 +33,7 @@ class RemediationRecommendationAdmin(SecurityRecommendationAdmin):
         tools = super().object_tools(request, obj)
         if request.user.has_perm(perm.ADD_ACTIVITY):
             url = reverse(f"admin:{REQUEST_URL_NAME}", args=[obj.pk])
-            tools.insert(0, {"url": url, "label": "Remediation options", "id": "remediation-options"})
+            tools.insert(0, {"url": url, "label": _("Remediation options"), "id": "remediation-options"})
         return tools
 
     def get_urls(self):

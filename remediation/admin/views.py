@@ -11,13 +11,18 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from portal import permissions as perm
-from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
+from portal.csv import csv_language
+from portal.errors import ApplicationError, ConflictError, PermissionError_, ValidationError, add_to_form
+from portal.formatting import grouped
 from recommendations.models import SecurityRecommendation
 from recommendations.selectors import device_group_list, user_sees_all_device_groups
 
@@ -39,14 +44,14 @@ def activity_url(activity: RemediationActivity) -> str:
 def _require_view(request, model_admin) -> None:
     """Every activity page needs the permission to view activities, before any lookup."""
     if not model_admin.has_view_permission(request):
-        raise PermissionDenied("You may not see remediation activities.")
+        raise PermissionDenied(_("You may not see remediation activities."))
 
 
 def _get_activity_or_404(request, object_id) -> RemediationActivity:
     """Unknown and out-of-scope activities both answer 404 (DESIGN.md section 5)."""
     activity = activity_get(user=request.user, pk=unquote(str(object_id)))
     if activity is None:
-        raise Http404("No such remediation activity.")
+        raise Http404(_("No such remediation activity."))
     return activity
 
 
@@ -56,10 +61,10 @@ def _get_activity_or_404(request, object_id) -> RemediationActivity:
 def remediation_request_view(request, model_admin, object_id):
     """'Remediation options' on a recommendation: file a remediation request."""
     if not request.user.has_perm(perm.ADD_ACTIVITY):  # the permission before the lookup
-        raise PermissionDenied("Only security staff can create remediation activities.")
+        raise PermissionDenied(_("Only security staff can create remediation activities."))
     recommendation = model_admin.get_object(request, unquote(object_id))
     if recommendation is None:
-        raise Http404("No such security recommendation.")
+        raise Http404(_("No such security recommendation."))
     intune_enabled = integration().enabled()
     form = RemediationRequestForm(
         request.POST or None, recommendation=recommendation, user=request.user, intune_enabled=intune_enabled
@@ -77,13 +82,17 @@ def remediation_request_view(request, model_admin, object_id):
         else:
             messages.success(
                 request,
-                f"Remediation activity \u201c{activity.title}\u201d created for {activity.target_devices:,} "
-                f"device{'s' if activity.target_devices != 1 else ''}.",
+                ngettext(
+                    "Remediation activity “%(title)s” created for %(count)s device.",
+                    "Remediation activity “%(title)s” created for %(count)s devices.",
+                    activity.target_devices,
+                )
+                % {"title": activity.title, "count": grouped(activity.target_devices)},
             )
             return redirect(activity_url(activity))
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": "Remediation options",
+        "title": _("Remediation options"),
         "subtitle": None,
         "opts": SecurityRecommendation._meta,
         "recommendation": recommendation,
@@ -94,6 +103,7 @@ def remediation_request_view(request, model_admin, object_id):
         "intune_enabled": intune_enabled,
         "intune_unavailable_reason": integration().unavailable_reason(),
         "has_groups": device_group_list(user=request.user).exists(),
+        "today": timezone.localdate(),
     }
     return TemplateResponse(request, "admin/remediation/request_form.html", context)
 
@@ -154,7 +164,7 @@ def activity_complete_view(request, model_admin, object_id):
         return HttpResponseNotAllowed(["POST"])
     _require_view(request, model_admin)
     if not request.user.has_perm(perm.COMPLETE_ACTIVITY):
-        raise PermissionDenied("You may not mark remediation activities complete.")
+        raise PermissionDenied(_("You may not mark remediation activities complete."))
     activity = _get_activity_or_404(request, object_id)
     try:
         activity_complete(activity=activity, user=request.user, notes=request.POST.get("notes", "").strip())
@@ -163,7 +173,7 @@ def activity_complete_view(request, model_admin, object_id):
     except ConflictError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"\u201c{activity.title}\u201d was marked as complete.")
+        messages.success(request, _("“%(title)s” was marked as complete.") % {"title": activity.title})
     return redirect(activity_url(activity))
 
 
@@ -171,6 +181,10 @@ def activity_devices_csv_view(request, model_admin, object_id):
     """Export to CSV: the activity's devices the user may see, streamed."""
     _require_view(request, model_admin)
     if not request.user.has_perm(perm.EXPORT_ACTIVITY):
-        raise PermissionDenied("You may not export remediation activities.")
+        raise PermissionDenied(_("You may not export remediation activities."))
     activity = _get_activity_or_404(request, object_id)
-    return activity_devices_csv_response(activity, user=request.user)
+    try:
+        language = csv_language(request.GET.get("lang"))
+    except ApplicationError as exc:
+        return HttpResponseBadRequest(exc.message)
+    return activity_devices_csv_response(activity, user=request.user, language=language)

@@ -33,6 +33,7 @@ from portal.api import (
     has_perm,
     json_errors,
 )
+from portal.csv import csv_language
 from remediation.exports import activities_csv_response, activity_devices_csv_response
 from remediation.filters import ActivityFilter
 from remediation.models import ActivityDevice, RemediationActivity
@@ -232,8 +233,9 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         responses={**CSV_200, **json_errors({400: ERROR_400, **READ_ERRORS})},
     )
     def export_csv(self, request):
+        language = csv_language(request.query_params.get("lang"))
         queryset = self.filter_queryset(self.get_queryset())
-        return activities_csv_response(queryset)
+        return activities_csv_response(queryset, language=language)
 
     @extend_schema(
         operation_id="remediation_activities_devices_csv",
@@ -243,4 +245,5 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
         responses={**CSV_200, **json_errors(DETAIL_ERRORS)},
     )
     def devices_csv(self, request, pk=None):
-        return activity_devices_csv_response(self.get_object(), user=request.user)
+        language = csv_language(request.query_params.get("lang"))
+        return activity_devices_csv_response(self.get_object(), user=request.user, language=language)

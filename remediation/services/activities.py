@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from portal import permissions as perm
 from portal.errors import ConflictError, PermissionError_, ValidationError
@@ -51,14 +53,14 @@ def target_exposures(*, recommendation: SecurityRecommendation, device_groups: I
     group_ids = {g.pk for g in device_groups}
     excepted = excepted_device_group_ids(recommendation=recommendation)
     if excepted is None:
-        return Exposure.objects.none(), "a global exception is active for this recommendation"
+        return Exposure.objects.none(), _("a global exception is active for this recommendation")
     targeted = group_ids - excepted
     qs = Exposure.objects.filter(
         recommendation=recommendation,
         remediated_at__isnull=True,
         device__device_group_id__in=targeted,
     )
-    reason = "every selected device group is covered by an active exception" if not targeted else ""
+    reason = _("every selected device group is covered by an active exception") if not targeted else ""
     return qs, reason
 
 
@@ -84,7 +86,7 @@ def activity_create(
     pass that check and an exception filed meanwhile is never bypassed.
     """
     if not perm.user_has(user, perm.ADD_ACTIVITY):
-        raise PermissionError_("Only security staff can create remediation activities.")
+        raise PermissionError_(_("Only security staff can create remediation activities."))
 
     device_groups = list(device_groups)
     errors: dict[str, list[str]] = {}
@@ -93,43 +95,46 @@ def activity_create(
         errors.setdefault(field, []).append(message)
 
     if remediation_option not in RemediationOption.values:
-        add("remediation_option", f'"{remediation_option}" is not a remediation option.')
+        add("remediation_option", _('"%(value)s" is not a remediation option.') % {"value": remediation_option})
     elif remediation_option not in options_for_recommendation(recommendation):
-        kind = "configuration" if recommendation.is_configuration else "software"
+        template = (
+            _('"%(value)s" does not fit a configuration recommendation; choose one of %(options)s.')
+            if recommendation.is_configuration
+            else _('"%(value)s" does not fit a software recommendation; choose one of %(options)s.')
+        )
         add(
             "remediation_option",
-            f'"{remediation_option}" does not fit a {kind} recommendation; choose one of '
-            + ", ".join(options_for_recommendation(recommendation))
-            + ".",
+            template % {"value": remediation_option, "options": ", ".join(options_for_recommendation(recommendation))},
         )
     if priority not in Priority.values:
-        add("priority", f'"{priority}" is not a priority; choose high, medium or low.')
+        add("priority", _('"%(value)s" is not a priority; choose high, medium or low.') % {"value": priority})
 
     if remediation_option == RemediationOption.ATTENTION_REQUIRED:
         if due_on is not None:
-            add("due_on", "Attention-required activities have no due date; leave it empty.")
+            add("due_on", _("Attention-required activities have no due date; leave it empty."))
     elif due_on is None:
-        add("due_on", "A due date is required.")
+        add("due_on", _("A due date is required."))
     elif due_on < timezone.localdate():
-        add("due_on", "The due date must be today or later.")
+        add("due_on", _("The due date must be today or later."))
 
     if not device_groups:
-        add("device_groups", "Select at least one device group.")
+        add("device_groups", _("Select at least one device group."))
     elif not user_sees_all_device_groups(user):
         visible = set(device_group_ids_for_user(user=user).values_list("pk", flat=True))
         hidden = [g.name for g in device_groups if g.pk not in visible]
         if hidden:  # answered like groups that do not exist (DESIGN.md section 5)
-            add("device_groups", "Unknown device groups: " + ", ".join(sorted(hidden)) + ".")
+            add("device_groups", _("Unknown device groups: %(names)s.") % {"names": ", ".join(sorted(hidden))})
 
     if create_intune_task and remediation_option == RemediationOption.ATTENTION_REQUIRED:
         add(
             "create_intune_task",
-            "Attention-required activities have no fix to deploy; an Intune security task cannot be created.",
+            _("Attention-required activities have no fix to deploy; an Intune security task cannot be created."),
         )
     elif create_intune_task and not integration().enabled():
         add(
             "create_intune_task",
-            integration().unavailable_reason() or "No device-management integration is set up; no task can be created.",
+            integration().unavailable_reason()
+            or _("No device-management integration is set up; no task can be created."),
         )
 
     if errors:
@@ -139,12 +144,19 @@ def activity_create(
     exposures, reason = target_exposures(recommendation=recommendation, device_groups=device_groups)
     device_ids = list(exposures.values_list("device_id", flat=True).order_by("device_id"))
     if not device_ids:
-        why = f" ({reason})" if reason else ""
-        raise ValidationError(
-            "No device in the selected device groups is exposed to this recommendation"
-            f"{why}; there is nothing to remediate.",
-            field="device_groups",
+        message = (
+            _(
+                "No device in the selected device groups is exposed to this recommendation (%(reason)s); "
+                "there is nothing to remediate."
+            )
+            % {"reason": reason}
+            if reason
+            else _(
+                "No device in the selected device groups is exposed to this recommendation; "  # noqa: ISC001
+                "there is nothing to remediate."
+            )
         )
+        raise ValidationError(message, field="device_groups")
     if not confirm_duplicate:
         _refuse_duplicate(recommendation=recommendation, device_groups=device_groups)
 
@@ -206,12 +218,14 @@ def _refuse_duplicate(*, recommendation: SecurityRecommendation, device_groups: 
     if existing is None:
         return
     shared = sorted(set(existing.device_groups.values_list("name", flat=True)) & {g.name for g in device_groups})
-    raise ConflictError(
-        f"\u201c{existing.title}\u201d is already active for this recommendation and "
-        f"{'device group' if len(shared) == 1 else 'device groups'} {', '.join(shared)}. "
+    message = ngettext(
+        "“%(title)s” is already active for this recommendation and device group %(groups)s. "
         "Confirm to file another request anyway.",
-        extra={"existing_activity_id": str(existing.pk)},
-    )
+        "“%(title)s” is already active for this recommendation and device groups %(groups)s. "
+        "Confirm to file another request anyway.",
+        len(shared),
+    ) % {"title": existing.title, "groups": ", ".join(shared)}
+    raise ConflictError(message, extra={"existing_activity_id": str(existing.pk)})
 
 
 def _lock(activity: RemediationActivity) -> RemediationActivity:
@@ -219,25 +233,45 @@ def _lock(activity: RemediationActivity) -> RemediationActivity:
     return RemediationActivity.objects.select_for_update().get(pk=activity.pk)
 
 
+_ALREADY_COMPLETED = {
+    "approved": _("This activity is already completed; it cannot be approved."),
+    "rejected": _("This activity is already completed; it cannot be rejected."),
+    "completed again": _("This activity is already completed; it cannot be completed again."),
+}
+_NO_TICKET = {
+    "approved": _("Attention-required activities have no ticket; it cannot be approved."),
+    "rejected": _("Attention-required activities have no ticket; it cannot be rejected."),
+}
+_ALREADY_DECIDED = {
+    ("approved", "approved"): _("This request was already approved; it cannot be approved."),
+    ("approved", "rejected"): _("This request was already approved; it cannot be rejected."),
+    ("rejected", "approved"): _("This request was already rejected; it cannot be approved."),
+    ("rejected", "rejected"): _("This request was already rejected; it cannot be rejected."),
+}
+
+
 def _ensure_open(activity: RemediationActivity, action: str) -> None:
     if activity.is_completed:
-        raise ConflictError(f"This activity is already completed; it cannot be {action}.")
+        raise ConflictError(_ALREADY_COMPLETED[action])
 
 
 def _decide(*, activity: RemediationActivity, user, notes: str, decision: str) -> RemediationActivity:
     if not perm.user_has(user, perm.DECIDE_ACTIVITY):
-        raise PermissionError_("Only IT staff can approve or reject remediation requests.")
+        raise PermissionError_(_("Only IT staff can approve or reject remediation requests."))
     verb = "approved" if decision == RemediationActivity.TicketStatus.APPROVED else "rejected"
     activity = _lock(activity)
     _ensure_open(activity, verb)
     if activity.is_attention_required:
-        raise ConflictError(f"Attention-required activities have no ticket; it cannot be {verb}.")
+        raise ConflictError(_NO_TICKET[verb])
     if activity.ticket_status != RemediationActivity.TicketStatus.PENDING:
-        raise ConflictError(f"This request was already {activity.ticket_status}; it cannot be {verb}.")
+        raise ConflictError(
+            _ALREADY_DECIDED.get((activity.ticket_status, verb))
+            or f"This request was already {activity.ticket_status}; it cannot be {verb}."
+        )
     if decision == RemediationActivity.TicketStatus.APPROVED and activity.created_by_id == user.pk:
-        raise PermissionError_("You filed this request; someone else must approve it.")
+        raise PermissionError_(_("You filed this request; someone else must approve it."))
     if decision == RemediationActivity.TicketStatus.REJECTED and not notes.strip():
-        raise ValidationError("Notes are required to reject a request.", field="notes")
+        raise ValidationError(_("Notes are required to reject a request."), field="notes")
 
     activity.ticket_status = decision
     activity.it_notes = notes
@@ -261,7 +295,7 @@ def activity_reject(*, activity: RemediationActivity, user, notes: str = "") -> 
 def activity_complete(*, activity: RemediationActivity, user, notes: str = "") -> RemediationActivity:
     """A person marks the activity complete (method manual)."""
     if not perm.user_has(user, perm.COMPLETE_ACTIVITY):
-        raise PermissionError_("You may not mark remediation activities complete.")
+        raise PermissionError_(_("You may not mark remediation activities complete."))
     activity = _lock(activity)
     _ensure_open(activity, "completed again")
     activity.status = RemediationActivity.Status.COMPLETED
