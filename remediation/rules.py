@@ -144,3 +144,23 @@ def priority_rank_expression():
         default=Value(len(PRIORITY_ORDER)),
         output_field=IntegerField(),
     )
+
+
+# --- severity bands ------------------------------------------------------------------
+
+# The lower bound of each band of a 0-10 severity score, highest first (CVSS's bands, as Defender shows them).
+SEVERITY_BANDS = (("critical", 9.0), ("high", 7.0), ("medium", 4.0), ("low", float("-inf")))
+
+
+def severity_band(score: float | None) -> str:
+    """The band of a recommendation's severity score: critical, high, medium or low."""
+    value = score or 0
+    return next(name for name, lower in SEVERITY_BANDS if value >= lower)
+
+
+def severity_band_expression(field: str = "recommendation__severity_score") -> Case:
+    """severity_band() in SQL, for grouping rows by band."""
+    return Case(
+        *[When(**{f"{field}__gte": lower}, then=Value(name)) for name, lower in SEVERITY_BANDS[:-1]],
+        default=Value("low"),
+    )

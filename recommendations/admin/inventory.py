@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
+from django.utils.translation import gettext_lazy
 
 from portal.errors import PermissionError_
 from portal.jsonlists import ListContains, list_values
@@ -163,6 +164,24 @@ class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
         _scoped_write(device_groups_delete, user=request.user, groups=list(queryset))
 
 
+class ExposedDeviceFilter(admin.SimpleListFilter):
+    """Devices exposed to at least one recommendation now (the dashboard's Exposed devices tile)."""
+
+    title = gettext_lazy("exposed")
+    parameter_name = "exposed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", gettext_lazy("Exposed")), ("no", gettext_lazy("Not exposed"))]
+
+    def queryset(self, request, queryset):
+        open_exposure = Exists(Exposure.objects.filter(device=OuterRef("pk"), remediated_at__isnull=True))
+        if self.value() == "yes":
+            return queryset.filter(open_exposure)
+        if self.value() == "no":
+            return queryset.exclude(open_exposure)
+        return queryset
+
+
 @admin.register(Device)
 class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [DeviceResource]
@@ -180,6 +199,7 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     ]
     list_filter = [
         ScopedDeviceGroupFilter,
+        ExposedDeviceFilter,
         "health_status",
         "risk_score",
         "exposure_level",
