@@ -66,18 +66,16 @@ def test_changelist_shows_every_column(security_client, security_user):
     html = response.content.decode()
     for header in (
         "Remediation activity",
-        "Created by",
-        "Created on",
         "Priority",
-        "Due date",
         "Device groups",
+        "Created",
+        "Due date",
         "Ticket status",
         "Progress",
         "Status",
-        "Completed by",
-        "Completed on",
+        "Completed",
     ):
-        assert header in html
+        assert f">{header}</a>" in html or f">{header}</span>" in html
     assert activity.title in html
     assert "sec@example.com" in html
     assert "2 / 3" in html  # progress: fixed / target
@@ -97,7 +95,7 @@ def test_overdue_due_date_is_highlighted_and_filterable(security_client, securit
     on_time = make_activity(user=security_user)
 
     html = security_client.get(reverse(CHANGELIST)).content.decode()
-    assert "(overdue)" in html
+    assert 'class="rp-chip rp-chip-bad rp-overdue"' in html
 
     overdue = security_client.get(reverse(CHANGELIST), {"overdue": "yes"}).context["cl"].result_list
     assert [a.pk for a in overdue] == [late.pk]
@@ -273,11 +271,24 @@ def test_mark_complete_is_refused_on_a_completed_activity(security_client, secur
     assert ActivityEvent.objects.filter(activity=activity, kind="completed").count() == 1
 
 
-def test_mark_complete_needs_post(security_client, security_user):
+def test_mark_complete_asks_for_confirmation_first_and_changes_nothing_over_get(security_client, security_user):
     activity = make_activity(user=security_user)
-    assert security_client.get(complete_url(activity)).status_code == 405
+    response = security_client.get(complete_url(activity))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Yes, mark as complete" in html
+    assert 'name="notes"' in html  # the optional note
     activity.refresh_from_db()
     assert activity.status == "active"
+
+
+def test_mark_complete_records_the_optional_note_in_the_history(security_client, security_user):
+    activity = make_activity(user=security_user)
+    security_client.post(complete_url(activity), {"notes": "Patched by hand during the outage"})
+    event = ActivityEvent.objects.get(activity=activity, kind="completed")
+    assert event.notes == "Patched by hand during the outage"
+    html = security_client.get(page_url(activity)).content.decode()
+    assert "Patched by hand during the outage" in html
 
 
 def test_mark_complete_without_permission_is_403(client, security_user):
@@ -300,12 +311,17 @@ def test_mark_complete_action(security_client, security_user):
     done = make_activity(user=security_user)
     security_client.post(complete_url(done))
 
-    response = security_client.post(
-        reverse(CHANGELIST), {"action": "mark_complete", "_selected_action": [open_one.pk, done.pk]}, follow=True
-    )
+    selected = {"action": "mark_complete", "_selected_action": [open_one.pk, done.pk]}
+    confirmation = security_client.post(reverse(CHANGELIST), selected)
+    assert "Mark as complete these 2 activities?" in confirmation.content.decode()
+    open_one.refresh_from_db()
+    assert open_one.status == "active"  # nothing happens before the confirmation
+
+    response = security_client.post(reverse(CHANGELIST), {**selected, "post": "yes", "notes": "Done"}, follow=True)
 
     open_one.refresh_from_db()
     assert open_one.status == "completed"
+    assert ActivityEvent.objects.get(activity=open_one, kind="completed").notes == "Done"
     messages = [str(m) for m in response.context["messages"]]
     assert "1 activity marked as complete." in messages
     assert any("already completed" in m for m in messages)
