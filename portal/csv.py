@@ -33,10 +33,22 @@ def csv_rows(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
         yield writer.writerow([safe_cell(cell) for cell in row])
 
 
-def streaming_csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence]) -> StreamingHttpResponse:
-    """A UTF-8 CSV download that never holds the whole file in memory."""
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _encoded(lines: Iterable[str], *, bom: bool) -> Iterator[bytes]:
+    if bom:  # Excel on Windows reads the file as UTF-8 (Swedish letters right) only with it
+        yield UTF8_BOM
+    for line in lines:
+        yield line.encode("utf-8")
+
+
+def streaming_csv_response(
+    filename: str, header: Sequence[str], rows: Iterable[Sequence], *, bom: bool = False
+) -> StreamingHttpResponse:
+    """A UTF-8 CSV download that never holds the whole file in memory; `bom` starts it with a UTF-8 BOM."""
     response = StreamingHttpResponse(
-        (line.encode("utf-8") for line in csv_rows(header, rows)),
+        _encoded(csv_rows(header, rows), bom=bom),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

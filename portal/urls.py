@@ -1,5 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.templatetags.static import static
+from django.urls import include, path, reverse_lazy
+from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal.health import healthz
@@ -24,6 +27,11 @@ admin.site.site_title = "Remediation portal"
 admin.site.index_title = "Remediation"
 
 urlpatterns = [
+    # `/` leads to the portal, which is the admin (DESIGN.md section 11).
+    path("", RedirectView.as_view(url=reverse_lazy("admin:index"), permanent=False), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("portal/favicon.svg"), permanent=True)),
+    # gettext() for the admin's own scripts (the exception form's calendar) and the portal's.
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("api/v1/", include((api_v1, "api"))),
     path("api/", include((api_defender, "defender"))),
     path("admin/", admin.site.urls),
@@ -31,3 +39,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("healthz", healthz, name="healthz"),
 ]
+
+handler403 = "portal.views.permission_denied"
+handler404 = "portal.views.page_not_found"

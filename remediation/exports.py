@@ -82,12 +82,14 @@ def device_rows(activity: RemediationActivity, *, user=None) -> Iterator[list]:
         yield [machine_id, name, platform, group, status_label[status], _date(remediated_at), "Yes" if sent else "No"]
 
 
-def activities_csv_response(activities: QuerySet[RemediationActivity]):
+def activities_csv_response(activities: QuerySet[RemediationActivity], *, bom: bool = False):
     stamp = timezone.localdate().isoformat()
-    return streaming_csv_response(f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities))
-
-
-def activity_devices_csv_response(activity: RemediationActivity, *, user=None):
     return streaming_csv_response(
-        f"remediation-activity-{activity.pk}-devices.csv", DEVICE_HEADER, device_rows(activity, user=user)
+        f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities), bom=bom
+    )
+
+
+def activity_devices_csv_response(activity: RemediationActivity, *, user=None, bom: bool = False):
+    return streaming_csv_response(
+        f"remediation-activity-{activity.pk}-devices.csv", DEVICE_HEADER, device_rows(activity, user=user), bom=bom
     )

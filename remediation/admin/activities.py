@@ -213,7 +213,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Export selected activities to CSV", permissions=["export"])
     def export_csv(self, request, queryset):
-        return activities_csv_response(queryset)
+        return activities_csv_response(queryset, bom=views.wants_bom(request))
 
     # --- custom pages ------------------------------------------------------------------------
 
@@ -253,11 +253,14 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """Export to CSV exactly what the changelist shows with the same filters and search."""
         if not (self.has_view_permission(request) and self.has_export_permission(request)):
             raise PermissionDenied("You may not export remediation activities.")
+        bom = views.wants_bom(request)
+        request.GET = request.GET.copy()  # `bom` is the download's option, not a filter of the list
+        request.GET.pop("bom", None)
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return redirect(reverse("admin:remediation_remediationactivity_changelist"))
-        return activities_csv_response(changelist.queryset)
+        return activities_csv_response(changelist.queryset, bom=bom)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

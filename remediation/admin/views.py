@@ -34,6 +34,13 @@ from .decisions import can_decide
 DEVICES_PER_PAGE = 50
 
 
+def wants_bom(request) -> bool:
+    """Admin downloads start with a UTF-8 BOM (Excel on Windows then reads Swedish letters right)
+    unless `bom=0` asks for a plain file, e.g. for a script."""
+    value = request.GET.get("bom", request.POST.get("bom", "1"))
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 def activity_url(activity: RemediationActivity) -> str:
     return reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
 
@@ -163,4 +170,4 @@ def activity_devices_csv_view(request, model_admin, object_id):
     if not request.user.has_perm(perm.EXPORT_ACTIVITY):
         raise PermissionDenied("You may not export remediation activities.")
     activity = get_activity_or_404(request, object_id)
-    return activity_devices_csv_response(activity, user=request.user)
+    return activity_devices_csv_response(activity, user=request.user, bom=wants_bom(request))

@@ -50,7 +50,7 @@ def download_csv(page, selector) -> list[list[str]]:
     with page.expect_download() as info:
         page.click(selector)
     path = info.value.path()
-    return list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+    return list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
 
 
 def test_security_user_files_follows_completes_and_exports_a_request(live_server, browser_page, security_user):

@@ -37,7 +37,9 @@ def read_csv(response) -> list[list[str]]:
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith("attachment;")
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8"))))
+    content = b"".join(response.streaming_content)
+    assert content.startswith(b"\xef\xbb\xbf")  # admin downloads start with a UTF-8 BOM (Excel)
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
 
 
 @pytest.fixture
@@ -410,3 +412,36 @@ def test_export_requires_the_export_permission(client, security_user):
     html = client.get(reverse(CHANGELIST)).content.decode()
     assert "Export to CSV" not in html
     assert "export_csv" not in html
+
+
+# --- the UTF-8 BOM of admin downloads ------------------------------------------------------------
+
+
+def test_admin_downloads_start_with_a_bom_unless_asked_not_to(security_client, security_user):
+    rec = RecommendationFactory(name="Uppdatera Åtkomstklient")
+    group = DeviceGroupFactory(name="Servrar i Göteborg")
+    expose(rec, group, 1)
+    activity = make_activity(user=security_user, recommendation=rec, groups=[group])
+
+    with_bom = b"".join(security_client.get(reverse("admin:remediation_remediationactivity_export")).streaming_content)
+    assert with_bom.startswith(b"\xef\xbb\xbf")
+    assert "Servrar i Göteborg" in with_bom.decode("utf-8-sig")
+
+    plain = b"".join(
+        security_client.get(reverse("admin:remediation_remediationactivity_export") + "?bom=0").streaming_content
+    )
+    assert plain.startswith(b"Remediation activity,")
+    assert plain == with_bom[3:]
+
+    devices = b"".join(security_client.get(devices_csv_url(activity) + "?bom=0").streaming_content)
+    assert devices.startswith(b"Device ID,")
+
+
+def test_the_api_export_keeps_its_contract_without_a_bom(security_user):
+    from rest_framework.test import APIClient
+
+    make_activity(user=security_user)
+    client = APIClient()
+    client.force_authenticate(security_user)
+    content = b"".join(client.get("/api/v1/remediation-activities/export.csv").streaming_content)
+    assert content.startswith(b"Remediation activity,")
