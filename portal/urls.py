@@ -1,11 +1,11 @@
 from django.contrib import admin
-from django.templatetags.static import static
 from django.urls import include, path, reverse_lazy
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal.health import healthz
+from portal.views import favicon
 
 api_v1 = [
     path("", include("remediation.api.urls")),
@@ -29,7 +29,7 @@ admin.site.index_title = "Remediation"
 urlpatterns = [
     # `/` leads to the portal, which is the admin (DESIGN.md section 11).
     path("", RedirectView.as_view(url=reverse_lazy("admin:index"), permanent=False), name="home"),
-    path("favicon.ico", RedirectView.as_view(url=static("portal/favicon.svg"), permanent=True)),
+    path("favicon.ico", favicon, name="favicon"),
     # gettext() for the admin's own scripts (the exception form's calendar) and the portal's.
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("api/v1/", include((api_v1, "api"))),

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.views import defaults
+
+
+def favicon(request):
+    """/favicon.ico, which browsers ask for on their own: the portal's icon (a static file)."""
+    return redirect(static("portal/favicon.svg"), permanent=True)
 
 
 def _is_api(request) -> bool:

@@ -4,12 +4,28 @@ remediation.services.activity_create, whose errors the view maps back onto these
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy, ngettext
 
 from recommendations.models import DeviceGroup, SecurityRecommendation
 from recommendations.selectors import device_group_list, exposed_counts_by_group
 
 from .models import Priority, RemediationOption
-from .rules import default_due_date, options_for_recommendation
+from .rules import default_due_date, default_option, options_for_recommendation
+
+
+class ExposedGroupsWidget(forms.CheckboxSelectMultiple):
+    """Checkboxes whose groups without an exposed device cannot be ticked (nothing to remediate there)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counts: dict[int, int] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        pk = getattr(value, "value", value)
+        if not self.counts.get(pk):
+            option["attrs"]["disabled"] = True
+        return option
 
 
 class DeviceGroupChoiceField(forms.ModelMultipleChoiceField):
@@ -21,33 +37,36 @@ class DeviceGroupChoiceField(forms.ModelMultipleChoiceField):
 
     def label_from_instance(self, obj: DeviceGroup) -> str:
         count = self.counts.get(obj.pk, 0)
-        noun = "device" if count == 1 else "devices"
-        return f"{obj.name} ({count:,} exposed {noun})"
+        return ngettext("%(name)s (%(count)s exposed device)", "%(name)s (%(count)s exposed devices)", count) % {
+            "name": obj.name,
+            "count": f"{count:,}",
+        }
 
 
 class RemediationRequestForm(forms.Form):
-    remediation_option = forms.ChoiceField(label="Remediation option", widget=forms.RadioSelect)
+    remediation_option = forms.ChoiceField(label=gettext_lazy("Remediation option"), widget=forms.RadioSelect)
     device_groups = DeviceGroupChoiceField(
         queryset=DeviceGroup.objects.none(),
         counts={},
         required=False,  # the service says "Select at least one device group."
-        widget=forms.CheckboxSelectMultiple,
-        label="Device groups",
+        widget=ExposedGroupsWidget,
+        label=gettext_lazy("Device groups"),
+        help_text=gettext_lazy("Groups without an exposed device cannot be chosen: there is nothing to remediate."),
     )
-    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
+    priority = forms.ChoiceField(label=gettext_lazy("Priority"), choices=Priority.choices, initial=Priority.MEDIUM)
     due_on = forms.DateField(
-        label="Due date",
+        label=gettext_lazy("Due date"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Required, today or later, except for 'Attention required', which has no due date.",
+        help_text=gettext_lazy("Required, today or later, except for 'Attention required', which has no due date."),
     )
     requester_notes = forms.CharField(
-        label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60})
+        label=gettext_lazy("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60})
     )
     create_intune_task = forms.BooleanField(
-        label="Create an Intune security task",
+        label=gettext_lazy("Create an Intune security task"),
         required=False,
-        help_text="Sends the request and its target devices (at most 10,000) to Microsoft Intune.",
+        help_text=gettext_lazy("Sends the request and its target devices (at most 10,000) to Microsoft Intune."),
     )
 
     def __init__(self, *args, recommendation: SecurityRecommendation, user, intune_enabled: bool, **kwargs):
@@ -55,10 +74,10 @@ class RemediationRequestForm(forms.Form):
         labels = dict(RemediationOption.choices)
         options = options_for_recommendation(recommendation)
         self.fields["remediation_option"].choices = [(value, labels[value]) for value in options]
-        self.fields["remediation_option"].initial = options[0]
+        self.fields["remediation_option"].initial = default_option(recommendation)
         groups = self.fields["device_groups"]
         groups.queryset = device_group_list(user=user).order_by("name")
-        groups.counts = exposed_counts_by_group(recommendation=recommendation)
+        groups.counts = groups.widget.counts = exposed_counts_by_group(recommendation=recommendation)
         self.fields["due_on"].initial = default_due_date()
         if not intune_enabled:
             # The option does not exist while the connection is off (DESIGN.md section 4).
@@ -69,9 +88,11 @@ class RemediationRequestForm(forms.Form):
 
     def _add_confirm_duplicate(self) -> None:
         self.fields["confirm_duplicate"] = forms.BooleanField(
-            label="File it anyway",
+            label=gettext_lazy("File it anyway"),
             required=False,
-            help_text="Another active activity already covers this recommendation in one of these device groups.",
+            help_text=gettext_lazy(
+                "Another active activity already covers this recommendation in one of these device groups."
+            ),
         )
 
     def ask_to_confirm_duplicate(self, *, existing, message: str) -> None:

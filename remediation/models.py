@@ -19,7 +19,8 @@ from .choices import ActivityStatus, Priority, RemediationOption
 SYSTEM_LABEL = users.SYSTEM_LABEL
 SYSTEM_CONFIRMATION = "System confirmation"
 NOT_AVAILABLE = "Not available"
-CLOSED_WITHOUT_DECISION = gettext_lazy("Closed without decision")
+CLOSED_WITHOUT_DECISION = gettext_lazy("Closed")
+CLOSED_WITHOUT_DECISION_HELP = gettext_lazy("Completed before IT approved or rejected it")
 
 
 class RemediationActivity(models.Model):

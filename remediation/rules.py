@@ -15,6 +15,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from recommendations.models import SecurityRecommendation
+from recommendations.rules import SEVERITY_BANDS, severity_band, severity_band_expression  # noqa: F401
 
 from .choices import ActivityStatus, Priority, RemediationOption
 
@@ -30,6 +31,16 @@ def options_for_recommendation(recommendation: SecurityRecommendation) -> list[s
         RemediationOption.SOFTWARE_UNINSTALL,
         RemediationOption.ATTENTION_REQUIRED,
     ]
+
+
+def default_option(recommendation: SecurityRecommendation) -> str:
+    """The option the request form proposes: the one the recommendation itself asks for
+    (uninstall for an Uninstall recommendation, the configuration change for a configuration one)."""
+    if recommendation.is_configuration:
+        return RemediationOption.CONFIGURATION_CHANGE
+    if recommendation.remediation_type == SecurityRecommendation.RemediationType.UNINSTALL:
+        return RemediationOption.SOFTWARE_UNINSTALL
+    return RemediationOption.SOFTWARE_UPDATE
 
 
 def software_name(recommendation: SecurityRecommendation) -> str:
@@ -143,24 +154,4 @@ def priority_rank_expression():
         *(When(priority=value, then=Value(rank)) for rank, value in enumerate(PRIORITY_ORDER)),
         default=Value(len(PRIORITY_ORDER)),
         output_field=IntegerField(),
-    )
-
-
-# --- severity bands ------------------------------------------------------------------
-
-# The lower bound of each band of a 0-10 severity score, highest first (CVSS's bands, as Defender shows them).
-SEVERITY_BANDS = (("critical", 9.0), ("high", 7.0), ("medium", 4.0), ("low", float("-inf")))
-
-
-def severity_band(score: float | None) -> str:
-    """The band of a recommendation's severity score: critical, high, medium or low."""
-    value = score or 0
-    return next(name for name, lower in SEVERITY_BANDS if value >= lower)
-
-
-def severity_band_expression(field: str = "recommendation__severity_score") -> Case:
-    """severity_band() in SQL, for grouping rows by band."""
-    return Case(
-        *[When(**{f"{field}__gte": lower}, then=Value(name)) for name, lower in SEVERITY_BANDS[:-1]],
-        default=Value("low"),
     )

@@ -11,7 +11,8 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.utils.translation import gettext_lazy
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, gettext_lazy
 
 from portal.errors import PermissionError_
 from portal.jsonlists import ListContains, list_values
@@ -22,7 +23,8 @@ from ..imports.resources import (
     ExposureResource,
     SecurityRecommendationResource,
 )
-from ..models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
+from ..models import Device, DeviceGroup, Exposure, ImportJob, RecommendationGroupExposure, SecurityRecommendation
+from ..rules import severity_band
 from ..selectors import (
     annotate_exposed_in_scope,
     device_group_list,
@@ -252,19 +254,17 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 @admin.register(SecurityRecommendation)
 class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [SecurityRecommendationResource]
+    # Columns that fit a 1440-pixel window beside the filters: the name carries vendor and product,
+    # the category its sub-category, the threat flags share a cell, the severity is a coloured chip.
     list_display = [
-        "name",
-        "product_name",
-        "vendor",
-        "category",
-        "sub_category",
+        "name_column",
+        "category_column",
         "remediation_type",
-        "severity_score",
+        "severity_column",
         "exposed_devices_column",
         exposed_after_exceptions_column,
         exception_state_column,
-        "public_exploit",
-        "active_alert",
+        "threats_column",
     ]
     list_filter = [
         "category",
@@ -285,9 +285,70 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
             recommendation_list(user=request.user), user=request.user, name="scoped_exposed"
         )
 
-    @admin.display(description="Exposed devices", ordering="scoped_exposed")
+    @admin.display(description=gettext_lazy("Exposed devices"), ordering="scoped_exposed")
     def exposed_devices_column(self, obj):
         return obj.scoped_exposed
+
+    @admin.display(description=gettext_lazy("Security recommendation"), ordering="name")
+    def name_column(self, obj):
+        product = " · ".join(part for part in (obj.vendor, obj.product_name) if part)
+        return format_html('{}<br><span class="rp-quiet">{}</span>', obj.name, product) if product else obj.name
+
+    @admin.display(description=gettext_lazy("Category"), ordering="category")
+    def category_column(self, obj):
+        label = obj.get_category_display()
+        if obj.sub_category:
+            return format_html('{}<br><span class="rp-quiet">{}</span>', label, obj.sub_category)
+        return label
+
+    @admin.display(description=gettext_lazy("Severity"), ordering="severity_score")
+    def severity_column(self, obj):
+        return format_html(
+            '<span class="rp-chip rp-chip-sev-{}">{}</span>', severity_band(obj.severity_score), obj.severity_score
+        )
+
+    @admin.display(description=gettext_lazy("Threats"))
+    def threats_column(self, obj):
+        flags = [
+            (obj.public_exploit, gettext("Public exploit")),
+            (obj.active_alert, gettext("Active alert")),
+        ]
+        chips = [format_html('<span class="rp-chip rp-chip-bad">{}</span>', label) for on, label in flags if on]
+        return format_html_join(" ", "{}", ((c,) for c in chips)) if chips else "—"
+
+    def changelist_view(self, request, extra_context=None):
+        # The columns fit a 1440-pixel window beside the filters without the app navigation.
+        extra_context = {**(extra_context or {}), "is_nav_sidebar_enabled": False}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    # Defender's data: shown, never edited here (imports and Defender pulls write it).
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def exposed_by_group(self, request, obj) -> list[tuple[str, int]]:
+        """The recommendation's exposed devices per device group the user may see (stored counters)."""
+        return list(
+            RecommendationGroupExposure.objects.filter(
+                recommendation=obj, device_group__in=device_group_list(user=request.user), exposed_devices__gt=0
+            )
+            .order_by("-exposed_devices", "device_group__name")
+            .values_list("device_group__name", "exposed_devices")
+        )
+
+    def related_panels(self, request, obj) -> list[dict]:
+        """Panels under the recommendation's fields: {"template", "context"} each; higher apps add theirs."""
+        return [
+            {
+                "template": "admin/recommendations/securityrecommendation/_exposed_by_group.html",
+                "context": {"rows": self.exposed_by_group(request, obj)},
+            }
+        ]
 
     def object_tools(self, request, obj) -> list[dict]:
         """Buttons on a recommendation's page: {"url", "label", "id"} each, in the order shown."""
@@ -298,7 +359,8 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         tools = self.object_tools(request, obj) if obj is not None else []
-        extra_context = {**(extra_context or {}), "object_tools": tools}
+        panels = self.related_panels(request, obj) if obj is not None else []
+        extra_context = {**(extra_context or {}), "object_tools": tools, "related_panels": panels}
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
 

@@ -15,6 +15,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from portal import permissions as perm
 from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
@@ -92,7 +93,7 @@ def remediation_request_view(request, model_admin, object_id):
             return redirect(activity_url(activity))
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": "Remediation options",
+        "title": gettext("Request remediation"),
         "subtitle": None,
         "opts": SecurityRecommendation._meta,
         "recommendation": recommendation,

@@ -116,14 +116,16 @@ def test_the_dashboard_draws_real_charts_with_their_data_tables(client, two_grou
 
     assert html.count('<svg viewBox="0 0 640') >= 4
     assert "Remediation burn-down" in html
-    assert 'role="img"' in html and "<title id=" in html
+    assert 'role="img"' in html
+    assert "<title id=" in html
     burn = html[html.index("Remediation burn-down") :]
     burn = burn[: burn.index("</figure>")]
     assert "<polyline" in burn or "<circle" in burn
     row = re.search(
         r"<tr><th scope='row'>" + (TODAY - dt.timedelta(days=3)).isoformat() + r"</th><td>([^<]+)</td>", burn
     )
-    assert row and row.group(1) == "1,234"
+    assert row
+    assert row.group(1) == "1,234"
 
 
 def test_tiles_count_in_the_viewers_scope_and_link_to_the_filtered_lists(client, security_user, it_user):
@@ -145,7 +147,8 @@ def test_tiles_count_in_the_viewers_scope_and_link_to_the_filtered_lists(client,
     html = client.get(reverse("admin:index")).content.decode()
     tiles = html[html.index('id="dashboard-tiles"') : html.index("</ul>", html.index('id="dashboard-tiles"'))]
     assert re.search(r'id="tile-active">\s*<a href="[^"]*\?status__exact=active"><span class="rp-tile-value">2<', tiles)
-    assert 'id="tile-overdue"' in tiles and "overdue=yes" in tiles
+    assert 'id="tile-overdue"' in tiles
+    assert "overdue=yes" in tiles
     assert re.search(r'id="tile-exposed-devices">\s*<a [^>]*><span class="rp-tile-value">2<', tiles)  # Servers only
 
     listed = client.get(reverse("admin:remediation_remediationactivity_changelist") + "?overdue=soon")

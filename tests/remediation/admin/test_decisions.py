@@ -104,7 +104,7 @@ def test_a_completed_activity_refuses_a_decision_and_shows_it_was_closed(client,
     assert activity.ticket_status == "pending"
     assert "already completed" in messages_of(response)[0]
     html = response.content.decode()
-    assert 'id="ticket-status">Closed without decision<' in html
+    assert 'id="ticket-status" title="Completed before IT approved or rejected it">Closed<' in html
     assert 'id="decision-form"' not in html
 
 

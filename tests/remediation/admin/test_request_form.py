@@ -62,7 +62,7 @@ def test_recommendation_changelist_shows_columns_and_open_activities(security_cl
     assert rows["Update Contoso Viewer"].open_activities == 1
     assert rows["Quiet recommendation"].open_activities == 0
     html = response.content.decode()
-    for header in ("Exposed devices", "Open activities", "Public exploit", "Active alert", "Remediation type"):
+    for header in ("Exposed devices", "Open activities", "Threats", "Severity", "Remediation type"):
         assert header in html
 
 
