@@ -65,7 +65,7 @@ class InventoryResource(resources.ModelResource):
 
     def add_problems(self, result: Result, problems: Problems, dataset) -> None:
         # In the file's order (line, else record position), whatever order the checks found them in.
-        for problem in sorted(problems.items, key=lambda p: (p.line or p.position or 0)):
+        for problem in sorted(problems.items, key=lambda p: p.line or p.position or 0):
             row = {}
             if problem.position and problem.position <= len(dataset):
                 # As shown on the page: a NUL or a lone surrogate could not even be sent to the browser.
