@@ -445,3 +445,49 @@ def test_the_api_export_keeps_its_contract_without_a_bom(security_user):
     client.force_authenticate(security_user)
     content = b"".join(client.get("/api/v1/remediation-activities/export.csv").streaming_content)
     assert content.startswith(b"Remediation activity,")
+
+
+# --- the activity page reads well (issue 17) ----------------------------------------------------
+
+
+def test_the_device_table_is_searchable_by_name_and_comes_after_the_history(security_client, security_user):
+    rec = RecommendationFactory()
+    group = DeviceGroupFactory(name="Servers")
+    devices = expose(rec, group, 3)
+    devices[0].computer_dns_name = "finance-db-01.corp"
+    devices[0].save()
+    activity = make_activity(user=security_user, recommendation=rec, groups=[group])
+
+    response = security_client.get(page_url(activity), {"q": "FINANCE"})
+
+    assert [item.device.computer_dns_name for item in response.context["device_page"]] == ["finance-db-01.corp"]
+    html = response.content.decode()
+    assert html.index('id="history"') < html.index('id="devices"')
+    assert 'value="FINANCE"' in html
+    assert '<td class="rp-hostname">finance-db-01.corp</td>' in html
+
+
+def test_a_manual_completion_with_no_fixed_device_says_so(security_client, security_user):
+    activity = make_activity(user=security_user)
+    security_client.post(complete_url(activity))
+
+    page = security_client.get(page_url(activity)).content.decode()
+    assert 'id="completed-without-fixes"' in page
+    listed = security_client.get(reverse(CHANGELIST)).content.decode()
+    assert "Completed, 0 fixed" in listed
+
+
+def test_the_activity_page_draws_fixed_devices_against_the_target_and_due_date(security_client, security_user):
+    from remediation.services import daily_figures_record
+
+    activity = make_activity(user=security_user, devices=4)
+    fix_devices(activity, 1)
+    daily_figures_record()
+
+    html = security_client.get(page_url(activity)).content.decode()
+
+    chart = html[html.index('id="activity-chart"') :]
+    chart = chart[: chart.index("</figure>")]
+    assert "Target: 4 devices" in chart
+    assert f"Due {activity.due_on.isoformat()}" in chart
+    assert f"<tr><th scope='row'>{timezone.localdate().isoformat()}</th><td>1</td></tr>" in chart
