@@ -65,7 +65,7 @@ def _short(day: dt.date) -> str:
 
 
 def line_chart(*, title: str, series: list[Series], markers: list[Marker] | None = None, unit: str = "") -> SafeString:
-    """Lines over days (every series has the same days); gaps where a value is None."""
+    """Lines over days (every series has the same days); a None value (no figure that day) is skipped."""
     markers = markers or []
     chart_id = f"rp-chart-{next(_ids)}"
     days = [day for day, _value in series[0].points] if series and series[0].points else []
@@ -114,11 +114,13 @@ def line_chart(*, title: str, series: list[Series], markers: list[Marker] | None
             parts.append(
                 f'<line x1="{x(marker.day):.1f}" x2="{x(marker.day):.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
                 f'stroke="{marker.color}" class="rp-marker"/>'
-                f'<text x="{x(marker.day) - 4:.1f}" y="{TOP + 10}" text-anchor="end" class="rp-axis" '
+                f'<text x="{x(marker.day) - 4:.1f}" y="{TOP + plot_h - 6}" text-anchor="end" class="rp-axis" '
                 f'fill="{marker.color}">{escape(marker.label)}</text>'
             )
     for s in series:
-        for run in _runs(s.points):
+        # Days without a stored figure are skipped, the line joins the known ones (the data table shows "—").
+        known = [(day, value) for day, value in s.points if value is not None]
+        for run in [known] if known else []:
             if len(run) == 1:
                 day, value = run[0]
                 parts.append(f'<circle cx="{x(day):.1f}" cy="{y(value):.1f}" r="2.5" fill="{s.color}"/>')
@@ -168,20 +170,6 @@ def bar_chart(*, title: str, bars: list[Bar], max_value: float | None = None) ->
         mark_safe(rows),  # noqa: S308 - built with format_html above
     )
     return _figure(title, "".join(parts), "", table)
-
-
-def _runs(points):
-    """Consecutive points with a value (a None day breaks the line)."""
-    run = []
-    for day, value in points:
-        if value is None:
-            if run:
-                yield run
-            run = []
-        else:
-            run.append((day, value))
-    if run:
-        yield run
 
 
 def _describe(series: list[Series], unit: str) -> str:

@@ -8,6 +8,7 @@ services (Mark as complete here; approve/reject through the API).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import partial
 
 from django.contrib import admin
@@ -17,7 +18,8 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_lazy
 
 from portal import permissions as perm
@@ -80,11 +82,11 @@ def chip(label, tone: str, *, title="") -> str:
 
 
 def email_cell(email: str) -> str:
-    """An email that may wrap after the @, never inside a word."""
+    """An email that may wrap after the @ or a dot, never inside a word."""
     if not email or "@" not in email:
         return email or "—"
-    local, domain = email.split("@", 1)
-    return format_html("{}@<wbr>{}", local, domain)
+    parts = re.split(r"(?<=[.@])", email)  # "a.b@c.d" -> "a.", "b@", "c.", "d"
+    return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts))
 
 
 def progress_bar(activity: RemediationActivity) -> str:
