@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 
-from portal.admin_mixins import ReadOnlyAdminMixin
+from portal.admin_mixins import ReadOnlyAdminMixin, WideChangelistMixin
 from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
 from portal.users import actor_label
 
@@ -203,7 +203,7 @@ class ExpiringSoonFilter(admin.SimpleListFilter):
 
 
 @admin.register(RecommendationException)
-class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RecommendationExceptionAdmin(WideChangelistMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "recommendation_column",
         "justification",

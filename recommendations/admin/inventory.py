@@ -12,8 +12,10 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_lazy
 
+from portal.admin_mixins import WideChangelistMixin
 from portal.errors import PermissionError_
 from portal.jsonlists import ListContains, list_values
 
@@ -185,7 +187,7 @@ class ExposedDeviceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Device)
-class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+class DeviceAdmin(WideChangelistMixin, InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [DeviceResource]
     # The device id (40 hex) and the last IP are on the device's page and searchable (exact), not columns:
     # with them the list no longer fits a 1440-pixel screen.
@@ -252,7 +254,7 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 
 
 @admin.register(SecurityRecommendation)
-class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+class SecurityRecommendationAdmin(WideChangelistMixin, InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [SecurityRecommendationResource]
     # Columns that fit a 1440-pixel window beside the filters: the name carries vendor and product,
     # the category its sub-category, the threat flags share a cell, the severity is a coloured chip.
@@ -314,12 +316,10 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
             (obj.active_alert, gettext("Active alert")),
         ]
         chips = [format_html('<span class="rp-chip rp-chip-bad">{}</span>', label) for on, label in flags if on]
-        return format_html_join(" ", "{}", ((c,) for c in chips)) if chips else "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((c,) for c in chips)) if chips else "—"
 
-    def changelist_view(self, request, extra_context=None):
-        # The columns fit a 1440-pixel window beside the filters without the app navigation.
-        extra_context = {**(extra_context or {}), "is_nav_sidebar_enabled": False}
-        return super().changelist_view(request, extra_context=extra_context)
+    class Media:
+        css = {"all": ["portal/admin.css"]}
 
     # Defender's data: shown, never edited here (imports and Defender pulls write it).
     def has_add_permission(self, request):

@@ -83,7 +83,11 @@ def main() -> int:
                         return
                     page.goto(url if url.startswith("http") else base + url)
                     overflow = page.evaluate(
-                        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                        """() => {
+                            const doc = document.documentElement, table = document.querySelector('#changelist .results');
+                            return Math.max(doc.scrollWidth - doc.clientWidth,
+                                            table ? table.scrollWidth - table.clientWidth : 0);
+                        }"""
                     )
                     if overflow > 0:
                         problems.append(f"{username}: {name} is {overflow} px wider than the window")
