@@ -84,7 +84,8 @@ def main() -> int:
                     page.goto(url if url.startswith("http") else base + url)
                     overflow = page.evaluate(
                         """() => {
-                            const doc = document.documentElement, table = document.querySelector('#changelist .results');
+                            const doc = document.documentElement;
+                            const table = document.querySelector('#changelist .results');
                             return Math.max(doc.scrollWidth - doc.clientWidth,
                                             table ? table.scrollWidth - table.clientWidth : 0);
                         }"""
