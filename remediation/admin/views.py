@@ -15,7 +15,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from portal import permissions as perm
 from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
@@ -87,8 +87,12 @@ def remediation_request_view(request, model_admin, object_id):
         else:
             messages.success(
                 request,
-                f"Remediation activity \u201c{activity.title}\u201d created for {activity.target_devices:,} "
-                f"device{'s' if activity.target_devices != 1 else ''}.",
+                ngettext(
+                    "Remediation activity \u201c%(title)s\u201d created for %(count)s device.",
+                    "Remediation activity \u201c%(title)s\u201d created for %(count)s devices.",
+                    activity.target_devices,
+                )
+                % {"title": activity.title, "count": f"{activity.target_devices:,}"},
             )
             return redirect(activity_url(activity))
     context = {
