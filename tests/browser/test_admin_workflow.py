@@ -103,8 +103,11 @@ def test_security_user_files_follows_completes_and_exports_a_request(live_server
 
     # Mark it complete from its page.
     row.locator("th a, td a").first.click()
-    page.click("#mark-complete")
+    page.click("#mark-complete")  # asks first, with an optional note for the history
+    page.fill("#confirm-notes", "Removed by the service desk")
+    page.click("#confirm-complete")
     assert "was marked as complete" in page.inner_text("ul.messagelist")
+    assert "Removed by the service desk" in page.inner_text("#history")
     assert page.inner_text(".rp-status") == "Completed"
     activity.refresh_from_db()
     assert activity.status == "completed"
