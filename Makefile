@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: run test venv dev-venv migrate seed serve worker beat lint check messages clean
+.PHONY: run test venv dev-venv migrate seed serve worker beat lint check messages clean screenshots
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ run: seed
 ## make test: the whole suite (SQLite by default; DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis)
 test: dev-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make screenshots: every admin page at 1440x900 on the demo data (Debian's chromium), PNGs in screenshots/
+screenshots: dev-venv seed
+	$(BIN)/python tests/browser/take_screenshots.py --out screenshots
 
 ## Celery worker and beat against REDIS_URL (see README)
 worker: venv

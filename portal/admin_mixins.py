@@ -13,3 +13,12 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class WideChangelistMixin:
+    """A changelist whose columns need the whole 1440-pixel window beside its filters: no app
+    navigation on the left (Home and the breadcrumbs lead everywhere), the portal's list styles."""
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "is_nav_sidebar_enabled": False}
+        return super().changelist_view(request, extra_context=extra_context)

@@ -1,11 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal.health import healthz
-from portal.views import set_language
+from portal.views import favicon, set_language
 
 api_v1 = [
     path("", include("remediation.api.urls")),
@@ -27,14 +28,21 @@ admin.site.site_title = _("Remediation portal")
 admin.site.index_title = _("Remediation")
 
 urlpatterns = [
+    # `/` leads to the portal, which is the admin (DESIGN.md section 11).
+    path("", RedirectView.as_view(url=reverse_lazy("admin:index"), permanent=False), name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("api/v1/", include((api_v1, "api"))),
     path("api/", include((api_defender, "defender"))),
     # The language choice of the admin header (stored per user, portal.preferences).
     path("admin/language/", set_language, name="set-language"),
     path("admin/", admin.site.urls),
-    # The project's JavaScript strings and formats of the active language (djangojs catalogue).
+    # gettext() and formats of the active language for the admin's own scripts (the exception form's
+    # calendar) and the portal's (djangojs catalogue).
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     # DRF's session login for the browsable API (throttled by django-axes like the admin's).
     path("api-auth/", include("rest_framework.urls")),
     path("healthz", healthz, name="healthz"),
 ]
+
+handler403 = "portal.views.permission_denied"
+handler404 = "portal.views.page_not_found"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from .models import RecommendationException
@@ -34,4 +34,24 @@ def expiring_within_q(days: int) -> Q:
         status=RecommendationException.Status.ACTIVE,
         expires_on__gte=today,
         expires_on__lte=today + dt.timedelta(days=int(days)),
+    )
+
+
+# --- severity bands ------------------------------------------------------------------
+
+# The lower bound of each band of a 0-10 severity score, highest first (CVSS's bands, as Defender shows them).
+SEVERITY_BANDS = (("critical", 9.0), ("high", 7.0), ("medium", 4.0), ("low", float("-inf")))
+
+
+def severity_band(score: float | None) -> str:
+    """The band of a recommendation's severity score: critical, high, medium or low."""
+    value = score or 0
+    return next(name for name, lower in SEVERITY_BANDS if value >= lower)
+
+
+def severity_band_expression(field: str = "recommendation__severity_score") -> Case:
+    """severity_band() in SQL, for grouping rows by band."""
+    return Case(
+        *[When(**{f"{field}__gte": lower}, then=Value(name)) for name, lower in SEVERITY_BANDS[:-1]],
+        default=Value("low"),
     )

@@ -100,17 +100,22 @@ def device_rows(activity: RemediationActivity, *, user=None) -> Iterator[list]:
         ]
 
 
-def activities_csv_response(activities: QuerySet[RemediationActivity], *, language: str = CSV_DEFAULT_LANGUAGE):
+def activities_csv_response(
+    activities: QuerySet[RemediationActivity], *, language: str = CSV_DEFAULT_LANGUAGE, bom: bool = False
+):
     stamp = timezone.localdate().isoformat()
     return streaming_csv_response(
-        f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities), language=language
+        f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities), language=language, bom=bom
     )
 
 
-def activity_devices_csv_response(activity: RemediationActivity, *, user=None, language: str = CSV_DEFAULT_LANGUAGE):
+def activity_devices_csv_response(
+    activity: RemediationActivity, *, user=None, language: str = CSV_DEFAULT_LANGUAGE, bom: bool = False
+):
     return streaming_csv_response(
         f"remediation-activity-{activity.pk}-devices.csv",
         DEVICE_HEADER,
         device_rows(activity, user=user),
         language=language,
+        bom=bom,
     )

@@ -12,7 +12,22 @@ from recommendations.models import DeviceGroup, SecurityRecommendation
 from recommendations.selectors import device_group_list, exposed_counts_by_group
 
 from .models import Priority, RemediationOption
-from .rules import default_due_date, options_for_recommendation
+from .rules import default_due_date, default_option, options_for_recommendation
+
+
+class ExposedGroupsWidget(forms.CheckboxSelectMultiple):
+    """Checkboxes whose groups without an exposed device cannot be ticked (nothing to remediate there)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counts: dict[int, int] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        pk = getattr(value, "value", value)
+        if not self.counts.get(pk):
+            option["attrs"]["disabled"] = True
+        return option
 
 
 class DeviceGroupChoiceField(forms.ModelMultipleChoiceField):
@@ -36,8 +51,9 @@ class RemediationRequestForm(forms.Form):
         queryset=DeviceGroup.objects.none(),
         counts={},
         required=False,  # the service says "Select at least one device group."
-        widget=forms.CheckboxSelectMultiple,
+        widget=ExposedGroupsWidget,
         label=_("Device groups"),
+        help_text=_("Groups without an exposed device cannot be chosen: there is nothing to remediate."),
     )
     priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices, initial=Priority.MEDIUM)
     due_on = forms.DateField(
@@ -61,10 +77,10 @@ class RemediationRequestForm(forms.Form):
         labels = dict(RemediationOption.choices)
         options = options_for_recommendation(recommendation)
         self.fields["remediation_option"].choices = [(value, labels[value]) for value in options]
-        self.fields["remediation_option"].initial = options[0]
+        self.fields["remediation_option"].initial = default_option(recommendation)
         groups = self.fields["device_groups"]
         groups.queryset = device_group_list(user=user).order_by("name")
-        groups.counts = exposed_counts_by_group(recommendation=recommendation)
+        groups.counts = groups.widget.counts = exposed_counts_by_group(recommendation=recommendation)
         self.fields["due_on"].initial = default_due_date()
         if not intune_enabled:
             # The option does not exist while the connection is off (DESIGN.md section 4).

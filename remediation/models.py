@@ -19,6 +19,8 @@ from .choices import ActivityStatus, Priority, RemediationOption
 SYSTEM_LABEL = users.SYSTEM_LABEL
 SYSTEM_CONFIRMATION = "System confirmation"
 NOT_AVAILABLE = "Not available"
+CLOSED_WITHOUT_DECISION = _("Closed")
+CLOSED_WITHOUT_DECISION_HELP = _("Completed before IT approved or rejected it")
 
 
 class RemediationActivity(models.Model):
@@ -149,6 +151,21 @@ class RemediationActivity(models.Model):
         return rules.is_overdue(status=self.status, due_on=self.due_on)
 
     @property
+    def ticket_label(self) -> str:
+        """The ticket status as lists and pages show it: a request completed while still pending
+        was closed without a decision, which is what it says (not "Pending")."""
+        if self.is_completed and self.ticket_status == self.TicketStatus.PENDING:
+            return str(CLOSED_WITHOUT_DECISION)
+        return self.get_ticket_status_display() if self.ticket_status else "—"
+
+    @property
+    def ticket_chip(self) -> str:
+        """The chip colour of the ticket status (a CSS suffix)."""
+        if self.is_completed and self.ticket_status == self.TicketStatus.PENDING:
+            return "closed"
+        return self.ticket_status or "none"
+
+    @property
     def completed_by_label(self) -> str:
         """What the portal shows as 'Completed by'."""
         if self.completion_method == self.CompletionMethod.AUTOMATIC:
@@ -240,3 +257,56 @@ class ActivityNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.activity_id}"
+
+
+class SeverityBand(models.TextChoices):
+    """Defender's severity bands of a recommendation's score (0-10)."""
+
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+    CRITICAL = "critical", _("Critical")
+
+
+class DailyFigure(models.Model):
+    """One number of one day for one device group: what the dashboard's charts draw.
+
+    Written by the refresh job (after every import, and nightly) and by seed_demo; a chart reads
+    at most a few hundred of these rows instead of scanning exposures. A day's rows are replaced
+    as a whole, so a rerun on the same day corrects them.
+    """
+
+    class Metric(models.TextChoices):
+        # Target devices of the active activities still exposed (the burn-down).
+        OPEN_TARGETS = "open_targets", _("Open exposures of active activities")
+        # Devices with at least one open exposure, per severity band (band "" is any band).
+        EXPOSED_DEVICES = "exposed_devices", _("Exposed devices")
+        # One active activity's fixed devices.
+        ACTIVITY_FIXED = "activity_fixed", _("Fixed devices of an activity")
+
+    day = models.DateField()
+    metric = models.CharField(max_length=24, choices=Metric.choices)
+    device_group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="+")
+    band = models.CharField(max_length=8, choices=SeverityBand.choices, blank=True, default="")
+    activity = models.ForeignKey(
+        RemediationActivity, null=True, blank=True, on_delete=models.CASCADE, related_name="daily_figures"
+    )
+    value = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "metric", "device_group", "band"],
+                condition=Q(activity__isnull=True),
+                name="daily_figure_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["day", "metric", "device_group", "activity"],
+                condition=Q(activity__isnull=False),
+                name="daily_figure_activity_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["metric", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} {self.device_group_id}: {self.value}"

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from recommendations.models import SecurityRecommendation
+from recommendations.rules import SEVERITY_BANDS, severity_band, severity_band_expression  # noqa: F401
 
 from .choices import ActivityStatus, Priority, RemediationOption
 
@@ -31,6 +32,16 @@ def options_for_recommendation(recommendation: SecurityRecommendation) -> list[s
         RemediationOption.SOFTWARE_UNINSTALL,
         RemediationOption.ATTENTION_REQUIRED,
     ]
+
+
+def default_option(recommendation: SecurityRecommendation) -> str:
+    """The option the request form proposes: the one the recommendation itself asks for
+    (uninstall for an Uninstall recommendation, the configuration change for a configuration one)."""
+    if recommendation.is_configuration:
+        return RemediationOption.CONFIGURATION_CHANGE
+    if recommendation.remediation_type == SecurityRecommendation.RemediationType.UNINSTALL:
+        return RemediationOption.SOFTWARE_UNINSTALL
+    return RemediationOption.SOFTWARE_UPDATE
 
 
 def software_name(recommendation: SecurityRecommendation) -> str:

@@ -82,9 +82,10 @@ def activity_get(*, user: User, pk) -> RemediationActivity | None:
 
 
 def activity_device_list(
-    *, activity: RemediationActivity, user: User | None = None, status: str | None = None
+    *, activity: RemediationActivity, user: User | None = None, status: str | None = None, search: str = ""
 ) -> QuerySet[ActivityDevice]:
-    """An activity's devices; with `user`, only those in the device groups the user may see."""
+    """An activity's devices; with `user`, only those in the device groups the user may see;
+    with `search`, only those whose name contains it (any letter case)."""
     qs = (
         ActivityDevice.objects.filter(activity=activity)
         .select_related("device", "device__device_group")
@@ -94,6 +95,8 @@ def activity_device_list(
         qs = qs.filter(device__device_group__in=device_group_ids_for_user(user=user))
     if status:
         qs = qs.filter(status=status)
+    if search:
+        qs = qs.filter(device__computer_dns_name__icontains=search)
     return qs
 
 

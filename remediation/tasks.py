@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
-from .services import activities_refresh_progress
+from .services import activities_refresh_progress, daily_figures_record
 from .services import notify_due_activities as notify_due
 from .services import purge_completed_activities as purge
 from .services.notifications import notify_new_activity as notify_new
@@ -74,6 +74,8 @@ def refresh_activity_progress(self, recommendation_ids: list[int] | None = None)
         # The batches done so far are committed; the next run (the nightly one at the latest) finishes.
         logger.warning("The refresh of %s reached its time limit; the next run finishes it.", recommendation_ids)
         return
+    if not result["skipped"]:
+        daily_figures_record()  # the dashboard's charts: today's figures after every refresh
     if result["skipped"] and not self.request.is_eager:
         # Another refresh holds the lock; it may have started before this change was
         # committed, so run again once it is done instead of dropping this one.

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its `runserver` (portal/management/commands/runserver.py) extends staticfiles' one.
+    "portal",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -46,7 +48,6 @@ INSTALLED_APPS = [
     "import_export",
     "axes",
     "csp",
-    "portal",
     "recommendations",
     "remediation",
     "intune",
@@ -207,7 +208,8 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+# "memory://localhost/" rather than "memory://": kombu warns of a missing host name otherwise.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://localhost/")
 # Without a broker every task runs in-process, at once (the `make run` default).
 CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or os.environ.get("CELERY_BROKER_URL"))
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -21,9 +21,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from portal.admin_mixins import ReadOnlyAdminMixin
+from portal.admin_mixins import ReadOnlyAdminMixin, WideChangelistMixin
 from portal.errors import ConflictError, PermissionError_, ValidationError, add_to_form
 from portal.formatting import grouped
 from portal.users import actor_label
@@ -210,7 +211,7 @@ class ExpiringSoonFilter(admin.SimpleListFilter):
 
 
 @admin.register(RecommendationException)
-class RecommendationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RecommendationExceptionAdmin(WideChangelistMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "recommendation_column",
         "justification",
@@ -323,14 +324,16 @@ def exception_page_view(request, model_admin, object_id):
 
 
 def exception_cancel_view(request, model_admin, object_id):
-    """Cancel for all groups, or one (`device_group` = its id). POST only; CSRF by the middleware."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    """Cancel for all groups, or one (`device_group` = its id). GET asks for confirmation (with an
+    optional note for the history); POST cancels (CSRF checked by the middleware)."""
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
     if not can_handle_exceptions(request.user):  # the permission before the lookup
         raise PermissionDenied(_("Only security staff can cancel exceptions."))
     exception = _get_exception_or_404(request, object_id)
     device_group = None
-    group_id = request.POST.get("device_group", "").strip()
+    data = request.POST if request.method == "POST" else request.GET
+    group_id = data.get("device_group", "").strip()
     if group_id:
         link = (
             exception_group_links(exception=exception, user=request.user)
@@ -346,8 +349,20 @@ def exception_cancel_view(request, model_admin, object_id):
             messages.error(request, _("This exception does not cover that device group."))
             return redirect(exception_url(exception))
         device_group = link.device_group
+    if request.method == "GET":
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "title": gettext("Cancel exception"),
+            "subtitle": None,
+            "opts": model_admin.model._meta,
+            "exception": exception,
+            "device_group": device_group,
+            "exception_url": exception_url(exception),
+        }
+        return TemplateResponse(request, "admin/recommendations/exception/confirm_cancel.html", context)
+    notes = request.POST.get("notes", "").strip()[:5000]
     try:
-        exception = exception_cancel(exception=exception, user=request.user, device_group=device_group)
+        exception = exception_cancel(exception=exception, user=request.user, device_group=device_group, notes=notes)
     except PermissionError_ as exc:
         raise PermissionDenied(exc.message) from exc
     except (ConflictError, ValidationError) as exc:

@@ -11,8 +11,12 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from portal.admin_mixins import WideChangelistMixin
 from portal.errors import PermissionError_
 from portal.jsonlists import ListContains, list_values
 
@@ -22,7 +26,8 @@ from ..imports.resources import (
     ExposureResource,
     SecurityRecommendationResource,
 )
-from ..models import Device, DeviceGroup, Exposure, ImportJob, SecurityRecommendation
+from ..models import Device, DeviceGroup, Exposure, ImportJob, RecommendationGroupExposure, SecurityRecommendation
+from ..rules import severity_band
 from ..selectors import (
     annotate_exposed_in_scope,
     device_group_list,
@@ -164,8 +169,26 @@ class DeviceGroupAdmin(InventoryImportExportMixin, admin.ModelAdmin):
         _scoped_write(device_groups_delete, user=request.user, groups=list(queryset))
 
 
+class ExposedDeviceFilter(admin.SimpleListFilter):
+    """Devices exposed to at least one recommendation now (the dashboard's Exposed devices tile)."""
+
+    title = _("exposed")
+    parameter_name = "exposed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Exposed")), ("no", _("Not exposed"))]
+
+    def queryset(self, request, queryset):
+        open_exposure = Exists(Exposure.objects.filter(device=OuterRef("pk"), remediated_at__isnull=True))
+        if self.value() == "yes":
+            return queryset.filter(open_exposure)
+        if self.value() == "no":
+            return queryset.exclude(open_exposure)
+        return queryset
+
+
 @admin.register(Device)
-class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+class DeviceAdmin(WideChangelistMixin, InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [DeviceResource]
     # The device id (40 hex) and the last IP are on the device's page and searchable (exact), not columns:
     # with them the list no longer fits a 1440-pixel screen.
@@ -181,6 +204,7 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     ]
     list_filter = [
         ScopedDeviceGroupFilter,
+        ExposedDeviceFilter,
         "health_status",
         "risk_score",
         "exposure_level",
@@ -231,21 +255,19 @@ class DeviceAdmin(InventoryImportExportMixin, admin.ModelAdmin):
 
 
 @admin.register(SecurityRecommendation)
-class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
+class SecurityRecommendationAdmin(WideChangelistMixin, InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [SecurityRecommendationResource]
+    # Columns that fit a 1440-pixel window beside the filters: the name carries vendor and product,
+    # the category its sub-category, the threat flags share a cell, the severity is a coloured chip.
     list_display = [
-        "name",
-        "product_name",
-        "vendor",
-        "category",
-        "sub_category",
+        "name_column",
+        "category_column",
         "remediation_type",
-        "severity_score",
+        "severity_column",
         "exposed_devices_column",
         exposed_after_exceptions_column,
         exception_state_column,
-        "public_exploit",
-        "active_alert",
+        "threats_column",
     ]
     list_filter = [
         "category",
@@ -270,6 +292,65 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def exposed_devices_column(self, obj):
         return obj.scoped_exposed
 
+    @admin.display(description=_("Security recommendation"), ordering="name")
+    def name_column(self, obj):
+        product = " · ".join(part for part in (obj.vendor, obj.product_name) if part)
+        return format_html('{}<br><span class="rp-quiet">{}</span>', obj.name, product) if product else obj.name
+
+    @admin.display(description=_("Category"), ordering="category")
+    def category_column(self, obj):
+        label = obj.get_category_display()
+        if obj.sub_category:
+            return format_html('{}<br><span class="rp-quiet">{}</span>', label, obj.sub_category)
+        return label
+
+    @admin.display(description=_("Severity"), ordering="severity_score")
+    def severity_column(self, obj):
+        return format_html(
+            '<span class="rp-chip rp-chip-sev-{}">{}</span>', severity_band(obj.severity_score), obj.severity_score
+        )
+
+    @admin.display(description=_("Threats"))
+    def threats_column(self, obj):
+        flags = [
+            (obj.public_exploit, gettext("Public exploit")),
+            (obj.active_alert, gettext("Active alert")),
+        ]
+        chips = [format_html('<span class="rp-chip rp-chip-bad">{}</span>', label) for on, label in flags if on]
+        return format_html_join(mark_safe("<br>"), "{}", ((c,) for c in chips)) if chips else "—"
+
+    class Media:
+        css = {"all": ["portal/admin.css"]}
+
+    # Defender's data: shown, never edited here (imports and Defender pulls write it).
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def exposed_by_group(self, request, obj) -> list[tuple[str, int]]:
+        """The recommendation's exposed devices per device group the user may see (stored counters)."""
+        return list(
+            RecommendationGroupExposure.objects.filter(
+                recommendation=obj, device_group__in=device_group_list(user=request.user), exposed_devices__gt=0
+            )
+            .order_by("-exposed_devices", "device_group__name")
+            .values_list("device_group__name", "exposed_devices")
+        )
+
+    def related_panels(self, request, obj) -> list[dict]:
+        """Panels under the recommendation's fields: {"template", "context"} each; higher apps add theirs."""
+        return [
+            {
+                "template": "admin/recommendations/securityrecommendation/_exposed_by_group.html",
+                "context": {"rows": self.exposed_by_group(request, obj)},
+            }
+        ]
+
     def object_tools(self, request, obj) -> list[dict]:
         """Buttons on a recommendation's page: {"url", "label", "id"} each, in the order shown."""
         if not can_handle_exceptions(request.user):
@@ -279,7 +360,8 @@ class SecurityRecommendationAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         tools = self.object_tools(request, obj) if obj is not None else []
-        extra_context = {**(extra_context or {}), "object_tools": tools}
+        panels = self.related_panels(request, obj) if obj is not None else []
+        extra_context = {**(extra_context or {}), "object_tools": tools, "related_panels": panels}
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
 

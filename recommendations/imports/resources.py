@@ -35,6 +35,9 @@ class InventoryResource(resources.ModelResource):
         result.diff_headers = list(dataset.headers or [])
         result.total_rows = len(dataset)
         records, problems = self.records(dataset)
+        # Which previewed rows exist already, read before the (dry-run) import writes them: a new
+        # row is labelled "New", not "Update".
+        existing = self.existing_keys(records[:PREVIEW_ROWS]) if not problems else set()
         source = kwargs.get("file_name") or self.kind
         if dry_run and len(dataset) > background_rows():
             # Large file: the preview shows the first rows and the malformed ones; every rule is
@@ -43,7 +46,7 @@ class InventoryResource(resources.ModelResource):
                 self.add_problems(result, problems, dataset)
             else:
                 result.deferred = True
-                self.add_rows(result, dataset, records)
+                self.add_rows(result, dataset, records, existing=existing)
             return result
         try:
             # With the importing user's scope (the admin passes request.user): their groups only.
@@ -54,14 +57,15 @@ class InventoryResource(resources.ModelResource):
             self.add_problems(result, exc.problems, dataset)
             return result
         result.inventory_summary = summary
-        self.add_rows(result, dataset, records)
+        self.add_rows(result, dataset, records, existing=existing)
         return result
 
     def records(self, dataset) -> tuple[list[Record], Problems]:
         return dataset_to_records(dataset)
 
     def add_problems(self, result: Result, problems: Problems, dataset) -> None:
-        for problem in problems.items:
+        # In the file's order (line, else record position), whatever order the checks found them in.
+        for problem in sorted(problems.items, key=lambda p: p.line or p.position or 0):
             row = {}
             if problem.position and problem.position <= len(dataset):
                 # As shown on the page: a NUL or a lone surrogate could not even be sent to the browser.
@@ -83,7 +87,7 @@ class InventoryResource(resources.ModelResource):
     def existing_keys(self, records: list[Record]) -> set:
         return set()
 
-    def add_rows(self, result: Result, dataset, records: list[Record]) -> None:
+    def add_rows(self, result: Result, dataset, records: list[Record], *, existing: set) -> None:
         """Row results for the preview (the first PREVIEW_ROWS rows) and the totals."""
         summary = getattr(result, "inventory_summary", None)
         if summary is not None:
@@ -92,7 +96,6 @@ class InventoryResource(resources.ModelResource):
             result.totals[RowResult.IMPORT_TYPE_UPDATE] = part.get("updated", 0)
             result.totals[RowResult.IMPORT_TYPE_SKIP] = part.get("unchanged", 0)
         shown = records[:PREVIEW_ROWS]
-        existing = self.existing_keys(shown)
         for record in shown:
             row_result = self.get_row_result_class()()
             key = self.row_key(record)

@@ -142,9 +142,11 @@ def exception_create(
 
 @transaction.atomic
 def exception_cancel(
-    *, exception: RecommendationException, user, device_group: DeviceGroup | None = None
+    *, exception: RecommendationException, user, device_group: DeviceGroup | None = None, notes: str = ""
 ) -> RecommendationException:
     """Cancel an exception for all its groups, or for one group (device-group scope only).
+
+    `notes` (optional, e.g. why) is recorded in the history with the cancellation.
 
     A global exception is canceled whole. Canceling the last active group cancels the exception.
     Canceled or expired exceptions cannot be canceled again (409).
@@ -177,7 +179,9 @@ def exception_cancel(
         link.canceled_by = user
         link.canceled_at = now
         link.save(update_fields=["status", "canceled_by", "canceled_at"])
-        _exception_event(exception, kind=ExceptionEvent.Kind.GROUP_CANCELED, user=user, groups=[device_group])
+        _exception_event(
+            exception, kind=ExceptionEvent.Kind.GROUP_CANCELED, user=user, groups=[device_group], notes=notes
+        )
         if not links.exists():
             exception.status = RecommendationException.Status.CANCELED
             exception.canceled_by = user
@@ -187,7 +191,7 @@ def exception_cancel(
                 exception,
                 kind=ExceptionEvent.Kind.CANCELED,
                 user=user,
-                notes="Its last device group was canceled.",
+                notes=_joined("Its last device group was canceled.", notes),
             )
         return exception
 
@@ -210,11 +214,17 @@ def exception_cancel(
     exception.canceled_at = now
     exception.save(update_fields=["status", "canceled_by", "canceled_at"])
     if exception.scope == RecommendationException.Scope.GLOBAL:
-        _exception_event(exception, kind=ExceptionEvent.Kind.CANCELED, user=user, notes="Global exception canceled.")
+        _exception_event(
+            exception, kind=ExceptionEvent.Kind.CANCELED, user=user, notes=_joined("Global exception canceled.", notes)
+        )
     else:
         groups = [link.device_group for link in active_links]
-        _exception_event(exception, kind=ExceptionEvent.Kind.CANCELED, user=user, groups=groups)
+        _exception_event(exception, kind=ExceptionEvent.Kind.CANCELED, user=user, groups=groups, notes=notes)
     return exception
+
+
+def _joined(*parts: str) -> str:
+    return " ".join(part.strip() for part in parts if part and part.strip())
 
 
 def exceptions_expire(*, today: dt.date | None = None) -> int:

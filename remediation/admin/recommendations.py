@@ -7,15 +7,18 @@ from functools import partial
 
 from django.contrib import admin
 from django.urls import path, reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal import permissions as perm
 from recommendations.admin import SecurityRecommendationAdmin
 from recommendations.models import SecurityRecommendation
 
-from ..selectors import annotate_open_activities
+from ..models import RemediationActivity
+from ..selectors import activity_list, annotate_open_activities
 from .views import remediation_request_view
 
+OPEN_ACTIVITIES_SHOWN = 20
 REQUEST_URL_NAME = "recommendations_securityrecommendation_remediation_options"
 
 
@@ -29,11 +32,21 @@ class RemediationRecommendationAdmin(SecurityRecommendationAdmin):
     def open_activities_column(self, obj):
         return obj.open_activities
 
+    def related_panels(self, request, obj) -> list[dict]:
+        """The open activities (those the user may see) after the exposed devices by group."""
+        activities = activity_list(user=request.user).filter(
+            recommendation=obj, status=RemediationActivity.Status.ACTIVE
+        )[:OPEN_ACTIVITIES_SHOWN]
+        return [
+            *super().related_panels(request, obj),
+            {"template": "admin/remediation/_open_activities_panel.html", "context": {"activities": list(activities)}},
+        ]
+
     def object_tools(self, request, obj) -> list[dict]:
         tools = super().object_tools(request, obj)
         if request.user.has_perm(perm.ADD_ACTIVITY):
             url = reverse(f"admin:{REQUEST_URL_NAME}", args=[obj.pk])
-            tools.insert(0, {"url": url, "label": _("Remediation options"), "id": "remediation-options"})
+            tools.insert(0, {"url": url, "label": gettext("Request remediation"), "id": "remediation-options"})
         return tools
 
     def get_urls(self):

@@ -11,13 +11,13 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from portal import permissions as perm
 from portal.csv import csv_language
@@ -32,9 +32,18 @@ from ..hooks import integration
 from ..models import ActivityDevice, RemediationActivity
 from ..rules import remediation_steps
 from ..selectors import activity_device_list, activity_event_list, activity_get
-from ..services import activity_complete, activity_create
+from ..services import activity_create
+from .dashboard import activity_chart
+from .decisions import can_decide
 
 DEVICES_PER_PAGE = 50
+
+
+def wants_bom(request) -> bool:
+    """Admin downloads start with a UTF-8 BOM (Excel on Windows then reads Swedish letters right)
+    unless `bom=0` asks for a plain file, e.g. for a script."""
+    value = request.GET.get("bom", request.POST.get("bom", "1"))
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def activity_url(activity: RemediationActivity) -> str:
@@ -47,7 +56,7 @@ def _require_view(request, model_admin) -> None:
         raise PermissionDenied(_("You may not see remediation activities."))
 
 
-def _get_activity_or_404(request, object_id) -> RemediationActivity:
+def get_activity_or_404(request, object_id) -> RemediationActivity:
     """Unknown and out-of-scope activities both answer 404 (DESIGN.md section 5)."""
     activity = activity_get(user=request.user, pk=unquote(str(object_id)))
     if activity is None:
@@ -92,7 +101,7 @@ def remediation_request_view(request, model_admin, object_id):
             return redirect(activity_url(activity))
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": _("Remediation options"),
+        "title": gettext("Request remediation"),
         "subtitle": None,
         "opts": SecurityRecommendation._meta,
         "recommendation": recommendation,
@@ -111,8 +120,8 @@ def remediation_request_view(request, model_admin, object_id):
 # --- The activity page ----------------------------------------------------------------------
 
 
-def _scoped_devices(request, activity: RemediationActivity, status: str | None):
-    return activity_device_list(activity=activity, user=request.user, status=status)
+def _scoped_devices(request, activity: RemediationActivity, status: str | None, search: str):
+    return activity_device_list(activity=activity, user=request.user, status=status, search=search)
 
 
 def _visible_groups(request, activity: RemediationActivity):
@@ -125,11 +134,12 @@ def _visible_groups(request, activity: RemediationActivity):
 def activity_page_view(request, model_admin, object_id):
     """The activity 'flyout': details, Intune, devices, history and actions."""
     _require_view(request, model_admin)
-    activity = _get_activity_or_404(request, object_id)
+    activity = get_activity_or_404(request, object_id)
     status = request.GET.get("device_status") or None
     if status not in (None, *ActivityDevice.Status.values):
         status = None
-    paginator = Paginator(_scoped_devices(request, activity, status), DEVICES_PER_PAGE)
+    search = request.GET.get("q", "").replace("\x00", "").strip()[:255]
+    paginator = Paginator(_scoped_devices(request, activity, status, search), DEVICES_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     user = request.user
     context = {
@@ -149,6 +159,12 @@ def activity_page_view(request, model_admin, object_id):
         "device_count": paginator.count,
         "device_status": status or "",
         "device_status_choices": ActivityDevice.Status.choices,
+        "device_search": search,
+        "can_decide": can_decide(user, activity),
+        "is_creator": activity.created_by_id == user.pk,
+        "approve_url": reverse("admin:remediation_remediationactivity_approve", args=[activity.pk]),
+        "reject_url": reverse("admin:remediation_remediationactivity_reject", args=[activity.pk]),
+        "figures": activity_chart(activity=activity, user=user),
         "events": activity_event_list(activity=activity),
         "can_complete": not activity.is_completed and user.has_perm(perm.COMPLETE_ACTIVITY),
         "can_export": user.has_perm(perm.EXPORT_ACTIVITY),
@@ -158,33 +174,14 @@ def activity_page_view(request, model_admin, object_id):
     return TemplateResponse(request, "admin/remediation/remediationactivity/activity.html", context)
 
 
-def activity_complete_view(request, model_admin, object_id):
-    """Mark as complete (POST only; CSRF is checked by the middleware)."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    _require_view(request, model_admin)
-    if not request.user.has_perm(perm.COMPLETE_ACTIVITY):
-        raise PermissionDenied(_("You may not mark remediation activities complete."))
-    activity = _get_activity_or_404(request, object_id)
-    try:
-        activity_complete(activity=activity, user=request.user, notes=request.POST.get("notes", "").strip())
-    except PermissionError_ as exc:
-        raise PermissionDenied(exc.message) from exc
-    except ConflictError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("“%(title)s” was marked as complete.") % {"title": activity.title})
-    return redirect(activity_url(activity))
-
-
 def activity_devices_csv_view(request, model_admin, object_id):
     """Export to CSV: the activity's devices the user may see, streamed."""
     _require_view(request, model_admin)
     if not request.user.has_perm(perm.EXPORT_ACTIVITY):
         raise PermissionDenied(_("You may not export remediation activities."))
-    activity = _get_activity_or_404(request, object_id)
+    activity = get_activity_or_404(request, object_id)
     try:
         language = csv_language(request.GET.get("lang"))
     except ApplicationError as exc:
         return HttpResponseBadRequest(exc.message)
-    return activity_devices_csv_response(activity, user=request.user, language=language)
+    return activity_devices_csv_response(activity, user=request.user, language=language, bom=wants_bom(request))

@@ -15,6 +15,7 @@ from .activities import (
     activity_set_ticket_from_intune,
     target_exposures,
 )
+from .figures import daily_figures_backfill, daily_figures_record
 from .notifications import it_staff_emails, notify, notify_due_activities, notify_new_activity
 from .progress import activities_refresh_progress
 from .retention import purge_completed_activities
@@ -29,6 +30,8 @@ __all__ = [
     "activity_create",
     "activity_reject",
     "activity_set_ticket_from_intune",
+    "daily_figures_backfill",
+    "daily_figures_record",
     "it_staff_emails",
     "notify",
     "notify_due_activities",

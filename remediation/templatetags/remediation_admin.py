@@ -43,3 +43,19 @@ def top_remediation_activities(context):
 def advanced_features_url() -> str | None:
     """Settings → Advanced features (registered by the Intune app), or None until it exists."""
     return _url("admin:intune_advanced_features")
+
+
+@register.simple_tag(takes_context=True)
+def dashboard_tiles(context) -> list[dict]:
+    """The index's tiles (remediation.admin.dashboard), in the viewer's scope."""
+    from remediation.admin.dashboard import tiles
+
+    return tiles(context["request"].user)
+
+
+@register.simple_tag(takes_context=True)
+def dashboard_charts(context) -> list:
+    """The index's charts, drawn from the stored daily figures, in the viewer's scope."""
+    from remediation.admin.dashboard import charts
+
+    return charts(context["request"].user)

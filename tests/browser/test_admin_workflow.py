@@ -50,7 +50,7 @@ def download_csv(page, selector) -> list[list[str]]:
     with page.expect_download() as info:
         page.click(selector)
     path = info.value.path()
-    return list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+    return list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
 
 
 def test_security_user_files_follows_completes_and_exports_a_request(live_server, browser_page, security_user):
@@ -103,8 +103,11 @@ def test_security_user_files_follows_completes_and_exports_a_request(live_server
 
     # Mark it complete from its page.
     row.locator("th a, td a").first.click()
-    page.click("#mark-complete")
+    page.click("#mark-complete")  # asks first, with an optional note for the history
+    page.fill("#confirm-notes", "Removed by the service desk")
+    page.click("#confirm-complete")
     assert "was marked as complete" in page.inner_text("ul.messagelist")
+    assert "Removed by the service desk" in page.inner_text("#history")
     assert page.inner_text(".rp-status") == "Completed"
     activity.refresh_from_db()
     assert activity.status == "completed"

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.models import SecurityRecommendation
-from remediation.services import activities_refresh_progress
+from remediation.services import activities_refresh_progress, daily_figures_record
 
 
 class Command(BaseCommand):
@@ -33,6 +33,7 @@ class Command(BaseCommand):
         if result["skipped"]:
             self.stdout.write("Another refresh is running; nothing done.")
             return
+        daily_figures_record()
         self.stdout.write(
             f"Checked {result['activities']} active activities: {result['devices_remediated']} device(s) remediated, "
             f"{result['devices_exposed_again']} exposed again, {result['activities_completed']} activity(ies) "

@@ -131,6 +131,10 @@ class Command(BaseCommand):
             users = self._users(groups)
             activities = self._activities(recs, groups, users, rng)
             self._exceptions(recs, groups, users)
+            from remediation.services import daily_figures_backfill, daily_figures_record
+
+            daily_figures_record()  # today's figures, then a demo history for the charts
+            daily_figures_backfill(days=90)
         self.stdout.write(
             f"Demo data: {Device.objects.count()} devices (+{created_devices}), "
             f"{len(recs)} recommendations, {Exposure.objects.count()} exposures (+{new_exposures}), "

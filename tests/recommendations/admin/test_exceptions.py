@@ -207,10 +207,15 @@ def test_cancel_one_group_then_all_from_the_page(security_user, exposed):
     assert 'id="cancel-exception"' not in html
 
 
-def test_cancel_needs_post_and_the_permission(security_user, it_user, exposed):
+def test_cancel_asks_for_confirmation_over_get_and_needs_the_permission(security_user, it_user, exposed):
     rec, servers, _ = exposed
     exception = file(security_user, rec, [servers])
-    assert login(security_user).get(cancel_url(exception)).status_code == 405
+    confirmation = login(security_user).get(cancel_url(exception))
+    assert confirmation.status_code == 200
+    assert "Yes, cancel it" in confirmation.content.decode()
+    exception.refresh_from_db()
+    assert exception.status == "active"  # nothing changes before the confirmation
+    assert login(it_user).get(cancel_url(exception)).status_code == 403
     assert login(it_user).post(cancel_url(exception)).status_code == 403
     assert 'id="cancel-exception"' not in login(it_user).get(page_url(exception)).content.decode()
     exception.refresh_from_db()
@@ -274,3 +279,19 @@ def test_dashboard_card_counts_active_exceptions(security_user, exposed):
     exception_cancel(exception=canceled, user=security_user)
     html = login(security_user).get("/admin/").content.decode()
     assert "1 active exception" in html
+
+
+def test_cancel_records_the_optional_note_in_the_history(security_user, exposed):
+    rec, servers, _ = exposed
+    exception = file(security_user, rec, [servers])
+    client = login(security_user)
+
+    page = client.get(cancel_url(exception) + f"?device_group={servers.pk}").content.decode()
+    assert f'name="device_group" value="{servers.pk}"' in page
+    client.post(cancel_url(exception), {"device_group": servers.pk, "notes": "Vendor patch is out"})
+
+    exception.refresh_from_db()
+    assert exception.status == "canceled"
+    notes = list(exception.events.values_list("kind", "notes"))
+    assert ("group_canceled", "Vendor patch is out") in notes
+    assert "Vendor patch is out" in client.get(page_url(exception)).content.decode()

@@ -514,3 +514,34 @@ def test_inventory_xlsx_exports_neutralise_formulas(security_client, formula_dev
     cells = [cell for cell in next(sheet.iter_rows(min_row=2, max_row=2))][1:]
     assert [c.value for c in cells] == ["'" + FORMULA, "'+cmd", "'@ops"]
     assert {c.data_type for c in cells} == {"s"}  # text, never a formula
+
+
+def test_preview_labels_new_rows_new_and_known_rows_update(security_client):
+    DeviceFactory(machine_id="a" * 40, computer_dns_name="old-name.corp")
+
+    preview = upload(security_client, DEVICE_IMPORT, DEVICES_CSV, "devices.csv", CSV)
+
+    labels = {row.object_repr: row.import_type for row in preview.context["result"].rows}
+    assert labels == {"a" * 40: "update", "b" * 40: "new"}
+    html = preview.content.decode()
+    assert html.count('<tr class="new">') == 1
+    assert html.count('<tr class="update">') == 1
+
+
+def test_preview_lists_errors_in_line_order(security_client):
+    content = (
+        "id,computerDnsName,lastSeen\n"
+        f"{'a' * 40},pc-a.corp,2026-11-20\n"
+        f"{'a' * 40},pc-a-again.corp,\n"
+        f"{'d' * 40},pc-d.corp,not a date\n"
+        f"{'e' * 40},too,many,columns\n"
+        ",no-id.corp,\n"
+    ).encode()
+
+    preview = upload(security_client, DEVICE_IMPORT, content, "devices.csv", CSV)
+
+    errors = [" ".join(row.error.messages) for row in preview.context["result"].invalid_rows]
+    assert [e.split(":")[0] for e in errors] == ["line 3", "line 4", "line 5", "line 6"]
+    html = preview.content.decode()
+    positions = [html.index(f"line {n}:") for n in (3, 4, 5, 6)]
+    assert positions == sorted(positions)

@@ -37,7 +37,9 @@ def read_csv(response) -> list[list[str]]:
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith("attachment;")
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8"))))
+    content = b"".join(response.streaming_content)
+    assert content.startswith(b"\xef\xbb\xbf")  # admin downloads start with a UTF-8 BOM (Excel)
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
 
 
 @pytest.fixture
@@ -66,20 +68,18 @@ def test_changelist_shows_every_column(security_client, security_user):
     html = response.content.decode()
     for header in (
         "Remediation activity",
-        "Created by",
-        "Created on",
         "Priority",
-        "Due date",
         "Device groups",
+        "Created",
+        "Due date",
         "Ticket status",
         "Progress",
         "Status",
-        "Completed by",
-        "Completed on",
+        "Completed",
     ):
-        assert header in html
+        assert f">{header}</a>" in html or f">{header}</span>" in html
     assert activity.title in html
-    assert "sec@example.com" in html
+    assert "sec@<wbr>example.<wbr>com" in html  # may wrap after the @, never mid-word
     assert "2 / 3" in html  # progress: fixed / target
     assert "Pending" in html
     assert "Add remediation activity" not in html
@@ -97,7 +97,7 @@ def test_overdue_due_date_is_highlighted_and_filterable(security_client, securit
     on_time = make_activity(user=security_user)
 
     html = security_client.get(reverse(CHANGELIST)).content.decode()
-    assert "(overdue)" in html
+    assert 'class="rp-chip rp-chip-bad rp-overdue"' in html
 
     overdue = security_client.get(reverse(CHANGELIST), {"overdue": "yes"}).context["cl"].result_list
     assert [a.pk for a in overdue] == [late.pk]
@@ -119,7 +119,7 @@ def test_completed_by_labels(security_client, security_user):
 
     assert "System confirmation" in html
     assert "Not available" in html
-    assert html.count("sec@example.com") >= 4  # created by (x3) and completed by
+    assert html.count("sec@<wbr>example.<wbr>com") >= 4  # created by (x3) and completed by; may wrap after the @
 
 
 def test_filters_and_search(security_client, security_user):
@@ -273,11 +273,24 @@ def test_mark_complete_is_refused_on_a_completed_activity(security_client, secur
     assert ActivityEvent.objects.filter(activity=activity, kind="completed").count() == 1
 
 
-def test_mark_complete_needs_post(security_client, security_user):
+def test_mark_complete_asks_for_confirmation_first_and_changes_nothing_over_get(security_client, security_user):
     activity = make_activity(user=security_user)
-    assert security_client.get(complete_url(activity)).status_code == 405
+    response = security_client.get(complete_url(activity))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Yes, mark as complete" in html
+    assert 'name="notes"' in html  # the optional note
     activity.refresh_from_db()
     assert activity.status == "active"
+
+
+def test_mark_complete_records_the_optional_note_in_the_history(security_client, security_user):
+    activity = make_activity(user=security_user)
+    security_client.post(complete_url(activity), {"notes": "Patched by hand during the outage"})
+    event = ActivityEvent.objects.get(activity=activity, kind="completed")
+    assert event.notes == "Patched by hand during the outage"
+    html = security_client.get(page_url(activity)).content.decode()
+    assert "Patched by hand during the outage" in html
 
 
 def test_mark_complete_without_permission_is_403(client, security_user):
@@ -300,12 +313,17 @@ def test_mark_complete_action(security_client, security_user):
     done = make_activity(user=security_user)
     security_client.post(complete_url(done))
 
-    response = security_client.post(
-        reverse(CHANGELIST), {"action": "mark_complete", "_selected_action": [open_one.pk, done.pk]}, follow=True
-    )
+    selected = {"action": "mark_complete", "_selected_action": [open_one.pk, done.pk]}
+    confirmation = security_client.post(reverse(CHANGELIST), selected)
+    assert "Mark as complete these 2 activities?" in confirmation.content.decode()
+    open_one.refresh_from_db()
+    assert open_one.status == "active"  # nothing happens before the confirmation
+
+    response = security_client.post(reverse(CHANGELIST), {**selected, "post": "yes", "notes": "Done"}, follow=True)
 
     open_one.refresh_from_db()
     assert open_one.status == "completed"
+    assert ActivityEvent.objects.get(activity=open_one, kind="completed").notes == "Done"
     messages = [str(m) for m in response.context["messages"]]
     assert "1 activity marked as complete." in messages
     assert any("already completed" in m for m in messages)
@@ -394,3 +412,82 @@ def test_export_requires_the_export_permission(client, security_user):
     html = client.get(reverse(CHANGELIST)).content.decode()
     assert "Export to CSV" not in html
     assert "export_csv" not in html
+
+
+# --- the UTF-8 BOM of admin downloads ------------------------------------------------------------
+
+
+def test_admin_downloads_start_with_a_bom_unless_asked_not_to(security_client, security_user):
+    rec = RecommendationFactory(name="Uppdatera Åtkomstklient")
+    group = DeviceGroupFactory(name="Servrar i Göteborg")
+    expose(rec, group, 1)
+    activity = make_activity(user=security_user, recommendation=rec, groups=[group])
+
+    with_bom = b"".join(security_client.get(reverse("admin:remediation_remediationactivity_export")).streaming_content)
+    assert with_bom.startswith(b"\xef\xbb\xbf")
+    assert "Servrar i Göteborg" in with_bom.decode("utf-8-sig")
+
+    plain = b"".join(
+        security_client.get(reverse("admin:remediation_remediationactivity_export") + "?bom=0").streaming_content
+    )
+    assert plain.startswith(b"Remediation activity,")
+    assert plain == with_bom[3:]
+
+    devices = b"".join(security_client.get(devices_csv_url(activity) + "?bom=0").streaming_content)
+    assert devices.startswith(b"Device ID,")
+
+
+def test_the_api_export_keeps_its_contract_without_a_bom(security_user):
+    from rest_framework.test import APIClient
+
+    make_activity(user=security_user)
+    client = APIClient()
+    client.force_authenticate(security_user)
+    content = b"".join(client.get("/api/v1/remediation-activities/export.csv").streaming_content)
+    assert content.startswith(b"Remediation activity,")
+
+
+# --- the activity page reads well (issue 17) ----------------------------------------------------
+
+
+def test_the_device_table_is_searchable_by_name_and_comes_after_the_history(security_client, security_user):
+    rec = RecommendationFactory()
+    group = DeviceGroupFactory(name="Servers")
+    devices = expose(rec, group, 3)
+    devices[0].computer_dns_name = "finance-db-01.corp"
+    devices[0].save()
+    activity = make_activity(user=security_user, recommendation=rec, groups=[group])
+
+    response = security_client.get(page_url(activity), {"q": "FINANCE"})
+
+    assert [item.device.computer_dns_name for item in response.context["device_page"]] == ["finance-db-01.corp"]
+    html = response.content.decode()
+    assert html.index('id="history"') < html.index('id="devices"')
+    assert 'value="FINANCE"' in html
+    assert '<td class="rp-hostname">finance-db-01.corp</td>' in html
+
+
+def test_a_manual_completion_with_no_fixed_device_says_so(security_client, security_user):
+    activity = make_activity(user=security_user)
+    security_client.post(complete_url(activity))
+
+    page = security_client.get(page_url(activity)).content.decode()
+    assert 'id="completed-without-fixes"' in page
+    listed = security_client.get(reverse(CHANGELIST)).content.decode()
+    assert "Completed, 0 fixed" in listed
+
+
+def test_the_activity_page_draws_fixed_devices_against_the_target_and_due_date(security_client, security_user):
+    from remediation.services import daily_figures_record
+
+    activity = make_activity(user=security_user, devices=4)
+    fix_devices(activity, 1)
+    daily_figures_record()
+
+    html = security_client.get(page_url(activity)).content.decode()
+
+    chart = html[html.index('id="activity-chart"') :]
+    chart = chart[: chart.index("</figure>")]
+    assert "Target: 4 devices" in chart
+    assert f"Due {activity.due_on.isoformat()}" in chart
+    assert f"<tr><th scope='row'>{timezone.localdate().isoformat()}</th><td>1</td></tr>" in chart

@@ -1,6 +1,7 @@
 """The security recommendations pages and the remediation request form ('Remediation options')."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -62,7 +63,7 @@ def test_recommendation_changelist_shows_columns_and_open_activities(security_cl
     assert rows["Update Contoso Viewer"].open_activities == 1
     assert rows["Quiet recommendation"].open_activities == 0
     html = response.content.decode()
-    for header in ("Exposed devices", "Open activities", "Public exploit", "Active alert", "Remediation type"):
+    for header in ("Exposed devices", "Open activities", "Threats", "Severity", "Remediation type"):
         assert header in html
 
 
@@ -216,3 +217,65 @@ def test_a_duplicate_request_is_warned_about_and_filed_only_when_confirmed(secur
     confirmed = security_client.post(form_url(exposed), post_data(confirm_duplicate="on"))
     assert confirmed.status_code == 302
     assert RemediationActivity.objects.count() == 2
+
+
+# --- the recommendation page and the form's defaults (issue 17) ------------------------------------
+
+
+def rec_url(rec):
+    return reverse("admin:recommendations_securityrecommendation_change", args=[rec.pk])
+
+
+def test_the_recommendation_page_is_read_only_and_puts_the_requests_first(security_client, exposed):
+    html = security_client.get(rec_url(exposed)).content.decode()
+    assert 'name="_save"' not in html  # Defender's data is not edited here
+    assert 'name="name"' not in html
+    tools = html[html.index('class="object-tools"') :]
+    assert tools.index('id="remediation-options"') < tools.index('id="exception-options"')
+    assert ">Request remediation<" in tools
+    assert security_client.post(rec_url(exposed), {"name": "Renamed", "severity_score": "1"}).status_code == 403
+    exposed.refresh_from_db()
+    assert exposed.name == "Update Contoso Viewer"
+
+
+def test_the_recommendation_page_shows_exposed_devices_by_group_in_scope_and_open_activities(
+    client, security_user, it_user, exposed
+):
+    servers = DeviceGroupFactory(name="Servers")
+    activity = make_activity(user=security_user, recommendation=exposed, groups=[servers])
+    client.force_login(security_user)
+    html = client.get(rec_url(exposed)).content.decode()
+    panel = html[html.index('id="exposed-by-group"') : html.index('id="open-activities"')]
+    assert "<td>Servers</td><td>3</td>" in panel
+    assert "<td>Laptops</td><td>2</td>" in panel
+    assert activity.title in html[html.index('id="open-activities"') :]
+
+    client.force_login(it_user)  # sees Servers and Workstations only
+    html = client.get(rec_url(exposed)).content.decode()
+    panel = html[html.index('id="exposed-by-group"') : html.index('id="open-activities"')]
+    assert "<td>Servers</td><td>3</td>" in panel
+    assert "Laptops" not in panel
+
+
+def test_the_form_proposes_uninstall_for_an_uninstall_recommendation(security_client):
+    rec = RecommendationFactory(name="Uninstall Flash", remediation_type="Uninstall")
+    expose(rec, DeviceGroupFactory(name="Servers"), 1)
+    form = security_client.get(form_url(rec)).context["form"]
+    assert form["remediation_option"].initial == "software_uninstall"
+    update = RecommendationFactory(name="Update Viewer", remediation_type="Update")
+    assert security_client.get(form_url(update)).context["form"]["remediation_option"].initial == "software_update"
+
+
+def test_groups_with_no_exposed_device_cannot_be_chosen(security_client, exposed):
+    html = security_client.get(form_url(exposed)).content.decode()
+    kiosks = DeviceGroupFactory(name="Kiosks")
+    servers = DeviceGroupFactory(name="Servers")
+    boxes = {
+        int(m.group(1)): m.group(0)
+        for m in re.finditer(r'<input[^>]*name="device_groups"[^>]*value="(\d+)"[^>]*>', html)
+    }
+    assert "disabled" in boxes[kiosks.pk]
+    assert "disabled" not in boxes[servers.pk]
+    response = security_client.post(form_url(exposed), post_data(device_groups=[kiosks.pk]))
+    assert not RemediationActivity.objects.exists()  # a forged tick is still refused by the service
+    assert response.status_code == 200
