@@ -64,6 +64,14 @@ class RemediationActivity(models.Model):
     create_intune_task = models.BooleanField(default=False)
     target_devices = models.PositiveIntegerField(default=0)
     fixed_devices = models.PositiveIntegerField(default=0)
+    # Stored (computed by the database from the row itself, so never stale) for the list's
+    # orderings: an index serves ?ordering=priority / progress instead of a CASE over every row.
+    priority_rank = models.GeneratedField(
+        expression=rules.priority_rank_expression(), output_field=models.IntegerField(), db_persist=True
+    )
+    progress_stored = models.GeneratedField(
+        expression=rules.progress_expression(), output_field=models.IntegerField(), db_persist=True
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -80,6 +88,9 @@ class RemediationActivity(models.Model):
             models.Index(fields=["remediation_option"]),
             models.Index(fields=["due_on"]),
             models.Index(fields=["status", "completed_at"]),
+            # The list's orderings with their tie-breakers (remediation.filters.ActivityOrdering).
+            models.Index(fields=["priority_rank", "-created_at", "-id"], name="activity_priority_order"),
+            models.Index(fields=["progress_stored", "-created_at", "-id"], name="activity_progress_order"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -150,19 +161,26 @@ class ActivityDevice(models.Model):
         EXPOSED = "exposed", "Exposed"
         REMEDIATED = "remediated", "Remediated"
 
-    activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="devices")
+    # No index of its own: the unique pair (activity, device) starts with it.
+    activity = models.ForeignKey(
+        RemediationActivity, on_delete=models.CASCADE, related_name="devices", db_index=False
+    )
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="activity_links")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.EXPOSED)
     remediated_at = models.DateTimeField(null=True, blank=True)
     sent_to_intune = models.BooleanField(default=False)
+    # A copy of device.computer_dns_name, so an activity's device pages sort on an index. Kept
+    # by database triggers (migration 0006): filled on insert, followed on every rename.
+    device_name = models.CharField(max_length=255, blank=True, default="", editable=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["activity", "device"], name="activity_device_unique"),
         ]
         indexes = [
-            models.Index(fields=["activity", "status"]),
             models.Index(fields=["device", "status"]),
+            models.Index(fields=["activity", "device_name", "id"], name="activity_device_name_order"),
+            models.Index(fields=["activity", "status", "device_name", "id"], name="activity_device_status_order"),
         ]
 
     def __str__(self) -> str:
