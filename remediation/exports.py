@@ -6,12 +6,16 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, CharField, F, Func, QuerySet, Value, When
+from django.db.models import Aggregate, Case, CharField, F, Func, OuterRef, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from portal.csv import copy_csv_chunks, csv_chunks, csv_response, sql_safe_text, streaming_csv_response
 
-from .models import ActivityDevice, RemediationActivity
+from recommendations.selectors import device_group_ids_for_user, user_sees_all_device_groups
+
+from . import rules
+from .choices import Priority, RemediationOption
+from .models import NOT_AVAILABLE, SYSTEM_CONFIRMATION, ActivityDevice, RemediationActivity
 from .selectors import activity_device_list
 
 ACTIVITY_HEADER = [
@@ -83,25 +87,102 @@ def _label(field: str, choices) -> Case:
     return Case(*(When(**{field: value}, then=Value(label)) for value, label in choices), output_field=CharField())
 
 
-def activity_rows(activities: QuerySet[RemediationActivity]) -> Iterator[list]:
+class _Names(Aggregate):
+    """The names of a group of rows joined by the unit separator (split and sorted in Python)."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, chr(31))"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(
+            compiler, connection, function="GROUP_CONCAT", template="%(function)s(%(expressions)s, char(31))"
+        )
+
+
+ACTIVITY_FREE_TEXT = (0, 4, 5, 9)  # title, device groups, created by, completed by
+
+
+def _group_names(user) -> Subquery:
+    """The outer activity's device groups (the reader's only), as one text cell."""
+    links = RemediationActivity.device_groups.through.objects.filter(remediationactivity_id=OuterRef("pk"))
+    if user is not None and not user_sees_all_device_groups(user):
+        links = links.filter(devicegroup_id__in=device_group_ids_for_user(user=user))
+    names = links.order_by().values("remediationactivity_id").annotate(names=_Names("devicegroup__name"))
+    return Subquery(names.values("names"), output_field=CharField())
+
+
+def activity_rows(activities: QuerySet[RemediationActivity], *, user=None) -> Iterator[list]:
     """One row per activity, as the reader may see it: `activities` comes from selectors.activity_list
-    (their device groups prefetched, their devices counted)."""
-    for activity in activities.iterator(chunk_size=CHUNK):
-        progress = activity.progress
+    for `user` (a scoped reader's devices counted); their device groups are the reader's only.
+
+    One query of plain tuples, whatever the number of rows: labels from dictionaries, each
+    distinct date formatted once.
+    """
+    scoped = "target_devices_in_scope" in activities.query.annotations
+    target, fixed = (
+        ("target_devices_in_scope", "fixed_devices_in_scope") if scoped else ("target_devices", "fixed_devices")
+    )
+    status_label = dict(RemediationActivity.Status.choices)
+    priority_label = dict(Priority.choices)
+    option_label = dict(RemediationOption.choices)
+    ticket_label = {**dict(RemediationActivity.TicketStatus.choices), "": ""}
+    completed_label = {
+        RemediationActivity.CompletionMethod.AUTOMATIC: SYSTEM_CONFIRMATION,
+        RemediationActivity.CompletionMethod.UNKNOWN: NOT_AVAILABLE,
+    }
+    stamp, day = _Stamps(), _Stamps()
+    rows = (
+        activities.prefetch_related(None)
+        .annotate(export_group_names=_group_names(user))
+        .values_list(
+            "title",
+            "status",
+            "priority",
+            "remediation_option",
+            "export_group_names",
+            "requester_email",
+            "created_at",
+            "due_on",
+            "ticket_status",
+            "completion_method",
+            "completer_email",
+            "completed_at",
+            target,
+            fixed,
+        )
+    )
+    for (
+        title,
+        status,
+        priority,
+        option,
+        groups,
+        requester,
+        created_at,
+        due_on,
+        ticket,
+        method,
+        completer,
+        completed_at,
+        targets,
+        fixes,
+    ) in rows.iterator(chunk_size=CHUNK):
+        progress = rules.progress_percent(remediation_option=option, fixed_devices=fixes, target_devices=targets)
         yield [
-            activity.title,
-            activity.get_status_display(),
-            activity.get_priority_display(),
-            activity.get_remediation_option_display(),
-            ", ".join(sorted(g.name for g in activity.device_groups.all())),  # the reader's groups
-            activity.requester_email,
-            _date(activity.created_at),
-            _date(activity.due_on),
-            activity.get_ticket_status_display() if activity.ticket_status else "",
-            activity.completed_by_label,
-            _date(activity.completed_at),
-            activity.shown_target_devices,
-            activity.shown_fixed_devices,
+            title,
+            status_label[status],
+            priority_label.get(priority, priority),
+            option_label.get(option, option),
+            ", ".join(sorted(groups.split("\x1f"))) if groups else "",
+            requester,
+            stamp(created_at),
+            day(due_on),
+            ticket_label.get(ticket, ticket),
+            completed_label.get(method, completer),
+            stamp(completed_at),
+            targets,
+            fixes,
             "" if progress is None else f"{progress}%",
         ]
 
@@ -162,10 +243,15 @@ def device_csv_chunks(activity: RemediationActivity, *, user=None, bom: bool = F
     return csv_chunks(DEVICE_HEADER, device_rows(activity, user=user), free_text=DEVICE_FREE_TEXT, bom=bom)
 
 
-def activities_csv_response(activities: QuerySet[RemediationActivity], *, bom: bool = False):
+def activities_csv_response(activities: QuerySet[RemediationActivity], *, user=None, bom: bool = False):
+    """`activities` from selectors.activity_list(user=user), filtered and ordered as the reader chose."""
     stamp = timezone.localdate().isoformat()
     return streaming_csv_response(
-        f"remediation-activities-{stamp}.csv", ACTIVITY_HEADER, activity_rows(activities), bom=bom
+        f"remediation-activities-{stamp}.csv",
+        ACTIVITY_HEADER,
+        activity_rows(activities, user=user),
+        free_text=ACTIVITY_FREE_TEXT,
+        bom=bom,
     )
 
 

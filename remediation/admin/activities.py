@@ -182,7 +182,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Export selected activities to CSV", permissions=["export"])
     def export_csv(self, request, queryset):
-        return activities_csv_response(queryset)
+        return activities_csv_response(queryset, user=request.user)
 
     # --- custom pages ------------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return redirect(reverse("admin:remediation_remediationactivity_changelist"))
-        return activities_csv_response(changelist.queryset)
+        return activities_csv_response(changelist.queryset, user=request.user)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

@@ -233,7 +233,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
     )
     def export_csv(self, request):
         queryset = self.filter_queryset(self.get_queryset())
-        return activities_csv_response(queryset)
+        return activities_csv_response(queryset, user=request.user)
 
     @extend_schema(
         operation_id="remediation_activities_devices_csv",

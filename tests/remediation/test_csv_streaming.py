@@ -123,3 +123,26 @@ def test_device_csv_reads_the_same_number_of_queries_whatever_the_rows(
     activity = make_activity(user=security_user, devices=devices)
     with override_settings(CSV_COPY=False), django_assert_num_queries(1):
         b"".join(activity_devices_csv_response(activity).streaming_content)
+
+
+@pytest.mark.parametrize("activities", [1, 12])
+def test_activities_csv_reads_the_same_number_of_queries_whatever_the_rows(
+    security_user, it_user, django_assert_num_queries, activities
+):
+    from remediation.exports import activities_csv_response
+    from remediation.selectors import activity_list
+
+    servers, other = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="=Other")
+    for _ in range(activities):
+        rec = RecommendationFactory()
+        expose(rec, servers, 2)
+        expose(rec, other, 1)
+        make_activity(user=security_user, recommendation=rec, groups=[servers, other])
+    for user, groups in ((security_user, "'=Other, Servers"), (it_user, "Servers")):
+        response = activities_csv_response(activity_list(user=user), user=user)  # reads the user's scope
+        with django_assert_num_queries(1):
+            body = b"".join(response.streaming_content)
+        rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+        assert len(rows) == 1 + activities
+        assert {r[4] for r in rows[1:]} == {groups}
+        assert {r[11] for r in rows[1:]} == {"3" if user is security_user else "2"}
