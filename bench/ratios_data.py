@@ -7,7 +7,8 @@ Run by ratios.py in a child process whose DATABASE_URL names the database to fil
 big: 1,000,000 devices in 40 device groups, 1,000 recommendations, 10,000 activities with
 4,100,155 activity devices: one of 1,000,000 devices (the oldest), one of 775, and 9,998 of
 310 (a contiguous run of devices, so one or two device groups each); 30% of the devices of
-each activity remediated. small: the same shape with 100,000 devices and 100 activities.
+each activity remediated. small: 100,000 devices in 4 groups, 100 activities (one of 775,
+the others of 310).
 Both have the users `bench-security` (sees every group) and `bench-it` (IT staff, 4 of the 40
 groups) with API tokens; their password is `bench-password-2026`.
 """
@@ -23,10 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SIZES = {
-    "big": {"devices": 1_000_000, "activities": 10_000},
-    "small": {"devices": 100_000, "activities": 100},
+    # groups: the IT user sees 4 of them, so about 1,000 of the big set's activities and all
+    # 100 of the small one's (both fill a first page); largest: the devices of activity 0.
+    "big": {"devices": 1_000_000, "activities": 10_000, "groups": 40, "largest": 1_000_000},
+    "small": {"devices": 100_000, "activities": 100, "groups": 4, "largest": 310},
 }
-GROUPS = 40
+VERSION = "2"
 RECOMMENDATIONS = 1000
 PER_ACTIVITY = 310
 REFERENCE_DEVICES = 775
@@ -46,7 +49,7 @@ def built(cursor, size: str) -> bool:
         return False
     cursor.execute(f"SELECT size FROM {MARKER}")  # noqa: S608 - a constant
     row = cursor.fetchone()
-    return bool(row and row[0] == size)
+    return bool(row and row[0] == f"{size} v{VERSION}")
 
 
 def build(size: str) -> None:
@@ -70,7 +73,8 @@ def build(size: str) -> None:
             print(f"data set '{size}' already built: reused", flush=True)
             return
     n_devices, n_activities = SIZES[size]["devices"], SIZES[size]["activities"]
-    per_group = n_devices // GROUPS
+    n_groups, largest = SIZES[size]["groups"], SIZES[size]["largest"]
+    per_group = n_devices // n_groups
     print(f"building data set '{size}': {n_devices:,} devices, {n_activities:,} activities", flush=True)
     with transaction.atomic(), connection.cursor() as cursor:
         for table in (
@@ -86,7 +90,7 @@ def build(size: str) -> None:
             "recommendations_securityrecommendation",
         ):
             _sql(cursor, f"TRUNCATE {table} CASCADE")
-        groups = [DeviceGroup.objects.get_or_create(name=f"Bench group {g:02d}")[0] for g in range(GROUPS)]
+        groups = [DeviceGroup.objects.get_or_create(name=f"Bench group {g:02d}")[0] for g in range(n_groups)]
         group_ids = [g.pk for g in groups]
         _sql(
             cursor,
@@ -118,7 +122,7 @@ def build(size: str) -> None:
             CASE WHEN n = 0 THEN 1 WHEN n = 1 THEN 1 ELSE 1 + ((n * 7919) %% (%s - %s)) END AS first_device,
             CASE WHEN n = 0 THEN %s WHEN n = 1 THEN %s ELSE %s END AS devices
             FROM generate_series(0, %s - 1) n""",
-            [n_devices, PER_ACTIVITY, n_devices, REFERENCE_DEVICES, PER_ACTIVITY, n_activities],
+            [n_devices, PER_ACTIVITY, largest, REFERENCE_DEVICES, PER_ACTIVITY, n_activities],
         )
         _sql(
             cursor,
@@ -175,7 +179,7 @@ def build(size: str) -> None:
             Token.objects.get_or_create(user=user)
         _sql(cursor, f"CREATE TABLE IF NOT EXISTS {MARKER} (size text)")
         _sql(cursor, f"DELETE FROM {MARKER}")  # noqa: S608 - a constant
-        _sql(cursor, f"INSERT INTO {MARKER} VALUES (%s)", [size])  # noqa: S608 - a constant
+        _sql(cursor, f"INSERT INTO {MARKER} VALUES (%s)", [f"{size} v{VERSION}"])  # noqa: S608 - a constant
     with connection.cursor() as cursor:
         for table in ("recommendations_device", "remediation_activitydevice", "remediation_remediationactivity"):
             _sql(cursor, f"VACUUM ANALYZE {table}")

@@ -139,10 +139,55 @@ def test_activities_csv_reads_the_same_number_of_queries_whatever_the_rows(
         expose(rec, other, 1)
         make_activity(user=security_user, recommendation=rec, groups=[servers, other])
     for user, groups in ((security_user, "'=Other, Servers"), (it_user, "Servers")):
-        response = activities_csv_response(activity_list(user=user), user=user)  # reads the user's scope
-        with django_assert_num_queries(1):
-            body = b"".join(response.streaming_content)
+        with override_settings(CSV_COPY=False):  # the COPY path is one COPY statement, not counted here
+            response = activities_csv_response(activity_list(user=user), user=user)  # reads the user's scope
+            with django_assert_num_queries(1):
+                body = b"".join(response.streaming_content)
         rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
         assert len(rows) == 1 + activities
         assert {r[4] for r in rows[1:]} == {groups}
         assert {r[11] for r in rows[1:]} == {"3" if user is security_user else "2"}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata"])
+def test_activities_copy_path_writes_the_same_bytes_as_the_python_path(security_user, it_user, tz):
+    from remediation.exports import activity_csv_chunks
+    from remediation.models import RemediationActivity
+    from remediation.selectors import activity_list
+
+    servers, other = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="zeta, \"b\"")
+    upper = DeviceGroupFactory(name="Workstations")
+    titles = ["=cmd|' /C calc'!A0", 'Quote "me", please', "line\nbreak", "Zürich – 東京", "@x", "plain"]
+    for i, title in enumerate(titles):
+        rec = RecommendationFactory()
+        for group in (servers, other, upper):
+            expose(rec, group, 1 + i % 3)
+        activity = make_activity(
+            user=security_user,
+            recommendation=rec,
+            groups=[servers, other, upper],
+            remediation_option="attention_required" if i == 2 else "software_update",
+        )
+        method = ["", "manual", "automatic", "unknown", "", "manual"][i]
+        RemediationActivity.objects.filter(pk=activity.pk).update(
+            title=title,
+            requester_email="-sec@example.com" if i == 1 else "sec@example.com",
+            status="completed" if method else "active",
+            completion_method=method,
+            completer_email="+it@example.com" if method == "manual" else "",
+            completed_at=dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC) if method else None,
+            fixed_devices=i % 2,
+            ticket_status=["pending", "approved", "", "rejected", "", "pending"][i],
+        )
+    with timezone.override(tz):
+        for user in (security_user, it_user):
+            for ordering in ({}, {"ordering": "priority"}, {"ordering": "-progress"}):
+                qs = activity_list(user=user, filters=ordering)
+                with override_settings(CSV_COPY=False):
+                    python = b"".join(activity_csv_chunks(qs, user=user))
+                assert b"".join(activity_csv_chunks(qs, user=user)) == python
+                rows = list(csv.reader(io.StringIO(python.decode("utf-8"), newline="")))
+                assert len(rows) == 1 + len(titles)
+                groups = {r[4] for r in rows[1:]}
+                assert groups == ({"Servers, Workstations, zeta, \"b\""} if user is security_user else {"Servers, Workstations"})
