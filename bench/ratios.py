@@ -183,7 +183,8 @@ class Server:
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True)  # noqa: S607
+        command = ["ps", "-o", "pid=", "--ppid", str(self.process.pid)]
+        out = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603, S607
         return [int(p) for p in out.stdout.split()]
 
     def stop(self) -> None:
@@ -294,7 +295,9 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
     parser.add_argument("--pairs", type=int, default=9, help="pairs for the pages (fewer for the large ones)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--only-pages", action="store_true", help="skip the purge, import and Intune (implies --no-write)")
+    parser.add_argument(
+        "--only-pages", action="store_true", help="skip the purge, import and Intune (implies --no-write)"
+    )
     args = parser.parse_args()
     url = args.database_url
     if not url.startswith(("postgres://", "postgresql://")):
@@ -360,7 +363,9 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
         print("devices.csv", result["devices_csv_1m_vs_copy"], reference["devices_csv_worker_rss_mb"], flush=True)
 
         copy_activities = copy_timer(url, ACTIVITIES_COPY, None)
-        measured = pairs(args.pairs, lambda: big_server.timed(f"{api_base}export.csv", csv_headers, repeat=2), copy_activities)
+        measured = pairs(
+            args.pairs, lambda: big_server.timed(f"{api_base}export.csv", csv_headers, repeat=2), copy_activities
+        )
         result["activities_csv_10k_vs_copy"] = summary(measured, invert=True)
         print("export.csv", result["activities_csv_10k_vs_copy"], flush=True)
 
@@ -404,7 +409,11 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
         it_big, it_small = api("big", "bench-it"), api("small", "bench-it")
         small_server.timed(api_base, it_small)
         scoped["api_list"] = summary(
-            pairs(args.pairs, lambda: big_server.timed(api_base, it_big, repeat=3), lambda: small_server.timed(api_base, it_small, repeat=3)),
+            pairs(
+                args.pairs,
+                lambda: big_server.timed(api_base, it_big, repeat=3),
+                lambda: small_server.timed(api_base, it_small, repeat=3),
+            ),
             invert=False,
         )
         admin_it_big, admin_it_small = big_server.login("bench-it"), small_server.login("bench-it")
@@ -504,8 +513,8 @@ def write_tables(out: dict) -> None:
         f"{ref['date']}, {ref['machine']}, 1-minute load average {ref['load_average'][0]} at the end "
         f"(other engineers share the cores); the whole run took {ref['minutes']} minutes. Gunicorn with "
         "`portal.settings.production`, 2 workers, PostgreSQL on the same machine. Ratios are medians of "
-        "interleaved pairs; \"vs COPY\" and \"vs raw\" are the floor's time / ours (higher is better), "
-        "\"1M vs 1k\" and \"10k vs 100\" big / small (1.0 is flat). For the lists, the larger of the "
+        'interleaved pairs; "vs COPY" and "vs raw" are the floor\'s time / ours (higher is better), '
+        '"1M vs 1k" and "10k vs 100" big / small (1.0 is flat). For the lists, the larger of the '
         "measured pair (priority or progress; API list or changelist). Every number is in `bench/ratios.json`.\n\n"
         + table(out)
         + "\n\n"
@@ -522,7 +531,7 @@ def write_tables(out: dict) -> None:
         begin, end = "<!-- ratios:begin -->", "<!-- ratios:end -->"
         block = f"{begin}\n{body}{end}"
         if begin in text:
-            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _, block=block: block, text, flags=re.S)
         elif path.name == "RESULTS.md":
             text = text.replace("# Benchmark results\n", f"# Benchmark results\n\n{block}\n", 1)
         else:

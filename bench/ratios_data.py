@@ -57,12 +57,12 @@ def build(size: str) -> None:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
     from django.db import connection, transaction
     from rest_framework.authtoken.models import Token
 
-    from django.contrib.auth import get_user_model
     from recommendations.models import DeviceGroup
 
     User = get_user_model()  # noqa: N806

@@ -96,7 +96,13 @@ def csv_chunks(
 
 
 def copy_csv_chunks(
-    connection, query: str, params: Sequence, header: Sequence[str], *, bom: bool = False, chunk_bytes: int = CHUNK_BYTES
+    connection,
+    query: str,
+    params: Sequence,
+    header: Sequence[str],
+    *,
+    bom: bool = False,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[bytes]:
     """`csv_chunks`' bytes written by PostgreSQL: `COPY (query) TO STDOUT` (see the module's doc).
 

@@ -162,9 +162,7 @@ class ActivityDevice(models.Model):
         REMEDIATED = "remediated", "Remediated"
 
     # No index of its own: the unique pair (activity, device) starts with it.
-    activity = models.ForeignKey(
-        RemediationActivity, on_delete=models.CASCADE, related_name="devices", db_index=False
-    )
+    activity = models.ForeignKey(RemediationActivity, on_delete=models.CASCADE, related_name="devices", db_index=False)
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="activity_links")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.EXPOSED)
     remediated_at = models.DateTimeField(null=True, blank=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.db.models import Q
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse

@@ -26,8 +26,8 @@ NASTY = [
     ("@cmd", "\ttab first", "Servers"),
     ("\rcr first", "Zürich – 東京", "Servers"),
     ("", "", "Servers"),
-    ("trailing space ", ' "leading space', "Workstations, \"HQ\""),
-    ("=HYPERLINK(\"http://x\")", "\\.", "@group"),
+    ("trailing space ", ' "leading space', 'Workstations, "HQ"'),
+    ('=HYPERLINK("http://x")', "\\.", "@group"),
 ]
 
 
@@ -85,14 +85,22 @@ def test_python_path_escapes_free_text_and_keeps_every_value(security_user):
     names = sorted(r[1] for r in body)
     expected = sorted(
         ("'" + n if n[:1] in ("=", "+", "-", "@", "\t", "\r") else n)
-        for n in [*(n for n, _, _ in NASTY), *[d.computer_dns_name for d in Device.objects.order_by("pk")[len(NASTY) :]]]
+        for n in [
+            *(n for n, _, _ in NASTY),
+            *[d.computer_dns_name for d in Device.objects.order_by("pk")[len(NASTY) :]],
+        ]
     )
     assert names == expected
     assert "'-machine" in [r[0] for r in body]
     platforms = {r[2] for r in body}
     assert {"'=1+2", "'+SUM(A1)", "'-2+3", "'\ttab first", "Zürich – 東京", ' "leading space', "\\."} <= platforms
     assert {r[3] for r in body} == {"Servers", 'Workstations, "HQ"'}
-    assert sorted(r[5] for r in body if r[5]) == ["2026-03-01 23:59", "2026-03-01 23:59", "2026-12-31 00:00", "2026-12-31 00:00"]
+    assert sorted(r[5] for r in body if r[5]) == [
+        "2026-03-01 23:59",
+        "2026-03-01 23:59",
+        "2026-12-31 00:00",
+        "2026-12-31 00:00",
+    ]
     assert sorted(r[6] for r in body).count("Yes") == 2
 
 
@@ -156,7 +164,7 @@ def test_activities_copy_path_writes_the_same_bytes_as_the_python_path(security_
     from remediation.models import RemediationActivity
     from remediation.selectors import activity_list
 
-    servers, other = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="zeta, \"b\"")
+    servers, other = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name='zeta, "b"')
     upper = DeviceGroupFactory(name="Workstations")
     titles = ["=cmd|' /C calc'!A0", 'Quote "me", please', "line\nbreak", "Zürich – 東京", "@x", "plain"]
     for i, title in enumerate(titles):
@@ -190,4 +198,6 @@ def test_activities_copy_path_writes_the_same_bytes_as_the_python_path(security_
                 rows = list(csv.reader(io.StringIO(python.decode("utf-8"), newline="")))
                 assert len(rows) == 1 + len(titles)
                 groups = {r[4] for r in rows[1:]}
-                assert groups == ({"Servers, Workstations, zeta, \"b\""} if user is security_user else {"Servers, Workstations"})
+                assert groups == (
+                    {'Servers, Workstations, zeta, "b"'} if user is security_user else {"Servers, Workstations"}
+                )
