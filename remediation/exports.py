@@ -290,7 +290,7 @@ def device_copy_query(activity: RemediationActivity, *, user=None) -> tuple[str,
 
 def use_copy() -> bool:
     """Whether the database writes the CSV itself (PostgreSQL; settings.CSV_COPY turns it off)."""
-    return connection.vendor == "postgresql" and getattr(settings, "CSV_COPY", True)
+    return connection.vendor == "postgresql" and settings.CSV_COPY
 
 
 def device_csv_chunks(activity: RemediationActivity, *, user=None, bom: bool = False) -> Iterator[bytes]:
