@@ -257,7 +257,9 @@ def intune() -> None:
         settings.INTUNE_CLIENT_SECRET = CLIENT_SECRET
         settings.INTUNE_AUTHORITY_URL, settings.INTUNE_GRAPH_URL = fake.base_url, fake.graph_url
         clear_token_cache()
-        user = get_user_model().objects.get(username="bench-security")
+        user, _ = get_user_model().objects.get_or_create(
+            username="bench-admin", defaults={"is_superuser": True, "is_staff": True, "email": "admin@example.com"}
+        )
         intune_connection_set(user=user, enabled=True)
         with connection.cursor() as cursor:  # an activity of the data set with 10,000 devices
             cursor.execute(
