@@ -148,8 +148,14 @@ class SecurityRecommendation(models.Model):
 
 
 class Exposure(models.Model):
+    # Indexes: the unique pair (recommendation, device) serves the recommendation's look-ups, the
+    # device's own FK index the device's; no more, since every import writes each one.
     recommendation = models.ForeignKey(
-        SecurityRecommendation, on_delete=models.CASCADE, related_name="exposures", verbose_name=_("recommendation")
+        SecurityRecommendation,
+        on_delete=models.CASCADE,
+        related_name="exposures",
+        db_index=False,
+        verbose_name=_("recommendation"),
     )
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="exposures", verbose_name=_("device"))
     first_seen = models.DateTimeField(_("first seen"))
@@ -168,7 +174,6 @@ class Exposure(models.Model):
                 condition=Q(remediated_at__isnull=True),
                 name="exposure_open_idx",
             ),
-            models.Index(fields=["device"], name="exposure_device_idx"),
         ]
 
     def __str__(self) -> str:

@@ -17,7 +17,7 @@ from recommendations.selectors import (
 from .filters import ActivityFilter
 from .hooks import integration
 from .models import ActivityDevice, ActivityEvent, RemediationActivity
-from .rules import priority_rank_expression, progress_expression
+from .rules import progress_expression
 
 
 def _scope(qs: QuerySet[RemediationActivity], user: User) -> QuerySet[RemediationActivity]:
@@ -56,10 +56,10 @@ def activity_list(*, user: User, filters: dict | None = None) -> QuerySet[Remedi
     `fixed_devices_in_scope` (read through `shown_target_devices` / `shown_fixed_devices` and
     `progress`) count only their devices; others read the stored counters.
     """
-    qs = RemediationActivity.objects.select_related("recommendation").annotate(priority_rank=priority_rank_expression())
+    qs = RemediationActivity.objects.select_related("recommendation")
     if user_sees_all_device_groups(user):
         groups = DeviceGroup.objects.only("id", "name")
-        qs = qs.annotate(progress_value=progress_expression())
+        qs = qs.annotate(progress_value=F("progress_stored"))  # stored and indexed (rules.progress_expression)
     else:
         groups = device_group_list(user=user).only("id", "name")
         qs = qs.annotate(
@@ -89,14 +89,14 @@ def activity_device_list(
     qs = (
         ActivityDevice.objects.filter(activity=activity)
         .select_related("device", "device__device_group")
-        .order_by("device__computer_dns_name", "pk")
+        .order_by("device_name", "pk")  # the copied name: indexes (activity[, status], device_name, id)
     )
     if user is not None and not user_sees_all_device_groups(user):
         qs = qs.filter(device__device_group__in=device_group_ids_for_user(user=user))
     if status:
         qs = qs.filter(status=status)
     if search:
-        qs = qs.filter(device__computer_dns_name__icontains=search)
+        qs = qs.filter(device_name__icontains=search)
     return qs
 
 

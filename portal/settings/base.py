@@ -294,7 +294,9 @@ PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rst
 
 # --- Portal ---------------------------------------------------------------------------
 COMPLETED_ACTIVITY_RETENTION_DAYS = env_int("COMPLETED_ACTIVITY_RETENTION_DAYS", 180)
-PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 2000)
+PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 50_000)
+# CSV downloads written by PostgreSQL's COPY (same bytes as the Python path, remediation.exports).
+CSV_COPY = env_bool("CSV_COPY", True)
 DUE_SOON_DAYS = env_int("DUE_SOON_DAYS", 3)
 # The due date the request form suggests: this many days from today.
 DEFAULT_DUE_DAYS = env_int("DEFAULT_DUE_DAYS", 14)

@@ -236,7 +236,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             language = csv_language(request.GET.get("lang"))
         except ApplicationError as exc:
             return HttpResponseBadRequest(exc.message)
-        return activities_csv_response(queryset, language=language, bom=views.wants_bom(request))
+        return activities_csv_response(queryset, user=request.user, language=language, bom=views.wants_bom(request))
 
     # --- custom pages ------------------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class RemediationActivityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 _("Nothing was exported: %(reason)s") % {"reason": reason} + "\n",
                 content_type="text/plain; charset=utf-8",
             )
-        return activities_csv_response(changelist.queryset, language=language, bom=bom)
+        return activities_csv_response(changelist.queryset, user=request.user, language=language, bom=bom)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

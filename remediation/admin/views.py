@@ -7,10 +7,15 @@ scoping is applied here exactly as in the API.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -44,6 +49,66 @@ def wants_bom(request) -> bool:
     unless `bom=0` asks for a plain file, e.g. for a script."""
     value = request.GET.get("bom", request.POST.get("bom", "1"))
     return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass
+class DevicePage:
+    """One page of an activity's devices, by keyset: (device_name, id) after the last row shown."""
+
+    object_list: list
+    start: int  # the 1-based position of the first row
+    next_cursor: str | None
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.object_list) - 1
+
+
+def _encode_cursor(item: ActivityDevice, shown: int) -> str:
+    raw = json.dumps([item.device_name, item.pk, shown], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, int, int] | None:
+    """The key after which a page starts, or None (the first page) for none or a forged one."""
+    if not cursor:
+        return None
+    try:
+        name, pk, shown = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, binascii.Error):
+        return None
+    valid = isinstance(name, str) and "\x00" not in name and isinstance(pk, int) and isinstance(shown, int)
+    if not valid or not (0 < pk < 2**63 and 0 <= shown < 2**63):
+        return None
+    return name, pk, shown
+
+
+def device_page(queryset, cursor: str | None) -> DevicePage:
+    """A page of `queryset` (ordered by device_name, pk: selectors.activity_device_list) after `cursor`:
+    the same cost on the first page and the last, whatever the number of devices."""
+    key = _decode_cursor(cursor)
+    shown = 0
+    if key is not None:
+        name, pk, shown = key
+        queryset = queryset.filter(Q(device_name__gt=name) | Q(device_name=name, pk__gt=pk))
+    rows = list(queryset[: DEVICES_PER_PAGE + 1])
+    more = len(rows) > DEVICES_PER_PAGE
+    rows = rows[:DEVICES_PER_PAGE]
+    next_cursor = _encode_cursor(rows[-1], shown + len(rows)) if more else None
+    return DevicePage(object_list=rows, start=shown + 1, next_cursor=next_cursor)
+
+
+def device_total(activity: RemediationActivity, status: str | None) -> int:
+    """How many devices the table lists, from the stored counters (those of the reader's groups)."""
+    target, fixed = activity.shown_target_devices, activity.shown_fixed_devices
+    if status == ActivityDevice.Status.REMEDIATED:
+        return fixed
+    if status == ActivityDevice.Status.EXPOSED:
+        return target - fixed
+    return target
 
 
 def activity_url(activity: RemediationActivity) -> str:
@@ -139,8 +204,7 @@ def activity_page_view(request, model_admin, object_id):
     if status not in (None, *ActivityDevice.Status.values):
         status = None
     search = request.GET.get("q", "").replace("\x00", "").strip()[:255]
-    paginator = Paginator(_scoped_devices(request, activity, status, search), DEVICES_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
+    page = device_page(_scoped_devices(request, activity, status, search), request.GET.get("after"))
     user = request.user
     context = {
         **model_admin.admin_site.each_context(request),
@@ -156,7 +220,10 @@ def activity_page_view(request, model_admin, object_id):
         "device_groups": sorted(g.name for g in _visible_groups(request, activity)),
         "integration_panel": integration().panel(activity=activity, request=request),
         "device_page": page,
-        "device_count": paginator.count,
+        # From the stored counters; a search counts its matches (it narrows the rows, by name)
+        "device_count": _scoped_devices(request, activity, status, search).count()
+        if search
+        else device_total(activity, status),
         "device_status": status or "",
         "device_status_choices": ActivityDevice.Status.choices,
         "device_search": search,

@@ -235,7 +235,7 @@ class ActivityViewSet(CSVDownloadMixin, viewsets.GenericViewSet):
     def export_csv(self, request):
         language = csv_language(request.query_params.get("lang"))
         queryset = self.filter_queryset(self.get_queryset())
-        return activities_csv_response(queryset, language=language)
+        return activities_csv_response(queryset, user=request.user, language=language)
 
     @extend_schema(
         operation_id="remediation_activities_devices_csv",

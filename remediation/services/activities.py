@@ -142,8 +142,9 @@ def activity_create(
 
     recommendation_lock(recommendation=recommendation)
     exposures, reason = target_exposures(recommendation=recommendation, device_groups=device_groups)
-    device_ids = list(exposures.values_list("device_id", flat=True).order_by("device_id"))
-    if not device_ids:
+    # With each device's name: the rows carry a copy, so device pages sort on an index.
+    devices = list(exposures.values_list("device_id", "device__computer_dns_name").order_by("device_id"))
+    if not devices:
         message = (
             _(
                 "No device in the selected device groups is exposed to this recommendation (%(reason)s); "
@@ -182,12 +183,15 @@ def activity_create(
             else RemediationActivity.TicketStatus.PENDING
         ),
         create_intune_task=create_intune_task,
-        target_devices=len(device_ids),
+        target_devices=len(devices),
     )
     activity.device_groups.set(device_groups)
-    for start in range(0, len(device_ids), INSERT_BATCH):
+    for start in range(0, len(devices), INSERT_BATCH):
         ActivityDevice.objects.bulk_create(
-            [ActivityDevice(activity=activity, device_id=d) for d in device_ids[start : start + INSERT_BATCH]]
+            [
+                ActivityDevice(activity=activity, device_id=pk, device_name=name)
+                for pk, name in devices[start : start + INSERT_BATCH]
+            ]
         )
     _record_event(activity, kind=ActivityEvent.Kind.CREATED, user=user, notes=requester_notes)
 

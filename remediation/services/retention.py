@@ -24,10 +24,12 @@ def purge_completed_activities(
     """Delete the activities completed COMPLETED_ACTIVITY_RETENTION_DAYS days ago or earlier.
 
     An activity goes once the full retention period has passed since `completed_at`
-    (with 180 days: completed 180 days ago goes, 179 days and 23 hours stays). Device rows
-    go first, at most `batch_size` per transaction, then the activities with their events,
-    notifications and Intune task, a few hundred per transaction. Active activities are
-    never touched. `dry_run` only counts.
+    (with 180 days: completed 180 days ago goes, 179 days and 23 hours stays). Activities go
+    in groups whose stored `target_devices` add up to about `batch_size`: their device rows in
+    one `DELETE ... WHERE activity_id IN (group)` (an activity larger than `batch_size` in
+    statements of `batch_size` rows), then the activities with their events, notifications and
+    Intune task; each statement its own short transaction. Active activities are never
+    touched. `dry_run` only counts.
     """
     batch_size = settings.PURGE_BATCH_SIZE if batch_size is None else batch_size
     if batch_size < 1:
@@ -41,22 +43,18 @@ def purge_completed_activities(
         logger.info("Purge dry run: %(activities)d activities and %(devices)d devices would be deleted.", counts)
         return counts
 
-    activity_chunk = max(1, min(ACTIVITY_CHUNK, batch_size // 10))
     with job_lock("purge_completed_activities", timeout=job_lock_timeout()) as acquired:
         if not acquired:
             return {**counts, "skipped": True}
         while True:
-            ids = list(expired.order_by("completed_at", "pk").values_list("pk", flat=True)[:activity_chunk])
-            if not ids:
+            candidates = list(
+                expired.order_by("completed_at", "pk").values_list("pk", "target_devices")[:ACTIVITY_CHUNK]
+            )
+            if not candidates:
                 break
-            while True:
-                pks = list(ActivityDevice.objects.filter(activity_id__in=ids).values_list("pk", flat=True)[:batch_size])
-                if not pks:
-                    break
-                with transaction.atomic():
-                    deleted, _ = ActivityDevice.objects.filter(pk__in=pks).delete()
-                counts["devices"] += deleted
-            with transaction.atomic():
+            ids, rows = _next_group(candidates, batch_size)
+            counts["devices"] += _delete_devices(ids, rows=rows, batch_size=batch_size)
+            with transaction.atomic():  # events, notifications and the rest go with the activities
                 _, per_model = expired.filter(pk__in=ids).delete()
             counts["activities"] += per_model.get(RemediationActivity._meta.label, 0)
             logger.info("Purge: %(activities)d activities and %(devices)d devices deleted so far.", counts)
@@ -65,3 +63,29 @@ def purge_completed_activities(
         counts,
     )
     return counts
+
+
+def _next_group(candidates: list[tuple], batch_size: int) -> tuple[list, int]:
+    """The first activities whose device rows add up to at most `batch_size` (at least one)."""
+    ids, rows = [], 0
+    for pk, devices in candidates:
+        if ids and rows + devices > batch_size:
+            break
+        ids.append(pk)
+        rows += devices
+    return ids, rows
+
+
+def _delete_devices(ids: list, *, rows: int, batch_size: int) -> int:
+    """Delete the device rows of activities `ids` (about `rows` of them), `batch_size` a transaction."""
+    deleted = 0
+    devices = ActivityDevice.objects.filter(activity_id__in=ids)
+    if rows <= batch_size:
+        with transaction.atomic():
+            deleted += devices.delete()[0]
+    while True:  # an activity larger than a batch, or counters behind the rows: by bounded statements
+        with transaction.atomic():
+            n = ActivityDevice.objects.filter(pk__in=devices.values("pk")[:batch_size]).delete()[0]
+        deleted += n
+        if n < batch_size:
+            return deleted

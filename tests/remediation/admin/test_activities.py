@@ -219,8 +219,13 @@ def test_device_table_is_paginated_and_filtered_by_status(security_client, secur
     first = security_client.get(page_url(activity))
     assert len(first.context["device_page"].object_list) == 50
     assert first.context["device_count"] == 60
-    second = security_client.get(page_url(activity), {"page": 2})
+    assert first.context["device_page"].next_cursor
+    second = security_client.get(page_url(activity), {"after": first.context["device_page"].next_cursor})
     assert len(second.context["device_page"].object_list) == 10
+    assert second.context["device_page"].next_cursor is None
+    assert "Devices 51&ndash;60 of 60" in second.content.decode()
+    shown = [d.pk for d in first.context["device_page"]] + [d.pk for d in second.context["device_page"]]
+    assert sorted(shown) == sorted(activity.devices.values_list("pk", flat=True))
 
     fixed = security_client.get(page_url(activity), {"device_status": "remediated"})
     assert fixed.context["device_count"] == 5

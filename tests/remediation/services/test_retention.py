@@ -151,3 +151,38 @@ def test_bad_batch_size_is_refused_and_deletes_nothing(security_user):
         call_command("purge_completed_activities", "--batch-size", "0")
 
     assert RemediationActivity.objects.count() == 1
+
+
+def test_small_activities_go_together_by_activity_in_batches_sized_from_their_counters(security_user):
+    old = [completed(security_user, days_ago=200, devices=2) for _ in range(4)]
+    active = make_activity(user=security_user, devices=2)
+
+    with CaptureQueriesContext(connection) as ctx:
+        result = purge_completed_activities(batch_size=5)
+
+    device_table = ActivityDevice._meta.db_table
+    by_activity = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith("DELETE FROM") and device_table in q["sql"].split()[2] and '"activity_id" IN' in q["sql"]
+    ]
+    # 2 + 2 rows fit in 5, a third activity would not: the statements name two activities each.
+    named = [{str(a.pk.hex) for a in old if a.pk.hex in sql.replace("-", "")} for sql in by_activity]
+    assert by_activity
+    assert all(len(ids) == 2 for ids in named)
+    assert set().union(*named) == {a.pk.hex for a in old}
+    assert result == {**result, "activities": 4, "devices": 8}
+    assert remaining() == {active.pk}
+    assert ActivityDevice.objects.filter(activity=active).count() == 2
+    assert not ActivityEvent.objects.filter(activity_id__in=[a.pk for a in old]).exists()
+    assert not ActivityNotification.objects.filter(activity_id__in=[a.pk for a in old]).exists()
+
+
+def test_rows_beyond_a_stale_counter_are_deleted_too(security_user):
+    old = completed(security_user, days_ago=200, devices=6)
+    RemediationActivity.objects.filter(pk=old.pk).update(target_devices=1, fixed_devices=0)
+
+    result = purge_completed_activities(batch_size=4)
+
+    assert result == {**result, "activities": 1, "devices": 6}
+    assert not ActivityDevice.objects.exists()
