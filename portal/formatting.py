@@ -20,6 +20,14 @@ def grouped(value) -> str:
     return formats.number_format(value, force_grouping=True)
 
 
+def decimal(value, places: int = 1) -> str:
+    """A number with `places` decimals, the active language's decimal mark and thousands separator
+    ("12.5" / "12,5")."""
+    if value is None or value == "":
+        return ""
+    return formats.number_format(value, decimal_pos=places, force_grouping=True)
+
+
 def day(value: dt.date | dt.datetime | None) -> str:
     """A date in the active language's short date format (Swedish 2026-12-01, English 12/01/2026)."""
     if value is None:
