@@ -15,7 +15,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from portal.formatting import decimal, grouped
+from portal.formatting import decimal, grouped, month_day
 
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 14, 30
@@ -64,7 +64,7 @@ def _number(value: float) -> str:
 
 
 def _short(day: dt.date) -> str:
-    return date_format(day, "j M")
+    return month_day(day)
 
 
 def line_chart(*, title: str, series: list[Series], markers: list[Marker] | None = None, unit: str = "") -> SafeString:

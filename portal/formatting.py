@@ -37,6 +37,11 @@ def day(value: dt.date | dt.datetime | None) -> str:
     return formats.date_format(value, "SHORT_DATE_FORMAT")
 
 
+def month_day(value: dt.date) -> str:
+    """A day without its year, for chart axes and descriptions: "December 1" / "1 december"."""
+    return formats.date_format(value, "MONTH_DAY_FORMAT")
+
+
 def chart_formats() -> dict:
     """What a chart needs to label its axes and tooltips in the active language (a JSON-able dict).
 

@@ -114,7 +114,7 @@ class SubCategoryFilter(admin.SimpleListFilter):
             .values_list("sub_category", flat=True)
             .distinct()
         )
-        return [*((v, v) for v in values), (self.NONE, "None")]
+        return [*((v, v) for v in values), (self.NONE, gettext("None"))]
 
     def queryset(self, request, queryset):
         if self.value() is None:
@@ -129,7 +129,7 @@ class ThreatsFilter(admin.SimpleListFilter):
     parameter_name = "threats"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Associated threats"), ("no", "No associated threats")]
+        return [("yes", gettext("Associated threats")), ("no", gettext("No associated threats"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":

@@ -9,7 +9,7 @@ from django.utils.translation import ngettext
 
 from portal import permissions as perm
 from portal.charts import Bar, Marker, Series, bar_chart, line_chart
-from portal.formatting import day, decimal, grouped
+from portal.formatting import decimal, grouped
 from recommendations.selectors import active_exception_count
 
 from .. import dashboard
@@ -158,7 +158,7 @@ def activity_chart(*, activity: RemediationActivity, user):
         )
     ]
     if activity.due_on:
-        markers.append(Marker(_("Due %(day)s") % {"day": day(activity.due_on)}, day=activity.due_on))
+        markers.append(Marker(_("Due %(day)s") % {"day": activity.due_on.isoformat()}, day=activity.due_on))
     return line_chart(
         title=_("Fixed devices over time"),
         series=[Series(_("Fixed devices"), dashboard.activity_fixed(activity=activity, user=user), "#2e7d32")],
