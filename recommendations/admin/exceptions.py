@@ -81,8 +81,8 @@ def exception_state_column(obj) -> str:
 
 
 @admin.display(description=_("Exposed after exceptions"), ordering="exposed_after_exceptions")
-def exposed_after_exceptions_column(obj) -> int:
-    return getattr(obj, "exposed_after_exceptions", obj.exposed_devices)
+def exposed_after_exceptions_column(obj) -> str:
+    return grouped(getattr(obj, "exposed_after_exceptions", obj.exposed_devices))
 
 
 # --- The 'Exception options' form ---------------------------------------------------------------
