@@ -208,3 +208,13 @@ def test_the_walk_would_see_an_english_string(client, portal_data):
     assert "You may not open this page" in seen("403")
     importer = html.unescape(open_page(client, portal_data, pages["device import"]).content.decode())
     assert "This importer will import the following fields" in [p for p in english_phrases() if p in importer]
+
+
+def test_third_party_apps_without_a_swedish_catalogue_are_named_in_swedish(client, portal_data):
+    """django-celery-beat and django-axes ship no Swedish: locale_vendor names their pages."""
+    sign_in_language(portal_data, "sv")
+    page = html.unescape(open_page(client, portal_data, main_pages(portal_data)["dashboard"]).content.decode())
+    for swedish in ("Periodiska uppgifter", "Crontab-scheman", "Åtkomstförsök", "Åtkomstloggar"):
+        assert swedish in page, swedish
+    for english in ("Periodic Tasks", "Crontabs", "Access attempts", "Access logs"):
+        assert english not in page, english
