@@ -383,3 +383,16 @@ def test_the_dashboard_in_swedish_writes_its_tiles_and_charts_in_swedish(securit
         "Alla sidor",
     ):
         assert text in swedish, text
+
+
+def test_defender_pulls_and_import_jobs_name_themselves_in_the_active_language(security_client):
+    """Their names are the admin page's title and breadcrumb, and each list row's checkbox label."""
+    from recommendations.models import DefenderSyncRun
+
+    run = DefenderSyncRun.objects.create(trigger="command", status="succeeded", summary={})
+    url = reverse("admin:recommendations_defendersyncrun_change", args=[run.pk])
+    started = f"{run.started_at:%Y-%m-%d %H:%M}"
+    swedish = security_client.get(url, headers={"accept-language": "sv"}).content.decode()
+    assert f"Defender-hämtning {started} (Lyckades)" in swedish
+    english = security_client.get(url, headers={"accept-language": "en"}).content.decode()
+    assert f"Defender pull {started} (Succeeded)" in english
