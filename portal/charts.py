@@ -15,6 +15,8 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from portal.formatting import decimal, grouped, month_day
+
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 14, 30
 _ids = itertools.count(1)
@@ -57,11 +59,12 @@ def _nice_max(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    """An axis label or a table cell, in the active language (portal.formatting): 18,511 / 18 511, 2.5 / 2,5."""
+    return grouped(round(value)) if float(value).is_integer() else decimal(value, 1)
 
 
 def _short(day: dt.date) -> str:
-    return date_format(day, "j M")
+    return month_day(day)
 
 
 def line_chart(*, title: str, series: list[Series], markers: list[Marker] | None = None, unit: str = "") -> SafeString:
@@ -128,9 +131,9 @@ def line_chart(*, title: str, series: list[Series], markers: list[Marker] | None
             points = " ".join(f"{x(day):.1f},{y(value):.1f}" for day, value in run)
             parts.append(f'<polyline points="{points}" fill="none" stroke="{s.color}" class="rp-line"/>')
     if not has_data:
+        empty = _("No figures stored yet.")  # outside the f-string, where makemessages finds it
         parts.append(
-            f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="rp-empty">'
-            f"{escape(_('No figures stored yet.'))}</text>"
+            f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="rp-empty">{escape(empty)}</text>'
         )
     parts.append("</svg>")
     legend = _legend([(s.label, s.color) for s in series] + [(m.label, m.color) for m in markers])
@@ -208,11 +211,13 @@ def _line_table(series: list[Series], days: list[dt.date]) -> str:
         cells = "".join(format_html("<td>{}</td>", "—" if v is None else _number(v)) for v in values)
         rows.append(format_html("<tr><th scope='row'>{}</th>", date_format(day, "Y-m-d")) + cells + "</tr>")
     body = "".join(rows) or format_html("<tr><td colspan='{}'>{}</td></tr>", len(series) + 1, _("No figures."))
-    return f"<table><thead><tr><th scope='col'>{escape(_('Day'))}</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+    day_heading = escape(_("Day"))
+    return f"<table><thead><tr><th scope='col'>{day_heading}</th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _figure(title: str, svg: str, legend: str, table: str) -> SafeString:
+    summary = _("Data table")
     return mark_safe(  # noqa: S308 - every text above is escaped
         f'<figure class="rp-chart"><figcaption class="rp-chart-title">{escape(title)}</figcaption>{svg}{legend}'
-        f'<details class="rp-chart-data"><summary>{escape(_("Data table"))}</summary>{table}</details></figure>'
+        f'<details class="rp-chart-data"><summary>{escape(summary)}</summary>{table}</details></figure>'
     )

@@ -20,6 +20,14 @@ def grouped(value) -> str:
     return formats.number_format(value, force_grouping=True)
 
 
+def decimal(value, places: int = 1) -> str:
+    """A number with `places` decimals, the active language's decimal mark and thousands separator
+    ("12.5" / "12,5")."""
+    if value is None or value == "":
+        return ""
+    return formats.number_format(value, decimal_pos=places, force_grouping=True)
+
+
 def day(value: dt.date | dt.datetime | None) -> str:
     """A date in the active language's short date format (Swedish 2026-12-01, English 12/01/2026)."""
     if value is None:
@@ -27,6 +35,11 @@ def day(value: dt.date | dt.datetime | None) -> str:
     if isinstance(value, dt.datetime):
         value = timezone.localtime(value) if timezone.is_aware(value) else value
     return formats.date_format(value, "SHORT_DATE_FORMAT")
+
+
+def month_day(value: dt.date) -> str:
+    """A day without its year, for chart axes and descriptions: "December 1" / "1 december"."""
+    return formats.date_format(value, "MONTH_DAY_FORMAT")
 
 
 def chart_formats() -> dict:

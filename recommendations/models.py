@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import Event
@@ -273,7 +274,7 @@ class RecommendationException(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Exception for {self.recommendation}"
+        return gettext("Exception for %(name)s") % {"name": self.recommendation}
 
 
 class ExceptionDeviceGroup(models.Model):
@@ -361,7 +362,11 @@ class ImportJob(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.kind} import {self.pk} ({self.status})"
+        return gettext("Import %(number)s, %(kind)s (%(status)s)") % {
+            "number": self.pk,
+            "kind": self.kind,
+            "status": self.get_status_display(),
+        }
 
     @property
     def percent(self) -> int:
@@ -397,7 +402,10 @@ class DefenderSyncRun(models.Model):
         verbose_name_plural = _("Defender pulls")
 
     def __str__(self) -> str:
-        return f"Defender pull {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+        return gettext("Defender pull %(started)s (%(status)s)") % {
+            "started": f"{self.started_at:%Y-%m-%d %H:%M}",
+            "status": self.get_status_display(),
+        }
 
     @property
     def duration(self):

@@ -81,16 +81,19 @@ def exception_state_column(obj) -> str:
 
 
 @admin.display(description=_("Exposed after exceptions"), ordering="exposed_after_exceptions")
-def exposed_after_exceptions_column(obj) -> int:
-    return getattr(obj, "exposed_after_exceptions", obj.exposed_devices)
+def exposed_after_exceptions_column(obj) -> str:
+    return grouped(getattr(obj, "exposed_after_exceptions", obj.exposed_devices))
 
 
 # --- The 'Exception options' form ---------------------------------------------------------------
 
 
 class ExceptionOptionsForm(forms.Form):
-    justification = forms.ChoiceField(choices=RecommendationException.Justification.choices, widget=forms.RadioSelect)
+    justification = forms.ChoiceField(
+        label=_("Justification"), choices=RecommendationException.Justification.choices, widget=forms.RadioSelect
+    )
     context = forms.CharField(
+        label=_("Context"),
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
         help_text=_("Why this recommendation cannot or need not be fixed (required)."),
     )
@@ -99,8 +102,9 @@ class ExceptionOptionsForm(forms.Form):
         widget=AdminDateWidget(attrs={"type": "date"}),
         help_text=_("The last day the exception applies; it must be after today. It expires the day after."),
     )
-    scope = forms.ChoiceField(choices=RecommendationException.Scope.choices, widget=forms.RadioSelect)
+    scope = forms.ChoiceField(label=_("Scope"), choices=RecommendationException.Scope.choices, widget=forms.RadioSelect)
     device_groups = forms.ModelMultipleChoiceField(
+        label=_("Device groups"),
         queryset=DeviceGroup.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,

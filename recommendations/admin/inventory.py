@@ -13,11 +13,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin_mixins import WideChangelistMixin
 from portal.errors import PermissionError_
+from portal.formatting import decimal, grouped
 from portal.jsonlists import ListContains, list_values
 
 from ..imports.resources import (
@@ -114,7 +115,7 @@ class SubCategoryFilter(admin.SimpleListFilter):
             .values_list("sub_category", flat=True)
             .distinct()
         )
-        return [*((v, v) for v in values), (self.NONE, "None")]
+        return [*((v, v) for v in values), (self.NONE, gettext("None"))]
 
     def queryset(self, request, queryset):
         if self.value() is None:
@@ -129,7 +130,7 @@ class ThreatsFilter(admin.SimpleListFilter):
     parameter_name = "threats"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Associated threats"), ("no", "No associated threats")]
+        return [("yes", gettext("Associated threats")), ("no", gettext("No associated threats"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -290,9 +291,9 @@ class SecurityRecommendationAdmin(WideChangelistMixin, InventoryImportExportMixi
 
     @admin.display(description=_("Exposed devices"), ordering="scoped_exposed")
     def exposed_devices_column(self, obj):
-        return obj.scoped_exposed
+        return grouped(obj.scoped_exposed)
 
-    @admin.display(description=_("Security recommendation"), ordering="name")
+    @admin.display(description=pgettext_lazy("list column", "Security recommendation"), ordering="name")
     def name_column(self, obj):
         product = " · ".join(part for part in (obj.vendor, obj.product_name) if part)
         return format_html('{}<br><span class="rp-quiet">{}</span>', obj.name, product) if product else obj.name
@@ -304,10 +305,14 @@ class SecurityRecommendationAdmin(WideChangelistMixin, InventoryImportExportMixi
             return format_html('{}<br><span class="rp-quiet">{}</span>', label, obj.sub_category)
         return label
 
-    @admin.display(description=_("Severity"), ordering="severity_score")
+    # The list's headers in context "list column": their Swedish breaks at a soft hyphen
+    # (Allvarlighets-grad, Säkerhets-rekommendation) so the list fits 1440 pixels.
+    @admin.display(description=pgettext_lazy("list column", "Severity"), ordering="severity_score")
     def severity_column(self, obj):
         return format_html(
-            '<span class="rp-chip rp-chip-sev-{}">{}</span>', severity_band(obj.severity_score), obj.severity_score
+            '<span class="rp-chip rp-chip-sev-{}">{}</span>',
+            severity_band(obj.severity_score),
+            decimal(obj.severity_score, 1),  # 9.8 / 9,8
         )
 
     @admin.display(description=_("Threats"))

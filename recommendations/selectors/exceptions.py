@@ -15,6 +15,7 @@ exception in force still keeps its devices out of new activities and sets the ex
 from __future__ import annotations
 
 from django.db.models import BooleanField, Case, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.utils.translation import gettext
 
 from portal import permissions as perm
 
@@ -177,8 +178,12 @@ def exception_event_list(*, exception: RecommendationException, user: User) -> l
             names = [g.name for g in groups if visible is None or g.pk in visible]
             if not names:
                 continue
-            label = "Device group: " if event.kind == ExceptionEvent.Kind.GROUP_CANCELED else "Device groups: "
-            event.notes = "\n".join(part for part in (label + ", ".join(names), event.notes) if part)
+            label = (
+                gettext("Device group: %(names)s")
+                if event.kind == ExceptionEvent.Kind.GROUP_CANCELED
+                else gettext("Device groups: %(names)s")
+            ) % {"names": ", ".join(names)}
+            event.notes = "\n".join(part for part in (label, event.notes) if part)
         shown.append(event)
     return shown
 

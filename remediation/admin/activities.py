@@ -103,7 +103,7 @@ def progress_bar(activity: RemediationActivity) -> str:
             '<span class="rp-quiet" title="{}">{}</span><br><span class="rp-progress-label">0 / {}</span>',
             gettext("Marked complete by a person while no device was reported fixed"),
             gettext("Completed, 0 fixed"),
-            f"{activity.shown_target_devices:,}",
+            grouped(activity.shown_target_devices),
         )
     return format_html(
         '<div class="rp-progress" title="{}"><div class="rp-progress-bar" style="width:{}%"></div>'

@@ -9,6 +9,7 @@ from django.utils.translation import ngettext
 
 from portal import permissions as perm
 from portal.charts import Bar, Marker, Series, bar_chart, line_chart
+from portal.formatting import decimal, grouped
 from recommendations.selectors import active_exception_count
 
 from .. import dashboard
@@ -113,7 +114,7 @@ def charts(user) -> list:
                     _("no completed activity")
                     if mean is None
                     else ngettext("%(days)s days (%(n)d activity)", "%(days)s days (%(n)d activities)", n)
-                    % {"days": f"{mean:.1f}", "n": n},
+                    % {"days": decimal(mean), "n": n},
                     BAND_COLORS[band],
                 )
                 for band, mean, n in ttr
@@ -152,7 +153,7 @@ def activity_chart(*, activity: RemediationActivity, user):
         return None
     markers = [
         Marker(
-            _("Target: %(n)s devices") % {"n": f"{activity.shown_target_devices:,}"},
+            _("Target: %(n)s devices") % {"n": grouped(activity.shown_target_devices)},
             value=activity.shown_target_devices,
         )
     ]

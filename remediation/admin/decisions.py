@@ -49,7 +49,7 @@ TRANSITIONS = {
         permission=perm.DECIDE_ACTIVITY,
         label=gettext_lazy("Approve"),
         question=gettext_lazy("Approve remediation requests"),
-        done=gettext_lazy("\u201c%(title)s\u201d was approved. Ticket status: %(ticket)s."),
+        done=gettext_lazy("“%(title)s” was approved. Ticket status: %(ticket)s."),
         done_many=lambda n: ngettext("%(count)d activity approved.", "%(count)d activities approved.", n),
     ),
     "reject": Transition(
@@ -58,7 +58,7 @@ TRANSITIONS = {
         permission=perm.DECIDE_ACTIVITY,
         label=gettext_lazy("Reject"),
         question=gettext_lazy("Reject remediation requests"),
-        done=gettext_lazy("\u201c%(title)s\u201d was rejected. Ticket status: %(ticket)s."),
+        done=gettext_lazy("“%(title)s” was rejected. Ticket status: %(ticket)s."),
         done_many=lambda n: ngettext("%(count)d activity rejected.", "%(count)d activities rejected.", n),
         notes_required=True,
     ),
@@ -68,7 +68,7 @@ TRANSITIONS = {
         permission=perm.COMPLETE_ACTIVITY,
         label=gettext_lazy("Mark as complete"),
         question=gettext_lazy("Mark remediation activities as complete"),
-        done=gettext_lazy("\u201c%(title)s\u201d was marked as complete."),
+        done=gettext_lazy("“%(title)s” was marked as complete."),
         done_many=lambda n: ngettext(
             "%(count)d activity marked as complete.", "%(count)d activities marked as complete.", n
         ),
@@ -138,7 +138,7 @@ def bulk_action(model_admin, request, queryset, name: str):
         try:
             apply(transition, activity=activity, user=request.user, notes=notes)
         except ApplicationError as exc:  # the creator, a completed activity, a decision already taken
-            refused.append(_("\u201c%(title)s\u201d: %(reason)s") % {"title": activity.title, "reason": exc.message})
+            refused.append(_("“%(title)s”: %(reason)s") % {"title": activity.title, "reason": exc.message})
         else:
             done += 1
     if done:

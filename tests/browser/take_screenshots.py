@@ -4,6 +4,7 @@ Starts `manage.py runserver` on a free local port against the configured databas
 data of `make seed`), signs in as the demo users through Debian's chromium (Playwright, never a
 downloaded browser), and writes one full-page PNG per page to the output folder (in .gitignore).
 It also reports every page whose width overflows the window and every JavaScript error.
+`--language sv` takes them with a Swedish browser (sv-SE), where the words are longer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 USERS = {"security": "security-demo-2026", "it": "it-demo-2026", "admin": "admin-demo-2026"}
+BROWSER_LOCALES = {"en": "en-US", "sv": "sv-SE"}
 
 
 def free_port() -> int:
@@ -50,6 +52,12 @@ def first_href(page, selector: str) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="screenshots", help="folder for the PNGs (default: screenshots)")
+    parser.add_argument(
+        "--language",
+        choices=sorted(BROWSER_LOCALES),
+        default="en",
+        help="the browser's language (Accept-Language), for users without a stored choice (default: en)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +80,9 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             for username in ("security", "it"):
-                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                context = browser.new_context(
+                    viewport={"width": 1440, "height": 900}, locale=BROWSER_LOCALES[args.language]
+                )
                 page = context.new_page()
                 page.set_default_timeout(20_000)
                 page.on("pageerror", lambda exc, u=username: problems.append(f"{u}: JavaScript error: {exc}"))

@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.preferences import user_language_set
 from remediation.models import DailyFigure, RemediationActivity
 from tests.browser_support import launched_chromium
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
@@ -100,7 +101,8 @@ def test_it_staff_approve_one_request_and_reject_another_from_the_activity_page(
     ]
 
 
-def test_the_activities_list_fits_1440_pixels_with_long_titles(live_server, page, security_user):
+@pytest.mark.parametrize("language", ["en", "sv"])  # Swedish words are longer (Åtgärdsaktivitet, Förfallodatum)
+def test_the_activities_list_fits_1440_pixels_with_long_titles(live_server, page, security_user, language):
     groups = [DeviceGroupFactory(name=name) for name in ("Servers", "Workstations", "Finance laptops", "Developers")]
     for i in range(14):
         rec = RecommendationFactory(
@@ -117,10 +119,12 @@ def test_the_activities_list_fits_1440_pixels_with_long_titles(live_server, page
         completer_email="someone.with.a.long.name@example.com",
         completed_at=timezone.now(),
     )
+    user_language_set(user=security_user, language=language)
     sign_in(page, live_server, security_user)
 
     page.goto(live_server.url + reverse("admin:remediation_remediationactivity_changelist"))
 
+    assert page.locator("html").get_attribute("lang") == language
     assert page.locator("#result_list tbody tr").count() == 14
     sizes = page.evaluate(
         """() => {
@@ -129,7 +133,7 @@ def test_the_activities_list_fits_1440_pixels_with_long_titles(live_server, page
                     table: [results.scrollWidth, results.clientWidth]};
         }"""
     )
-    screenshot(page, "activities-list-long-titles")
+    screenshot(page, f"activities-list-long-titles-{language}")
     assert sizes["page"][0] <= sizes["page"][1]  # no horizontal scrolling of the page
     assert sizes["table"][0] <= sizes["table"][1]  # nor of the table: the last columns are on screen
     last = page.locator("#result_list thead th").last.bounding_box()

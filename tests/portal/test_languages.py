@@ -48,7 +48,7 @@ def token_client(user, **headers) -> APIClient:
 
 def read_csv(response) -> list[list[str]]:
     assert response.status_code == 200, getattr(response, "content", b"")
-    # utf-8-sig: the admin's downloads start with a BOM (tested in tests/remediation/admin/test_activities.py)
+    # utf-8-sig: the admin's downloads start with a byte-order mark (for Excel), the API's do not.
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
 
 
@@ -272,8 +272,8 @@ def test_dates_times_and_numbers_follow_the_active_language(security_client, sec
     assert "0 av 18\xa0511 enheter åtgärdade" in swedish  # a (non-breaking) space between thousands
 
     english = security_client.get(page_url, headers={"accept-language": "en"}).content.decode()
-    assert "<dd>March 1, 2026, 3:30 p.m.</dd>" in english  # English formats unchanged
-    assert "0 of 18,511 devices remediated" in english
+    assert "<dd>2026-03-01 15:30</dd>" in english  # the activity page's one date format (issue 17)
+    assert "0 of 18,511 devices remediated" in english  # English thousands
 
 
 def test_the_request_form_date_input_is_iso_and_its_hint_follows_the_language(security_client):
@@ -321,16 +321,78 @@ def test_completed_by_is_translated_on_pages_and_stays_the_contract_value_in_the
     )
     changelist = reverse("admin:remediation_remediationactivity_changelist")
     swedish = security_client.get(changelist, headers={"accept-language": "sv"}).content.decode()
-    assert "Systembekräftelse</span></td>" in swedish  # the Completed column: date, then by whom
+    assert (
+        '<td class="field-completed_column">2026-03-02<br><span class="rp-quiet">Systembekräftelse</span></td>'
+        in swedish
+    )
     page_url = reverse("admin:remediation_remediationactivity_change", args=[activity.pk])
     assert (
         "<dd>Systembekräftelse</dd>"
         in security_client.get(page_url, headers={"accept-language": "sv"}).content.decode()
     )
     english = security_client.get(changelist, headers={"accept-language": "en"}).content.decode()
-    assert "System confirmation</span></td>" in english
+    assert (
+        '<td class="field-completed_column">2026-03-02<br><span class="rp-quiet">System confirmation</span></td>'
+        in english
+    )
 
     api = token_client(security_user, accept_language="sv").get(f"{API}{activity.pk}/")
     assert api.json()["completed_by"] == "System confirmation"
     rows = read_csv(token_client(security_user).get(f"{API}export.csv?lang=sv"))
     assert rows[1][9] == "Systembekräftelse"
+
+
+def test_charts_write_their_axes_descriptions_and_tables_in_the_active_language():
+    from django.utils import translation
+
+    from portal.charts import Bar, Series, bar_chart, line_chart
+
+    days = [dt.date(2026, 11, 30), dt.date(2026, 12, 1)]
+    series = [Series("Open exposures", [(days[0], 18511), (days[1], 17000)])]
+    with translation.override("sv"):
+        swedish = line_chart(title="t", series=series) + bar_chart(title="b", bars=[Bar("Hög", 2.5, "2,5 dagar")])
+    assert ">20\xa0000</text>" in swedish  # the y axis' top label
+    assert "18\xa0511 den 30 november, 17\xa0000 den 1 december" in swedish  # the description
+    assert "<td>18\xa0511</td>" in swedish  # the data table
+    assert "<summary>Datatabell</summary>" in swedish
+    assert ">Dag</th>" in swedish
+    with translation.override("en"):
+        english = line_chart(title="t", series=series)
+    assert ">20,000</text>" in english
+    assert "18,511 on November 30, 17,000 on December 1" in english
+    assert "<summary>Data table</summary>" in english
+
+
+def test_the_dashboard_in_swedish_writes_its_tiles_and_charts_in_swedish(security_client, security_user):
+    from remediation.services import activity_complete, daily_figures_record
+
+    done = make_activity(user=security_user, devices=3)
+    activity_complete(activity=done, user=security_user)
+    make_activity(user=security_user, devices=3)
+    daily_figures_record()
+    swedish = security_client.get(reverse("admin:index"), headers={"accept-language": "sv"}).content.decode()
+    for text in (
+        "Aktiva aktiviteter",
+        "Väntar på IT-beslut",
+        "Förfaller inom 7 dagar",
+        "Åtgärdsförlopp: öppna exponeringar i aktiva aktiviteter, de senaste 90 dagarna",
+        "Genomsnittlig tid till åtgärd per allvarlighetsgrad (slutförda aktiviteter)",
+        "0,0 dagar (1 aktivitet)",  # a Swedish decimal comma
+        "I tid",
+        "100 % (1 av 1)",
+        "Alla sidor",
+    ):
+        assert text in swedish, text
+
+
+def test_defender_pulls_and_import_jobs_name_themselves_in_the_active_language(security_client):
+    """Their names are the admin page's title and breadcrumb, and each list row's checkbox label."""
+    from recommendations.models import DefenderSyncRun
+
+    run = DefenderSyncRun.objects.create(trigger="command", status="succeeded", summary={})
+    url = reverse("admin:recommendations_defendersyncrun_change", args=[run.pk])
+    started = f"{run.started_at:%Y-%m-%d %H:%M}"
+    swedish = security_client.get(url, headers={"accept-language": "sv"}).content.decode()
+    assert f"Defender-hämtning {started} (Lyckades)" in swedish
+    english = security_client.get(url, headers={"accept-language": "en"}).content.decode()
+    assert f"Defender pull {started} (Succeeded)" in english

@@ -10,17 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polib
 import pytest
+from django.contrib.admin import helpers
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from portal.preferences import user_language_set
 from recommendations.models import DefenderSyncRun, ImportJob
 from recommendations.services import exception_create
-from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
+from remediation.services import activity_complete, daily_figures_record
+from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, UserFactory, expose
 from tests.remediation.factories import make_activity
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +95,14 @@ def portal_data(superuser, tmp_path, settings):
         summary={"created": 3, "updated": 1, "remediated": 0, "re_exposed": 0, "rejected": 0},
     )
     DefenderSyncRun.objects.create(trigger="command", status="succeeded", summary={"created": 1, "updated": 0})
+    # The dashboard's charts draw something: a completed activity (time to remediate, on time) and
+    # today's figures (burn-down, exposed devices per severity, the activity page's chart).
+    done = make_activity(user=superuser, recommendation=recommendation, groups=[servers])
+    activity_complete(activity=done, user=superuser, notes="Patched by hand.")
+    daily_figures_record()
     return {
+        "superuser": superuser,
+        "no role": UserFactory(username="no-role", is_staff=True),  # sees the 403 page
         "recommendation": recommendation,
         "activity": activity,
         "attention": attention,
@@ -101,9 +111,27 @@ def portal_data(superuser, tmp_path, settings):
     }
 
 
-def main_pages(data) -> dict[str, str]:
+@dataclass(frozen=True)
+class Page:
+    """A page of the walk: a GET, or a POST (a changelist action's intermediate page), as a user."""
+
+    url: str
+    post: dict = field(default_factory=dict)
+    status: int = 200
+    user: str = "superuser"
+
+
+def open_page(client, data, page: Page):
+    client.force_login(data[page.user])
+    response = client.post(page.url, page.post) if page.post else client.get(page.url)
+    assert response.status_code == page.status, f"{page.url} answered {response.status_code}"
+    return response
+
+
+def main_pages(data) -> dict[str, Page]:
     rec, activity = data["recommendation"], data["activity"]
-    return {
+    activities = reverse("admin:remediation_remediationactivity_changelist")
+    urls = {
         "dashboard": reverse("admin:index"),
         "recommendations": reverse("admin:recommendations_securityrecommendation_changelist"),
         "recommendation": reverse("admin:recommendations_securityrecommendation_change", args=[rec.pk]),
@@ -119,31 +147,44 @@ def main_pages(data) -> dict[str, str]:
         "import job": reverse("admin:recommendations_importjob_change", args=[data["job"].pk]),
         "defender pulls": reverse("admin:recommendations_defendersyncrun_changelist"),
         "advanced features": reverse("admin:intune_advanced_features"),
+        "mark as complete": reverse("admin:remediation_remediationactivity_complete", args=[activity.pk]),
+        "cancel exception": reverse(
+            "admin:recommendations_recommendationexception_cancel", args=[data["exception"].pk]
+        ),
     }
+    pages = {name: Page(url) for name, url in urls.items()}
+    selected = {helpers.ACTION_CHECKBOX_NAME: [str(activity.pk), str(data["attention"].pk)]}
+    pages["bulk approve"] = Page(activities, post={"action": "approve_selected", **selected})
+    pages["bulk reject"] = Page(activities, post={"action": "reject_selected", **selected})
+    pages["403"] = Page(activities, status=403, user="no role")
+    pages["404"] = Page(reverse("admin:remediation_remediationactivity_change", args=["not-an-activity"]), status=404)
+    return pages
+
+
+def sign_in_language(data, language: str) -> None:
+    for user in (data["superuser"], data["no role"]):
+        user_language_set(user=user, language=language)
 
 
 @pytest.mark.parametrize("language", ["en", "sv"])
-def test_every_project_template_renders_in_both_languages(client, superuser, portal_data, language):
-    user_language_set(user=superuser, language=language)
-    client.force_login(superuser)
+def test_every_project_template_renders_in_both_languages(client, portal_data, language):
+    sign_in_language(portal_data, language)
     rendered = set()
-    for name, url in main_pages(portal_data).items():
-        response = client.get(url)
-        assert response.status_code == 200, f"{name} ({url}) answered {response.status_code}"
+    for name, page in main_pages(portal_data).items():
+        response = open_page(client, portal_data, page)
         assert f'<html lang="{language}"' in response.content.decode(), name
         rendered |= {t.name for t in response.templates if t.name}
     missing = project_templates() - rendered
     assert not missing, f"no page walked renders {sorted(missing)}"
 
 
-def test_the_main_pages_in_swedish_show_no_english_source_string(client, superuser, portal_data):
+def test_the_main_pages_in_swedish_show_no_english_source_string(client, portal_data):
     phrases = english_phrases()
     assert len(phrases) > 100  # the check looks for something
-    user_language_set(user=superuser, language="sv")
-    client.force_login(superuser)
+    sign_in_language(portal_data, "sv")
     found = {}
-    for name, url in main_pages(portal_data).items():
-        page = html.unescape(client.get(url).content.decode())
+    for name, spec in main_pages(portal_data).items():
+        page = html.unescape(open_page(client, portal_data, spec).content.decode())
         assert "Logga ut" in page, name  # Django's own strings are Swedish too
         leftovers = [phrase for phrase in phrases if phrase in page]
         if leftovers:
@@ -151,13 +192,29 @@ def test_the_main_pages_in_swedish_show_no_english_source_string(client, superus
     assert found == {}
 
 
-def test_the_walk_would_see_an_english_string(client, superuser, portal_data):
+def test_the_walk_would_see_an_english_string(client, portal_data):
     """The check itself: an English page holds phrases of the list (so an untranslated one is caught)."""
-    user_language_set(user=superuser, language="en")
-    client.force_login(superuser)
-    page = html.unescape(client.get(main_pages(portal_data)["activity"]).content.decode())
-    seen = [phrase for phrase in english_phrases() if phrase in page]
-    assert "Device remediation status" in seen
-    assert "Mark as complete" in seen
-    importer = html.unescape(client.get(main_pages(portal_data)["device import"]).content.decode())
+    sign_in_language(portal_data, "en")
+    pages = main_pages(portal_data)
+
+    def seen(name):
+        page = html.unescape(open_page(client, portal_data, pages[name]).content.decode())
+        return [phrase for phrase in english_phrases() if phrase in page]
+
+    assert "Device remediation status" in seen("activity")
+    assert "Mark as complete" in seen("activity")
+    assert "Activities completed by their due date" in seen("dashboard")
+    assert "Those whose state forbids it are left unchanged and named after" in seen("bulk approve")
+    assert "You may not open this page" in seen("403")
+    importer = html.unescape(open_page(client, portal_data, pages["device import"]).content.decode())
     assert "This importer will import the following fields" in [p for p in english_phrases() if p in importer]
+
+
+def test_third_party_apps_without_a_swedish_catalogue_are_named_in_swedish(client, portal_data):
+    """django-celery-beat and django-axes ship no Swedish: locale_vendor names their pages."""
+    sign_in_language(portal_data, "sv")
+    page = html.unescape(open_page(client, portal_data, main_pages(portal_data)["dashboard"]).content.decode())
+    for swedish in ("Periodiska uppgifter", "Crontab-scheman", "Åtkomstförsök", "Åtkomstloggar"):
+        assert swedish in page, swedish
+    for english in ("Periodic Tasks", "Crontabs", "Access attempts", "Access logs"):
+        assert english not in page, english

@@ -208,3 +208,30 @@ def _exposed():
     rec = RecommendationFactory()
     expose(rec, DeviceGroupFactory(name="Servers"), 2)
     return rec
+
+
+def test_a_swedish_decider_reads_the_decisions_and_their_messages_in_swedish(client, security_user, it_user):
+    """The decision box, the bulk confirmation page and every message of a decision, in Swedish."""
+    from portal.preferences import user_language_set
+
+    activity = make_activity(user=security_user)
+    other = make_activity(user=security_user)
+    done = make_activity(user=security_user)
+    activity_complete(activity=done, user=security_user)
+    user_language_set(user=it_user, language="sv")
+    client.force_login(it_user)
+
+    html = client.get(page_url(activity)).content.decode()
+    assert "IT-beslut" in html
+    assert 'value="Godkänn"' in html or ">Godkänn<" in html
+    response = client.post(approve_url(activity), {"notes": "Fredag"}, follow=True)
+    assert messages_of(response) == [f"”{activity.title}” godkändes. Ärendestatus: Godkänd."]
+
+    selected = {"action": "reject_selected", "_selected_action": [other.pk, done.pk]}
+    confirmation = client.post(reverse(CHANGELIST), selected).content.decode()
+    assert "Avvisa: de här 2 aktiviteterna?" in confirmation
+    assert "Anteckningar (obligatoriska)" in confirmation
+    response = client.post(reverse(CHANGELIST), {**selected, "post": "yes", "notes": "Inte nu"}, follow=True)
+    messages = messages_of(response)
+    assert "1 aktivitet avvisades." in messages
+    assert f"”{done.title}”: Den här aktiviteten är redan slutförd; den kan inte avvisas." in messages
