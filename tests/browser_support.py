@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -45,3 +46,22 @@ def launched_chromium():
             yield browser
         finally:
             browser.close()
+
+
+PASSWORD = "correct horse battery staple"  # UserFactory's
+
+
+def screenshot(page, name: str) -> None:
+    """A PNG of the page for a reviewer, when SCREENSHOT_DIR is set (the tests assert, this shows)."""
+    directory = os.environ.get("SCREENSHOT_DIR")
+    if directory:
+        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, live_server, user) -> None:
+    """Sign `user` (made by UserFactory) in through the admin's login form, as a person would."""
+    page.goto(live_server.url + reverse("admin:login"))
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(live_server.url + reverse("admin:index"))

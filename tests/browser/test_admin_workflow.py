@@ -13,13 +13,12 @@ import pytest
 from django.urls import reverse
 
 from remediation.models import RemediationActivity
-from tests.browser_support import launched_chromium
+from tests.browser_support import PASSWORD, launched_chromium, screenshot
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses that without this.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,12 +37,6 @@ def browser_page():
             yield page
         finally:
             context.close()
-
-
-def screenshot(page, name):
-    directory = os.environ.get("SCREENSHOT_DIR")
-    if directory:
-        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
 
 
 def download_csv(page, selector) -> list[list[str]]:

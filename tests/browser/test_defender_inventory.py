@@ -12,12 +12,11 @@ from django.urls import reverse
 
 from recommendations.models import DefenderSyncRun
 from recommendations.services import import_tvm_files
-from tests.browser_support import launched_chromium
+from tests.browser_support import launched_chromium, screenshot, sign_in
 from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 DEFENDER = Path(__file__).resolve().parents[1] / "data" / "defender"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -33,20 +32,6 @@ def page():
             yield tab
         finally:
             context.close()
-
-
-def screenshot(page, name):
-    directory = os.environ.get("SCREENSHOT_DIR")
-    if directory:
-        page.screenshot(path=str(Path(directory) / f"{name}.png"))
-
-
-def sign_in(page, live_server, user):
-    page.goto(live_server.url + reverse("admin:login"))
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + reverse("admin:index"))
 
 
 def test_devices_are_filtered_by_their_defender_tag_and_health(live_server, page, security_user):

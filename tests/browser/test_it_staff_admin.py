@@ -7,7 +7,6 @@ Set SCREENSHOT_DIR to keep the screenshots.
 import datetime as dt
 import json
 import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -15,13 +14,12 @@ from django.utils import timezone
 
 from portal.preferences import user_language_set
 from remediation.models import DailyFigure, RemediationActivity
-from tests.browser_support import launched_chromium
+from tests.browser_support import launched_chromium, screenshot, sign_in
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
 from tests.remediation.factories import make_activity
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop in this thread; the ORM allows it here
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -39,20 +37,6 @@ def page():
         finally:
             context.close()
         assert errors == [], f"JavaScript errors: {errors}"
-
-
-def screenshot(page, name):
-    directory = os.environ.get("SCREENSHOT_DIR")
-    if directory:
-        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, live_server, user):
-    page.goto(live_server.url + reverse("admin:login"))
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + reverse("admin:index"))
 
 
 def api_json(page, live_server, path):

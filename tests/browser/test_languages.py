@@ -5,19 +5,17 @@ Set SCREENSHOT_DIR to keep screenshots (1440 x 900) of the Swedish dashboard and
 """
 
 import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-from tests.browser_support import launched_chromium
+from tests.browser_support import launched_chromium, screenshot, sign_in
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
 from tests.remediation.factories import make_activity
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses that without this.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,20 +34,6 @@ def new_page(browser, locale):
     page = context.new_page()
     page.set_default_timeout(15_000)
     return context, page
-
-
-def screenshot(page, name):
-    directory = os.environ.get("SCREENSHOT_DIR")
-    if directory:
-        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=False)
-
-
-def sign_in(page, live_server, user):
-    page.goto(live_server.url + reverse("admin:login"))
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + reverse("admin:index"))
 
 
 @pytest.fixture

@@ -5,20 +5,18 @@ Set SCREENSHOT_DIR to keep screenshots of the pages.
 """
 
 import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from intune.models import IntuneConnection, IntuneTask
 from remediation.models import RemediationActivity
-from tests.browser_support import launched_chromium
+from tests.browser_support import launched_chromium, screenshot, sign_in
 from tests.recommendations.factories import DeviceGroupFactory, RecommendationFactory, expose
 from tests.remediation.factories import make_activity
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -33,20 +31,6 @@ def page():
             yield page
         finally:
             context.close()
-
-
-def sign_in(page, live_server, user):
-    page.goto(live_server.url + reverse("admin:login"))
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + reverse("admin:index"))
-
-
-def screenshot(page, name):
-    directory = os.environ.get("SCREENSHOT_DIR")
-    if directory:
-        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
 
 
 def test_connection_on_without_credentials_is_said_on_the_toggle_and_on_the_request_form(
