@@ -34,12 +34,11 @@ def _scope(qs: QuerySet[RemediationActivity], user: User) -> QuerySet[Remediatio
     )
 
 
-def _devices_in_scope(user: User, **filters) -> Coalesce:
-    """How many of the outer activity's devices are in the user's device groups (with `filters`)."""
+def _devices_in_scope(group_ids, **filters) -> Coalesce:
+    """How many of the outer activity's devices are in `group_ids` (with `filters`): an index-only
+    count on (activity, scope_group_id, status), the copy of each device's group."""
     rows = (
-        ActivityDevice.objects.filter(
-            activity=OuterRef("pk"), device__device_group__in=device_group_ids_for_user(user=user), **filters
-        )
+        ActivityDevice.objects.filter(activity=OuterRef("pk"), scope_group_id__in=group_ids, **filters)
         .order_by()
         .values("activity")
         .annotate(n=Count("pk"))
@@ -62,9 +61,10 @@ def activity_list(*, user: User, filters: dict | None = None) -> QuerySet[Remedi
         qs = qs.annotate(progress_value=F("progress_stored"))  # stored and indexed (rules.progress_expression)
     else:
         groups = device_group_list(user=user).only("id", "name")
+        group_ids = device_group_ids_for_user(user=user)  # uncorrelated: the database reads it once
         qs = qs.annotate(
-            target_devices_in_scope=_devices_in_scope(user),
-            fixed_devices_in_scope=_devices_in_scope(user, status=ActivityDevice.Status.REMEDIATED),
+            target_devices_in_scope=_devices_in_scope(group_ids),
+            fixed_devices_in_scope=_devices_in_scope(group_ids, status=ActivityDevice.Status.REMEDIATED),
         ).annotate(progress_value=progress_expression(fixed="fixed_devices_in_scope", target="target_devices_in_scope"))
     qs = qs.prefetch_related(Prefetch("device_groups", queryset=groups))
     qs = _scope(integration().prepare_activities(qs), user)

@@ -143,7 +143,9 @@ def activity_create(
     recommendation_lock(recommendation=recommendation)
     exposures, reason = target_exposures(recommendation=recommendation, device_groups=device_groups)
     # With each device's name: the rows carry a copy, so device pages sort on an index.
-    devices = list(exposures.values_list("device_id", "device__computer_dns_name").order_by("device_id"))
+    devices = list(
+        exposures.values_list("device_id", "device__computer_dns_name", "device__device_group_id").order_by("device_id")
+    )
     if not devices:
         message = (
             _(
@@ -189,8 +191,8 @@ def activity_create(
     for start in range(0, len(devices), INSERT_BATCH):
         ActivityDevice.objects.bulk_create(
             [
-                ActivityDevice(activity=activity, device_id=pk, device_name=name)
-                for pk, name in devices[start : start + INSERT_BATCH]
+                ActivityDevice(activity=activity, device_id=pk, device_name=name, scope_group_id=group_id)
+                for pk, name, group_id in devices[start : start + INSERT_BATCH]
             ]
         )
     _record_event(activity, kind=ActivityEvent.Kind.CREATED, user=user, notes=requester_notes)
