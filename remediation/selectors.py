@@ -35,8 +35,8 @@ def _scope(qs: QuerySet[RemediationActivity], user: User) -> QuerySet[Remediatio
 
 
 def _devices_in_scope(group_ids, **filters) -> Coalesce:
-    """How many of the outer activity's devices are in `group_ids` (with `filters`): an index-only
-    count on (activity, scope_group_id, status), the copy of each device's group."""
+    """How many of the outer activity's devices are in `group_ids` (with `filters`), read from the
+    activity's own rows (scope_group_id: their copy of each device's group, no join)."""
     rows = (
         ActivityDevice.objects.filter(activity=OuterRef("pk"), scope_group_id__in=group_ids, **filters)
         .order_by()

@@ -16,10 +16,6 @@ class Migration(migrations.Migration):
             name='scope_group_id',
             field=models.BigIntegerField(blank=True, editable=False, null=True, verbose_name='device group id'),
         ),
-        migrations.AddIndex(
-            model_name='activitydevice',
-            index=models.Index(fields=['activity', 'scope_group_id', 'status'], name='activity_device_scope_count'),
-        ),
     ]
 
 
