@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from portal import permissions as perm
 from portal.errors import ValidationError
 
 from ..imports import readers
@@ -115,7 +116,7 @@ def _create_named_recommendations(
     """
     if not reader.recommendations:
         return
-    if user is not None and not user.has_perm("recommendations.add_securityrecommendation"):
+    if user is not None and not user.has_perm(perm.ADD_RECOMMENDATION):
         return
     named = list(reader.recommendations)
     known: set[str] = set()
