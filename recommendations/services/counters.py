@@ -26,6 +26,31 @@ def quote_name(name: str) -> str:
 
 
 GROUP_EXPOSURE_LOCK = 7008  # advisory lock key (7007 serializes exposure snapshots)
+SNAPSHOT_LOCK = 7007
+
+
+def hold_snapshot_lock(cursor) -> None:
+    """Wait for any exposure snapshot to commit and keep others out until this transaction ends.
+
+    Exposures hold no database foreign keys (migration 0011): a snapshot resolves its device and
+    recommendation ids by a join, so a delete of devices or recommendations must not land between
+    that join and the snapshot's commit. PostgreSQL only; SQLite writes one transaction at a time.
+    """
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SNAPSHOT_LOCK])
+
+
+def exposures_delete_orphans() -> int:
+    """Delete exposures whose device or recommendation is gone (a raw DELETE bypasses the cascade)."""
+    E = quote_name(Exposure._meta.db_table)
+    R = quote_name(SecurityRecommendation._meta.db_table)
+    D = quote_name(Device._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {E} WHERE NOT EXISTS (SELECT 1 FROM {D} d WHERE d.id = {E}.device_id)"  # noqa: S608
+            f" OR NOT EXISTS (SELECT 1 FROM {R} r WHERE r.id = {E}.recommendation_id)"
+        )
+        return cursor.rowcount
 
 
 def rebuild_group_exposures(cursor, *, where: str = "", params: Iterable = ()) -> None:
@@ -123,6 +148,9 @@ def exposure_counters_check(*, repair: bool = True) -> dict:
     The nightly `recount_exposures` job and command. Returns {"checked": recommendations,
     "drifted": their number, "external_ids": the first few, "repaired": bool}.
     """
+    orphans = exposures_delete_orphans() if repair else 0
+    if orphans:
+        logger.warning("Deleted %s exposure(s) of devices or recommendations that no longer exist.", orphans)
     with connection.cursor() as cursor:
         drifted = _drifted_recommendation_ids(cursor)
     checked = SecurityRecommendation.objects.count()
@@ -131,7 +159,13 @@ def exposure_counters_check(*, repair: bool = True) -> dict:
         .order_by("external_id")
         .values_list("external_id", flat=True)
     )
-    result = {"checked": checked, "drifted": len(drifted), "external_ids": names, "repaired": False}
+    result = {
+        "checked": checked,
+        "drifted": len(drifted),
+        "external_ids": names,
+        "repaired": False,
+        "orphans_deleted": orphans,
+    }
     if not drifted:
         logger.info("Exposure counters checked: %s recommendation(s), no drift.", checked)
         return result

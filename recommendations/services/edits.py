@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from ..models import Device, DeviceGroup, Exposure
+from .counters import hold_snapshot_lock
 from .write_scope import require_writable_device_groups_edit, require_writable_groups
 
 
@@ -39,6 +40,8 @@ def device_save(*, user, device: Device) -> Device:
 def devices_delete(*, user, devices: Iterable[Device]) -> int:
     """Delete devices (and their exposures): every one must be in one of the editor's groups."""
     ids = [d.pk for d in devices]
+    with connection.cursor() as cursor:
+        hold_snapshot_lock(cursor)  # no snapshot may add exposures to them before this commits
     stored = Device.objects.filter(pk__in=ids)
     require_writable_groups(user=user, group_ids=set(stored.values_list("device_group_id", flat=True)))
     deleted, _ = stored.delete()

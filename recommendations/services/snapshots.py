@@ -17,7 +17,7 @@ from ..imports import normalize
 from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
-from .counters import quote_name
+from .counters import hold_snapshot_lock, quote_name
 from .inventory import INVENTORY_BATCH_SIZE, tick
 from .write_scope import writable_group_ids
 
@@ -127,8 +127,9 @@ def exposures_import_snapshot(
         )
     with connection.cursor() as cursor:
         if postgres:
-            # One snapshot at a time: two concurrent imports would race on the same pairs.
-            cursor.execute("SELECT pg_advisory_xact_lock(7007)")
+            # One snapshot at a time: two concurrent imports would race on the same pairs (and
+            # deletes of devices wait: the ids resolved below must still exist at commit).
+            hold_snapshot_lock(cursor)
             # Room for the hash joins and aggregates of a million-row snapshot (this transaction only).
             cursor.execute("SELECT set_config('work_mem', %s, true)", [SNAPSHOT_WORK_MEM])
         _drop_temp_tables(cursor)

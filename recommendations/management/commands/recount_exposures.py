@@ -22,6 +22,10 @@ class Command(BaseCommand):
         result = recount_exposures(repair=not options["check"])
         if result is None:
             raise CommandError("Another recount_exposures run is in progress; nothing was done.")
+        if result.get("orphans_deleted"):
+            self.stdout.write(
+                f"Deleted {result['orphans_deleted']} exposure(s) of devices or recommendations that no longer exist."
+            )
         if not result["drifted"]:
             self.stdout.write(f"Exposure counters are right ({result['checked']} recommendations checked).")
             return

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -350,6 +351,32 @@ def test_device_deleted_in_the_admin_leaves_the_counters(client, inventory, supe
     assert response.status_code == 302
     assert group_counts("va-widget") == {"Servers": 2, "Workstations": 1, "Laptops": 1}
     assert SecurityRecommendation.objects.get(external_id="scid-firewall").exposed_devices == 2
+
+
+def test_device_deleted_in_the_admin_takes_its_exposures_with_it(client, inventory, superuser):
+    # Exposures hold no database foreign keys (migration 0011): the cascade is Django's.
+    laptop = Device.objects.get(machine_id="lap-1")
+    client.force_login(superuser)
+
+    client.post(reverse("admin:recommendations_device_delete", args=[laptop.pk]), {"post": "yes"})
+
+    assert not Exposure.objects.filter(device_id=laptop.pk).exists()
+    assert Exposure.objects.count() == 6
+
+
+def test_recount_exposures_deletes_exposures_of_devices_deleted_behind_its_back(inventory, capsys):
+    laptop = Device.objects.get(machine_id="lap-3")
+    with connection.cursor() as cursor:  # a raw DELETE: no cascade, no database foreign key to stop it
+        cursor.execute("DELETE FROM recommendations_device WHERE id = %s", [laptop.pk])
+    assert Exposure.objects.filter(device_id=laptop.pk).count() == 1
+
+    call_command("recount_exposures")
+
+    out = capsys.readouterr().out
+    assert "Deleted 1 exposure(s) of devices or recommendations that no longer exist." in out
+    assert not Exposure.objects.filter(device_id=laptop.pk).exists()
+    firewall = SecurityRecommendation.objects.get(external_id="scid-firewall")
+    assert (firewall.exposed_devices, group_counts("scid-firewall")) == (2, live_counts("scid-firewall"))
 
 
 def test_exposures_deleted_in_the_admin_leave_the_counters(client, inventory, superuser):
