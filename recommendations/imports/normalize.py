@@ -8,6 +8,7 @@ the model. The services check what needs the database (duplicates, unknown ids) 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -28,7 +29,12 @@ _KEY_RE = re.compile(r"[^a-z0-9]")
 
 def normalize_key(key: str) -> str:
     """`recommendationId`, `recommendation_id` and `Recommendation ID` all become `recommendationid`."""
-    return _KEY_RE.sub("", str(key).lower())
+    return _normalized_key(str(key))
+
+
+@functools.lru_cache(maxsize=4096)  # a file's few column names, a million times over
+def _normalized_key(key: str) -> str:
+    return _KEY_RE.sub("", key.lower())
 
 
 class BadValue(Exception):
@@ -76,11 +82,17 @@ class Row(dict):
 
     def __init__(self, data: dict[str, Any]):
         super().__init__(data)
-        self._normalized = {}
-        self._keys = {}
-        for key, value in data.items():
-            self._normalized.setdefault(normalize_key(key), value)
-            self._keys.setdefault(normalize_key(key), str(key))
+        originals, self._keys = _key_maps(tuple(data))  # `_keys` is shared by rows of the same keys: read only
+        self._normalized = {name: data[key] for name, key in originals.items()}
+
+
+@functools.lru_cache(maxsize=256)  # the records of a file share their keys
+def _key_maps(keys: tuple) -> tuple[dict[str, Any], dict[str, str]]:
+    """{normalised name: the first key with that name} and the same with the keys as text."""
+    originals: dict[str, Any] = {}
+    for key in keys:
+        originals.setdefault(normalize_key(key), key)
+    return originals, {name: str(key) for name, key in originals.items()}
 
 
 def _blank(value: Any) -> bool:
@@ -208,8 +220,14 @@ def as_datetime(value: Any) -> dt.datetime | None:
     return parsed
 
 
+@functools.cache
 def max_length(model, name: str) -> int:
     return model._meta.get_field(name).max_length
+
+
+@functools.cache
+def _choices(model, name: str) -> tuple[str, ...]:
+    return tuple(value for value, _ in model._meta.get_field(name).choices)
 
 
 # --- Category / remediation type ---------------------------------------------------------
@@ -291,7 +309,7 @@ def map_category(value: Any, *, remediation_type: str) -> tuple[str, str | None]
     return choice, None
 
 
-def map_choice(value: Any, choices: list[str], *, field: str) -> tuple[str, str | None]:
+def map_choice(value: Any, choices: list[str] | tuple[str, ...], *, field: str) -> tuple[str, str | None]:
     """(value, warning): one of `choices`, matched ignoring case, spaces and dashes.
 
     Null or empty is "" (Defender has no value now); an unknown value is stored as "" with a warning.
@@ -377,8 +395,7 @@ def _convert(model, field_name: str, kind: str, value: Any, warn, label: str) ->
     if kind == "text":
         return as_text(value, max_length=max_length(model, field_name))
     if kind == "choice":
-        allowed = [v for v, _ in model._meta.get_field(field_name).choices]
-        choice, warning = map_choice(value, allowed, field=label)
+        choice, warning = map_choice(value, _choices(model, field_name), field=label)
         if warning:
             warn(warning)
         return choice

@@ -378,6 +378,71 @@ def dataset_records(dataset, *, line_offset: int = 1) -> Iterator[Record]:
         yield Record(position, position + line_offset if line_offset else None, data)
 
 
+class ExposureCsvFile:
+    """A CSV file of `recommendationId,machineId` pairs, read one of two ways.
+
+    Iterated: the checked (position, line, recommendation id, machine id) tuples of
+    `read_exposure_csv_pairs`, each problem reported with its line. On PostgreSQL the snapshot
+    may first copy the file as it is into its staging table (`copy_columns`, `blocks`): the
+    database parses it, and when anything in it is not plainly right (a malformed row, a value
+    with spaces, an unknown id, a repeated pair) the snapshot drops what it copied and iterates
+    the file instead, so every rule and message stays the Python reader's.
+    """
+
+    HEAD_BYTES = 4096
+
+    def __init__(self, file: str | Path | IO, *, source: str, problems: Problems):
+        self.file, self.source, self.problems = file, source, problems
+        self._start = None
+        if not isinstance(file, str | Path) and getattr(file, "seekable", lambda: False)():
+            self._start = file.tell()
+
+    def _rewind(self) -> None:
+        if self._start is not None:
+            self.file.seek(self._start)
+
+    def __iter__(self) -> Iterator[tuple[int, int | None, str, str]]:
+        self._rewind()
+        return read_exposure_csv_pairs(self.file, source=self.source, problems=self.problems)
+
+    def copy_columns(self) -> tuple[str, str] | None:
+        """("rec_ext", "machine") in the file's column order when COPY can read it as it is, else None.
+
+        That is a plain (not gzipped) binary file or path whose header row is exactly the two
+        columns, by any of their accepted names.
+        """
+        if isinstance(self.file, io.TextIOBase) or (not isinstance(self.file, str | Path) and self._start is None):
+            return None
+        head = _head(self.file, self.HEAD_BYTES)
+        if head[:2] == GZIP_MAGIC or b"\n" not in head:
+            return None
+        try:
+            line = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+            headers = [normalize_key(h) for h in next(csv.reader([line]))]
+        except (UnicodeDecodeError, csv.Error, StopIteration):
+            return None
+        if len(headers) != 2:
+            return None
+        names = []
+        for header in headers:
+            if header in EXPOSURE_RECOMMENDATION_KEYS and "rec_ext" not in names:
+                names.append("rec_ext")
+            elif header in EXPOSURE_DEVICE_KEYS and "machine" not in names:
+                names.append("machine")
+        return (names[0], names[1]) if len(names) == 2 else None
+
+    def blocks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's bytes, header row included, in blocks of `size`."""
+        if isinstance(self.file, str | Path):
+            with open(self.file, "rb") as fh:
+                while block := fh.read(size):
+                    yield block
+            return
+        self._rewind()
+        while block := self.file.read(size):
+            yield block
+
+
 def read_exposure_csv_pairs(
     file: str | Path | IO, *, source: str, problems: Problems
 ) -> Iterator[tuple[int, int | None, str, str]]:

@@ -10,7 +10,7 @@ from portal import permissions as perm
 from portal.errors import ValidationError
 
 from ..imports import readers
-from ..imports.exposures import REFERENCES, ExposureReader, classify, peek
+from ..imports.exposures import PAIRS, REFERENCES, ExposureReader, classify, peek
 from ..imports.records import Problems, Record
 from ..models import SecurityRecommendation
 from .inventory import INVENTORY_BATCH_SIZE, device_groups_upsert, devices_upsert, recommendations_upsert
@@ -69,6 +69,8 @@ def exposures_import_defender(
     for records, recommendation_id in batches:
         if recommendation_id is not None:  # machineReferences: nothing to tell from the records (none opened yet)
             kind = REFERENCES
+        elif isinstance(records, readers.ExposureCsvFile):  # a CSV of pairs (not opened yet: it may be copied)
+            kind = PAIRS
         else:
             first, records = peek(records)
             kind = classify(first if isinstance(first, Record) else None)
@@ -89,8 +91,13 @@ def exposures_import_defender(
             )
             _add_counts(summary, "exposure_devices", counts)
 
+    # CSV files of pairs only: the snapshot may copy them as they are (PostgreSQL), else it reads pairs().
+    copy_files = [records for records, kind, _ in peeked if kind == PAIRS]
+    if len(copy_files) != len(peeked) or not all(isinstance(f, readers.ExposureCsvFile) for f in copy_files):
+        copy_files = []
     counts = exposures_import_snapshot(
         pairs=pairs(),
+        copy_files=copy_files,
         recommendation_ids=recommendation_ids,
         covers=reader.covered,
         collapse_duplicates=reader.collapse,
@@ -150,7 +157,7 @@ def _exposure_batches(files: list, *, problems: Problems, sources: list[str]) ->
         if readers.sniff_is_json(file):
             records = readers.read_json_records(file, source=source, problems=problems)
         else:
-            records = readers.read_exposure_csv_pairs(file, source=source, problems=problems)
+            records = readers.ExposureCsvFile(file, source=source, problems=problems)
         batches.append((records, None))
     return batches
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from ..imports import normalize
 from ..imports.records import Problems, Record
@@ -51,11 +55,62 @@ def _check_duplicates(
 
 def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
     found: dict[str, dict] = {}
-    for start in range(0, len(keys), _LOOKUP_CHUNK):
-        chunk = keys[start : start + _LOOKUP_CHUNK]
-        for row in model.objects.filter(**{f"{key}__in": chunk}).values(key, *fields):
+    postgres = connection.vendor == "postgresql"
+    chunk_size = INVENTORY_BATCH_SIZE * 4 if postgres else _LOOKUP_CHUNK
+    for start in range(0, len(keys), chunk_size):
+        chunk = keys[start : start + chunk_size]
+        if postgres:  # one array parameter, not thousands of placeholders
+            column = f"{connection.ops.quote_name(model._meta.db_table)}.{connection.ops.quote_name(key)}"
+            match = RawSQL(f"{column} = ANY(%s)", [chunk], output_field=BooleanField())  # noqa: S611 (names only)
+            rows = model.objects.filter(match).values(key, *fields)
+        else:
+            rows = model.objects.filter(**{f"{key}__in": chunk}).values(key, *fields)
+        for row in rows:
             found[row[key]] = row
     return found
+
+
+def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
+    """Insert `rows` (the key and every field in `fields`), or update `fields` of the stored rows with the same key.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT (a
+    fraction of what the same rows cost as a many-valued INSERT built by the ORM). Elsewhere the
+    ORM's bulk_create with update_conflicts.
+    """
+    if connection.vendor != "postgresql":
+        objs = [model(**row) for row in rows]
+        model.objects.bulk_create(objs, update_conflicts=True, unique_fields=[key], update_fields=fields)
+        return
+    qn = connection.ops.quote_name
+    columns = [f for f in model._meta.concrete_fields if not f.primary_key]
+    named = {key, *fields}
+    # Columns the rows do not carry are only ever inserted: their defaults (or now, for auto_now_add).
+    fixed = {
+        f.attname: (timezone.now() if getattr(f, "auto_now_add", False) else f.get_default())
+        for f in columns
+        if f.name not in named and f.attname not in named
+    }
+    json_columns = {f.attname for f in columns if isinstance(f, models.JSONField)}
+    attnames = [f.attname for f in columns]
+    table = qn(model._meta.db_table)
+    names = ", ".join(qn(f.column) for f in columns)
+    updates = ", ".join(
+        f"{qn(model._meta.get_field(f).column)} = EXCLUDED.{qn(model._meta.get_field(f).column)}" for f in fields
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS rp_upsert")
+        cursor.execute(f"CREATE TEMPORARY TABLE rp_upsert AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
+        with cursor.cursor.copy(f"COPY rp_upsert ({names}) FROM STDIN") as copy:
+            for row in rows:
+                values = [row[a] if a in row else fixed[a] for a in attnames]
+                if json_columns:
+                    values = [Jsonb(v) if a in json_columns else v for a, v in zip(attnames, values, strict=True)]
+                copy.write_row(values)
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM rp_upsert"  # noqa: S608 (names only)
+            f" ON CONFLICT ({qn(model._meta.get_field(key).column)}) DO UPDATE SET {updates}"
+        )
+        cursor.execute("DROP TABLE rp_upsert")
 
 
 def _upsert(
@@ -69,10 +124,12 @@ def _upsert(
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     defaults = {f: model._meta.get_field(f).get_default() for f in fields}
-    for start in range(0, len(rows), INVENTORY_BATCH_SIZE):  # one batch in memory at a time
-        chunk = rows[start : start + INVENTORY_BATCH_SIZE]
+    # One batch of stored values in memory at a time (PostgreSQL writes a batch with one COPY).
+    batch = INVENTORY_BATCH_SIZE * 10 if connection.vendor == "postgresql" else INVENTORY_BATCH_SIZE
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
         existing = _existing(model, key, [r[key] for r in chunk], fields)
-        objs = []
+        out = []
         for values in chunk:
             before = existing.get(values[key])
             merged = {**(before or defaults), **values}
@@ -85,9 +142,9 @@ def _upsert(
             else:
                 counts["unchanged"] += 1
                 continue
-            objs.append(model(**{key: values[key], **{f: merged[f] for f in fields}}))
-        if objs:
-            model.objects.bulk_create(objs, update_conflicts=True, unique_fields=[key], update_fields=fields)
+            out.append({key: values[key], **{f: merged[f] for f in fields}})
+        if out:
+            _write(model, key=key, fields=fields, rows=out)
         tick(progress, len(chunk))
     return counts
 
