@@ -391,31 +391,57 @@ EXPOSURE_DEVICE_KEYS = ("machineid", "device", "deviceid")
 _CONVERTERS = {"float": as_float, "int": as_int, "bool": as_bool, "datetime": as_datetime, "list": as_list}
 
 
-def _convert(model, field_name: str, kind: str, value: Any, warn, label: str) -> Any:
-    if kind == "text":
-        return as_text(value, max_length=max_length(model, field_name))
-    if kind == "choice":
-        choice, warning = map_choice(value, _choices(model, field_name), field=label)
-        if warning:
-            warn(warning)
-        return choice
-    return _CONVERTERS[kind](value)
+class _Planned:
+    """A `Row` look-alike for the look-ups after `_fields`: the record's data and its cached key maps."""
+
+    def __init__(self, data: dict[str, Any], originals: dict[str, Any], keys: dict[str, str]):
+        self._data, self._originals, self._keys = data, originals, keys
+
+    @property
+    def _normalized(self) -> dict[str, Any]:
+        return {name: self._data[key] for name, key in self._originals.items()}
 
 
-def lookup_filled(data: dict[str, Any], names: tuple[str, ...]) -> tuple[bool, Any]:
-    """Like `lookup`, but the first of `names` with a value wins (osVersion null, version "1709")."""
-    found, first = False, None
-    for name in names:
-        present, value = lookup(data, (name,))
-        if present and not _blank(value):
-            return True, value
-        if present and not found:
-            found, first = True, value
-    return found, first
+def lookup_planned(row: _Planned | Row, names: tuple[str, ...]) -> tuple[bool, Any]:
+    """`lookup` for what `_fields` returns."""
+    if isinstance(row, _Planned):
+        for name in names:
+            if name in row._originals:
+                return True, row._data[row._originals[name]]
+        return False, None
+    return lookup(row, names)
+
+
+_PLANS: dict[tuple, list] = {}
+
+
+def _plan(model, spec, required: dict[str, str], keys: tuple, originals: dict[str, Any], labels: dict[str, str]):
+    """For records with these keys: each field's candidate keys (in the order of its names), label and rule."""
+    cache_key = (model, id(spec), keys)
+    plan = _PLANS.get(cache_key)
+    if plan is None:
+        plan = []
+        for field_name, names, kind in spec:
+            candidates = tuple(originals[name] for name in names if name in originals)
+            label = next((labels[name] for name in names if name in labels), names[0])
+            limit = max_length(model, field_name) if kind == "text" else None
+            choices = _choices(model, field_name) if kind == "choice" else None
+            plan.append((field_name, kind, candidates, label, required.get(field_name), limit, choices))
+        if len(_PLANS) > 256:
+            _PLANS.clear()
+        _PLANS[cache_key] = plan
+    return plan
 
 
 def _fields(model, record: Record, spec, required: dict[str, str], source: str, problems: Problems, warnings=None):
-    row = Row(record.data)
+    """(row, values, bad): `values` by model field of what `record` holds under the names of `spec`.
+
+    The keys' normalisation and each field's candidate keys are worked out once per set of keys
+    (a file's records share them), then each record is a few dictionary reads.
+    """
+    data = record.data
+    keys = tuple(data)
+    originals, labels = _key_maps(keys)
     values: dict[str, Any] = {}
     bad = False
 
@@ -423,23 +449,36 @@ def _fields(model, record: Record, spec, required: dict[str, str], source: str, 
         if warnings is not None:
             warnings.append(str(Problem(source, record.position, message, record.line)))
 
-    for field_name, keys, kind in spec:
-        found, raw = (lookup_filled if field_name in FIRST_FILLED_FIELDS else lookup)(row, keys)
-        if field_name in required and _blank(raw):
-            problems.add(source, record.position, f"missing required field {required[field_name]!r}", record.line)
+    for field_name, kind, candidates, label, required_label, limit, choices in _plan(
+        model, spec, required, keys, originals, labels
+    ):
+        raw = None
+        if candidates:
+            raw = data[candidates[0]]
+            if field_name in FIRST_FILLED_FIELDS and _blank(raw):
+                raw = next((data[c] for c in candidates[1:] if not _blank(data[c])), raw)
+        if required_label is not None and _blank(raw):
+            problems.add(source, record.position, f"missing required field {required_label!r}", record.line)
             bad = True
             continue
-        if not found:
+        if not candidates:
             continue
         try:
-            value = _convert(model, field_name, kind, raw, warn, _key_label(row, keys))
+            if kind == "text":
+                value = as_text(raw, max_length=limit)
+            elif kind == "choice":
+                value, warning = map_choice(raw, choices, field=label)
+                if warning:
+                    warn(warning)
+            else:
+                value = _CONVERTERS[kind](raw)
         except _Bad as exc:
-            problems.add(source, record.position, value_problem(_key_label(row, keys), exc), record.line)
+            problems.add(source, record.position, value_problem(label, exc), record.line)
             bad = True
             continue
         if value is not None:
             values[field_name] = value
-    return row, values, bad
+    return _Planned(data, originals, labels), values, bad
 
 
 def normalize_recommendation(
@@ -450,7 +489,7 @@ def normalize_recommendation(
     )
     external_id = values.get("external_id", "")
     try:
-        found, raw = lookup(row, RECOMMENDATION_TYPE_KEYS)
+        found, raw = lookup_planned(row, RECOMMENDATION_TYPE_KEYS)
         remediation_type, warning = map_remediation_type(raw, external_id=external_id)
         if warning and found:
             warnings.append(str(Problem(source, record.position, warning, record.line)))
@@ -459,7 +498,7 @@ def normalize_recommendation(
         problems.add(source, record.position, value_problem("remediationType", exc), record.line)
         bad = True
     try:
-        _, raw = lookup(row, RECOMMENDATION_CATEGORY_KEYS)
+        _, raw = lookup_planned(row, RECOMMENDATION_CATEGORY_KEYS)
         category, warning = map_category(raw, remediation_type=values.get("remediation_type", ""))
         if warning:
             warnings.append(str(Problem(source, record.position, warning, record.line)))
@@ -474,7 +513,7 @@ def normalize_device(
     record: Record, *, source: str, problems: Problems, warnings: list[str] | None = None
 ) -> dict[str, Any] | None:
     row, values, bad = _fields(Device, record, DEVICE_FIELDS, DEVICE_REQUIRED, source, problems, warnings)
-    found, raw = lookup(row, DEVICE_GROUP_KEYS)
+    found, raw = lookup_planned(row, DEVICE_GROUP_KEYS)
     try:
         group = map_device_group(raw)
     except _Bad as exc:
