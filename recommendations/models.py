@@ -127,6 +127,9 @@ class SecurityRecommendation(models.Model):
     tags = models.JSONField(_("tags"), default=list, blank=True)  # tags (a list)
     # Stored counter (kept by database triggers on Exposure and Device) so lists never count per row.
     exposed_devices = models.PositiveIntegerField(_("exposed devices"), default=0, editable=False)
+    # When the last full snapshot naming this recommendation was taken: every exposure of it still
+    # open was reported then (Exposure.last_reported), without rewriting a million rows a night.
+    exposures_reported_at = models.DateTimeField(_("exposures last reported"), null=True, editable=False)
 
     class Meta:
         verbose_name = _("security recommendation")
@@ -151,9 +154,9 @@ class Exposure(models.Model):
     # Indexes: the unique pair (recommendation, device) serves the recommendation's look-ups (open
     # or not), the device's own FK index the device's; no more, since every import writes each one.
     # No database foreign keys: checked row by row they cost a million-row snapshot 7.7 s. The
-    # snapshot takes both ids from a join under the snapshot lock, deletes of devices and
-    # recommendations take that lock and cascade here (Django's CASCADE), and the nightly recount
-    # deletes any orphan (migration 0011).
+    # snapshot takes both ids from a join under the snapshot lock, deletes of devices take that
+    # lock and cascade here (Django's CASCADE), and the nightly recount deletes any orphan
+    # (migration 0011).
     recommendation = models.ForeignKey(
         SecurityRecommendation,
         on_delete=models.CASCADE,
@@ -182,6 +185,19 @@ class Exposure(models.Model):
     @property
     def is_exposed(self) -> bool:
         return self.remediated_at is None
+
+    @property
+    def last_reported(self):
+        """When the source last reported the exposure (the API's and the exports' `last_seen`).
+
+        A full snapshot does not rewrite `last_seen` on the pairs it finds unchanged: it stores its
+        time once, on the recommendation (`exposures_reported_at`), and an open exposure was
+        reported then. `last_seen` is written when a pair is new or back, by a scoped snapshot,
+        and when a pair is remediated (then it keeps the time it was last reported).
+        Read it with the recommendation selected (`select_related("recommendation")`).
+        """
+        reported = self.recommendation.exposures_reported_at if self.remediated_at is None else None
+        return max(self.last_seen, reported) if reported is not None else self.last_seen
 
 
 class RecommendationGroupExposure(models.Model):

@@ -373,7 +373,7 @@ class SecurityRecommendationAdmin(WideChangelistMixin, InventoryImportExportMixi
 @admin.register(Exposure)
 class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     resource_classes = [ExposureResource]
-    list_display = ["recommendation", "device", "device_group", "first_seen", "last_seen", "remediated_at"]
+    list_display = ["recommendation", "device", "device_group", "first_seen", "last_reported", "remediated_at"]
     list_filter = [ExposureDeviceGroupFilter]
     list_select_related = ["recommendation", "device", "device__device_group"]
     raw_id_fields = ["recommendation", "device"]
@@ -393,6 +393,10 @@ class ExposureAdmin(InventoryImportExportMixin, admin.ModelAdmin):
     @admin.display(description=_("Device group"), ordering="device__device_group__name")
     def device_group(self, obj):
         return obj.device.device_group
+
+    @admin.display(description=_("last seen"))
+    def last_reported(self, obj):
+        return obj.last_reported
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "device":  # a device id typed into the raw-id box must be in scope

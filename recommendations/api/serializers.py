@@ -64,7 +64,9 @@ class ExposedDeviceOutput(serializers.ModelSerializer):
     device_name = serializers.CharField(source="device.computer_dns_name")
     os_platform = serializers.CharField(source="device.os_platform")
     device_group = serializers.CharField(source="device.device_group.name")
-    last_seen = serializers.DateTimeField(help_text="When the source last reported the exposure.")
+    last_seen = serializers.DateTimeField(
+        source="last_reported", help_text="When the source last reported the exposure."
+    )
 
     class Meta:
         model = Exposure

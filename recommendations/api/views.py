@@ -93,6 +93,8 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
                 raise ValidationError({"device_group": [_("Null characters are not allowed.")]})
             exposures = exposures.filter(device__device_group__name=group)
         page = self.paginate_queryset(exposures.order_by("device__computer_dns_name", "pk"))
+        for exposure in page:  # `last_seen` reads the recommendation's last full snapshot: no query per row
+            exposure.recommendation = recommendation
         return self.get_paginated_response(ExposedDeviceOutput(page, many=True).data)
 
 

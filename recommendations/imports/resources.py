@@ -182,6 +182,10 @@ class ExposureResource(InventoryResource):
     key_aliases = normalize.EXPOSURE_RECOMMENDATION_KEYS
     recommendation_id = fields.Field(attribute="recommendation__external_id", column_name="recommendationId")
     machine_id = fields.Field(attribute="device__machine_id", column_name="machineId")
+    # When the source last reported it (a full snapshot stores that once, on the recommendation).
+    last_seen = fields.Field(
+        attribute="last_reported", column_name="last_seen", widget=widgets.DateTimeWidget(), readonly=True
+    )
 
     class Meta:
         model = Exposure

@@ -29,12 +29,19 @@ GROUP_EXPOSURE_LOCK = 7008  # advisory lock key (7007 serializes exposure snapsh
 SNAPSHOT_LOCK = 7007
 
 
+def temp_table(name: str) -> str:
+    """`name` in the session's own schema of temporary tables (never a permanent table of that name)."""
+    return f"{'pg_temp' if connection.vendor == 'postgresql' else 'temp'}.{name}"
+
+
 def hold_snapshot_lock(cursor) -> None:
     """Wait for any exposure snapshot to commit and keep others out until this transaction ends.
 
-    Exposures hold no database foreign keys (migration 0011): a snapshot resolves its device and
-    recommendation ids by a join, so a delete of devices or recommendations must not land between
-    that join and the snapshot's commit. PostgreSQL only; SQLite writes one transaction at a time.
+    Exposures hold no database foreign keys (migration 0011): a snapshot resolves its device ids
+    by a join, so a delete of devices must not land between that join and the snapshot's commit.
+    Every transaction that runs a snapshot takes it before its first write (the imports upsert
+    devices first), and so does a delete of devices: both take their locks in the same order.
+    PostgreSQL only; SQLite writes one transaction at a time.
     """
     if connection.vendor == "postgresql":
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SNAPSHOT_LOCK])

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from portal.errors import ApplicationError
@@ -41,6 +41,7 @@ from .. import defender
 from ..imports import readers
 from ..imports.records import Problems, Record
 from ..models import DefenderSyncRun, SecurityRecommendation
+from .counters import hold_snapshot_lock
 from .imports import exposures_import_defender, import_summary_line, import_totals
 from .inventory import devices_upsert, recommendations_upsert
 
@@ -234,6 +235,8 @@ def _apply(pages: dict, *, warnings: list[str]) -> dict:
     problems = Problems()
     summary: dict = {"warnings": warnings}
     with transaction.atomic():
+        with connection.cursor() as cursor:  # before the upserts: deletes of devices take it first too
+            hold_snapshot_lock(cursor)
         summary["recommendations"] = recommendations_upsert(
             records=_records(pages["recommendations"], source="recommendations", problems=problems),
             source="Defender recommendations",

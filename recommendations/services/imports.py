@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from portal import permissions as perm
 from portal.errors import ValidationError
@@ -13,6 +13,7 @@ from ..imports import readers
 from ..imports.exposures import PAIRS, REFERENCES, ExposureReader, classify, peek
 from ..imports.records import Problems, Record
 from ..models import SecurityRecommendation
+from .counters import hold_snapshot_lock
 from .inventory import INVENTORY_BATCH_SIZE, device_groups_upsert, devices_upsert, recommendations_upsert
 from .snapshots import exposures_import_snapshot
 
@@ -143,6 +144,12 @@ def _create_named_recommendations(
     )
 
 
+def _snapshot_lock_first() -> None:
+    """Take the snapshot lock before this transaction's first write (see `hold_snapshot_lock`)."""
+    with connection.cursor() as cursor:
+        hold_snapshot_lock(cursor)
+
+
 def _add_counts(summary: dict, key: str, counts: dict) -> None:
     """Two snapshots in one import (exposures and machineReferences) add up."""
     before = summary.get(key) or {}
@@ -192,6 +199,8 @@ def import_tvm_files(
             field="recommendation",
         )
     with transaction.atomic():
+        if exposures is not None or machine_references is not None:
+            _snapshot_lock_first()
         if recommendations is not None:
             source = readers.source_name(recommendations, "recommendations")
             records = _open_records(
@@ -268,6 +277,7 @@ def inventory_import_records(
                 records=records, source=source, problems=problems, warnings=warnings, progress=progress
             )
         elif kind == "exposures":
+            _snapshot_lock_first()
             exposures_import_defender(
                 batches=[(records, None)],
                 source=source,

@@ -98,7 +98,7 @@ def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
         f"{qn(model._meta.get_field(f).column)} = EXCLUDED.{qn(model._meta.get_field(f).column)}" for f in fields
     )
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS rp_upsert")
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.rp_upsert")
         cursor.execute(f"CREATE TEMPORARY TABLE rp_upsert AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
         with cursor.cursor.copy(f"COPY rp_upsert ({names}) FROM STDIN") as copy:
             for row in rows:
@@ -110,7 +110,7 @@ def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
             f"INSERT INTO {table} ({names}) SELECT {names} FROM rp_upsert"  # noqa: S608 (names only)
             f" ON CONFLICT ({qn(model._meta.get_field(key).column)}) DO UPDATE SET {updates}"
         )
-        cursor.execute("DROP TABLE rp_upsert")
+        cursor.execute("DROP TABLE pg_temp.rp_upsert")
 
 
 def _upsert(

@@ -24,7 +24,7 @@ from ..imports import normalize
 from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
-from .counters import hold_snapshot_lock, quote_name
+from .counters import hold_snapshot_lock, quote_name, temp_table
 from .inventory import INVENTORY_BATCH_SIZE, tick
 from .write_scope import writable_group_ids
 
@@ -78,11 +78,21 @@ class _NotPlain(Exception):  # noqa: N818 - not an error: the copied file needs 
 
 def _drop_temp_tables(cursor) -> None:
     for table in ("tvm_stage", "tvm_pairs", "tvm_recs"):
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"DROP TABLE IF EXISTS {temp_table(table)}")
 
 
-def _stage_by_copy(cursor, files, *, progress) -> None:
-    """COPY each CSV file as it is into tvm_stage (positions in file order); _NotPlain if one is refused."""
+# Bytes PostgreSQL's CSV parser reads otherwise than Python's csv module: a quote inside a field
+# (`ab"c"` is `abc` to COPY) and a backslash (`\.` alone on a line ends COPY's data before
+# PostgreSQL 18). Defender's ids hold neither; a file that does is read by Python.
+_NOT_PLAIN_BYTES = (b'"', b"\\")
+
+
+def _stage_by_copy(cursor, files) -> int:
+    """COPY each CSV file as it is into tvm_stage (positions in file order); how many rows.
+
+    Raises _NotPlain when PostgreSQL refuses a file or a file holds what its CSV parser reads
+    differently from Python's.
+    """
     staged = 0
     try:
         with transaction.atomic():  # a refused COPY aborts only this savepoint
@@ -91,11 +101,13 @@ def _stage_by_copy(cursor, files, *, progress) -> None:
                 sql = f"COPY tvm_stage ({first}, {second}) FROM STDIN (FORMAT csv, HEADER true)"
                 with cursor.cursor.copy(sql) as copy:
                     for block in file.blocks():
+                        if any(mark in block for mark in _NOT_PLAIN_BYTES):
+                            raise _NotPlain
                         copy.write(block)
                 staged += max(cursor.cursor.rowcount, 0)
     except (DatabaseError, psycopg.Error) as exc:  # malformed row, too long, not UTF-8, a NUL byte
         raise _NotPlain from exc
-    tick(progress, staged)
+    return staged
 
 
 @transaction.atomic
@@ -129,9 +141,11 @@ def exposures_import_snapshot(
     the pairs are staged and before they are matched to recommendations and devices (the exports
     upsert the devices they name there).
 
-    For the covered recommendations: a pair present is exposed (first_seen kept, last_seen =
-    now; remediated_at cleared if it had been set: re-exposed); a pair exposed before and
-    absent now gets remediated_at = now. The database keeps the exposed_devices counters and
+    For the covered recommendations: a pair present is exposed (first_seen kept, reported now:
+    `Exposure.last_reported`; remediated_at cleared if it had been set: re-exposed); a pair
+    exposed before and absent now gets remediated_at = now. A full snapshot (user None) stores
+    "reported now" once per recommendation (`exposures_reported_at`) instead of rewriting the
+    last_seen of every unchanged pair. The database keeps the exposed_devices counters and
     the per-device-group counters (RecommendationGroupExposure) in step, and after commit
     `exposures_changed` names the covered recommendations.
     `user`: whose snapshot it is. A user who does not see every device group reaches only the
@@ -164,11 +178,14 @@ def exposures_import_snapshot(
             collapse_duplicates=collapse_duplicates,
             before_resolve=before_resolve,
         )
-        plain = postgres and bool(copy_files) and not recommendation_ids and not collapse_duplicates
+        # The copy lane only when it cannot hide anything: a repeated new pair is found at its
+        # INSERT, which problems of other files would keep from running.
+        plain = postgres and bool(copy_files) and not recommendation_ids and not collapse_duplicates and not problems
         if plain and all(f.copy_columns() for f in copy_files):
             try:
                 with transaction.atomic():  # everything the copy lane did goes if it meets a problem
                     counts = snapshot.run(copied=copy_files)
+                tick(progress, snapshot.copied_rows)
             except _NotPlain:
                 counts = snapshot.run(pairs=pairs)
         else:
@@ -194,6 +211,7 @@ class _Snapshot:
         self.collapse_duplicates = options["collapse_duplicates"]
         self.before_resolve = options["before_resolve"]
         self.postgres = connection.vendor == "postgresql"
+        self.copied_rows = 0
         self.scope = writable_group_ids(user)
         # The devices the snapshot may reach: every one, or those of the user's device groups.
         # (Integer ids from the database, written inline: CREATE TABLE AS takes no bound parameters.)
@@ -217,7 +235,7 @@ class _Snapshot:
             f"CREATE TEMPORARY TABLE tvm_stage ({position}, line bigint, rec_ext varchar(255), machine varchar(64))"
         )
         if copied is not None:
-            _stage_by_copy(cursor, copied, progress=self.progress)
+            self.copied_rows = _stage_by_copy(cursor, copied)  # progress counted once it is applied
         else:
             _stage_pairs(cursor, pairs, source=self.source, problems=self.problems, progress=self.progress)
         if self.before_resolve is not None:
@@ -237,10 +255,10 @@ class _Snapshot:
         )
         cursor.execute("DROP TABLE tvm_stage")
         cursor.execute(
-            "SELECT COALESCE(SUM(CASE WHEN rec_id IS NULL OR dev_id IS NULL THEN 1 ELSE 0 END), 0), COUNT(exp_id)"
-            " FROM tvm_pairs"
+            "SELECT COALESCE(SUM(CASE WHEN rec_id IS NULL OR dev_id IS NULL THEN 1 ELSE 0 END), 0), COUNT(exp_id),"
+            " COALESCE(SUM(CASE WHEN exp_id IS NOT NULL AND was_remediated = 0 THEN 1 ELSE 0 END), 0) FROM tvm_pairs"
         )
-        unknown, matched = cursor.fetchone()
+        unknown, matched, still_open = cursor.fetchone()
         if copied is not None:
             if unknown or (matched and self._repeats_stored_pair()):
                 raise _NotPlain
@@ -251,7 +269,7 @@ class _Snapshot:
         touched = self._covered()
         if self.problems:
             return None
-        counts = self._apply(matched=matched, copied=copied is not None)
+        counts = self._apply(matched=matched, still_open=still_open, copied=copied is not None)
         counts["touched"] = touched
         return counts
 
@@ -319,9 +337,10 @@ class _Snapshot:
         cursor.execute("SELECT rec_id FROM tvm_recs ORDER BY rec_id")
         return [r for (r,) in cursor.fetchall()]
 
-    def _apply(self, *, matched: int, copied: bool) -> dict[str, int]:
+    def _apply(self, *, matched: int, still_open: int, copied: bool) -> dict[str, int]:
         cursor = self.cursor
         E = quote_name(Exposure._meta.db_table)
+        R = quote_name(SecurityRecommendation._meta.db_table)
         D = quote_name(Device._meta.db_table)
         counts = {"created": 0, "updated": 0, "remediated": 0, "re_exposed": 0}
         at = connection.ops.adapt_datetimefield_value(self.now)
@@ -331,12 +350,15 @@ class _Snapshot:
             cursor.execute("CREATE INDEX tvm_pairs_exp ON tvm_pairs (exp_id)")
             if self.postgres:
                 cursor.execute("ANALYZE tvm_pairs")
-            # Still exposed: last seen now (rows found by primary key).
-            cursor.execute(
-                f"UPDATE {E} SET last_seen = %s FROM tvm_pairs p WHERE {E}.id = p.exp_id AND p.was_remediated = 0",  # noqa: S608
-                [at],
-            )
-            counts["updated"] = cursor.rowcount
+            # Still exposed: reported now. A full snapshot says so once per recommendation (below),
+            # not on each of its (often a million) unchanged rows; a scoped one reaches only some
+            # devices of a recommendation, so it writes their rows (found by primary key).
+            counts["updated"] = still_open
+            if self.scope is not None:
+                cursor.execute(
+                    f"UPDATE {E} SET last_seen = %s FROM tvm_pairs p WHERE {E}.id = p.exp_id AND p.was_remediated = 0",  # noqa: S608
+                    [at],
+                )
             # Back after a remediation: exposed again (first seen kept).
             cursor.execute(
                 f"UPDATE {E} SET last_seen = %s, remediated_at = NULL FROM tvm_pairs p"  # noqa: S608
@@ -347,9 +369,11 @@ class _Snapshot:
         # Exposed before, absent from the snapshot: remediated now. (With no stored pair in the
         # snapshot, every open exposure of the covered recommendations is absent from it.)
         absent = f" AND NOT EXISTS (SELECT 1 FROM tvm_pairs p WHERE p.exp_id = {E}.id)" if matched else ""  # noqa: S608
+        # It keeps the time it was last reported (its recommendation's last full snapshot, if later).
         cursor.execute(
-            f"UPDATE {E} SET remediated_at = %s WHERE remediated_at IS NULL"  # noqa: S608
-            " AND recommendation_id IN (SELECT rec_id FROM tvm_recs)"
+            f"UPDATE {E} SET remediated_at = %s, last_seen = COALESCE((SELECT r.exposures_reported_at FROM {R} r"  # noqa: S608
+            f" WHERE r.id = {E}.recommendation_id AND r.exposures_reported_at > {E}.last_seen), last_seen)"
+            " WHERE remediated_at IS NULL AND recommendation_id IN (SELECT rec_id FROM tvm_recs)"
             + absent
             + ("" if self.scope is None else f" AND device_id IN (SELECT d.id FROM {D} d WHERE 1 = 1{self.in_scope})"),  # noqa: S608 (table names, integer ids)
             [at],
@@ -371,5 +395,10 @@ class _Snapshot:
         else:
             cursor.execute(insert, [at, at])
         counts["created"] = cursor.rowcount
+        if self.scope is None:  # every open exposure of these recommendations was reported now
+            cursor.execute(
+                f"UPDATE {R} SET exposures_reported_at = %s WHERE id IN (SELECT rec_id FROM tvm_recs)",  # noqa: S608
+                [at],
+            )
         # The stored counters followed each statement (database triggers, set-based on PostgreSQL).
         return counts

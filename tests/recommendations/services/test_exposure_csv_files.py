@@ -7,6 +7,7 @@ every problem with its record and line. These tests run on both databases and ex
 
 import gzip
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,54 @@ def test_only_a_plain_csv_of_the_two_columns_is_copied_as_it_is(content, columns
     assert (
         ExposureCsvFile(io.StringIO(content.decode("latin-1")), source="e", problems=Problems()).copy_columns() is None
     )
+
+
+def test_a_line_holding_only_backslash_dot_does_not_end_the_file(sample, tmp_path):
+    # PostgreSQL's COPY (before 18) reads `\.` alone on a line as the end of its data.
+    pairs = sample_pairs()
+    text = "recommendationId,machineId\n" + "\n".join(",".join(p) for p in pairs[:3]) + "\n\\.\n"
+    text += "\n".join(",".join(p) for p in pairs[3:]) + "\n"
+    before = stored()
+
+    with pytest.raises(ImportRejected) as caught:
+        import_tvm_files(exposures=csv_file(tmp_path, text))
+
+    assert [str(p) for p in caught.value.problems.items] == [
+        "exposures.csv record 4 (line 5): malformed row: expected 2 columns, found 1"
+    ]
+    assert stored() == before
+
+
+def test_a_quote_inside_an_id_is_part_of_the_id(sample, tmp_path):
+    # COPY would read `ab"c"` as `abc`; Python's csv module (and so the portal) keeps the quotes.
+    rec, machine = sample_pairs()[0]
+    quoted = f'{machine[:5]}"{machine[5:]}"'
+    before = stored()
+
+    with pytest.raises(ImportRejected) as caught:
+        import_tvm_files(exposures=csv_file(tmp_path, f"recommendationId,machineId\n{rec},{quoted}\n"))
+
+    assert [str(p) for p in caught.value.problems.items] == [
+        f"exposures.csv record 1 (line 2): unknown device {quoted!r}"
+    ]
+    assert stored() == before
+
+
+def test_a_repeated_new_pair_is_reported_beside_the_problems_of_another_file(sample, tmp_path):
+    device = Device.objects.exclude(
+        machine_id__in=Exposure.objects.filter(recommendation__external_id=CHROME).values("device__machine_id")
+    ).first()
+    machines = tmp_path / "machines.json"
+    machines.write_text(json.dumps({"value": [{"id": "m" * 100}]}))
+    path = csv_file(
+        tmp_path, f"recommendationId,machineId\n{CHROME},{device.machine_id}\n{CHROME},{device.machine_id}\n"
+    )
+
+    with pytest.raises(ImportRejected) as caught:
+        import_tvm_files(machines=machines, exposures=path)
+
+    problems = [str(p) for p in caught.value.problems.items]
+    assert problems[0].startswith("machines.json record 1: wrong type for 'id'")
+    assert problems[1:] == [
+        f"exposures.csv record 2 (line 3): duplicate pair '{CHROME}', '{device.machine_id}' (first at record 1)"
+    ]

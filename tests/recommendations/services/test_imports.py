@@ -78,7 +78,10 @@ def test_sample_files_import_every_record(sample):
 
 def test_second_snapshot_remediates_missing_devices(sample):
     chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
-    before = {e.device.machine_id: e for e in Exposure.objects.filter(recommendation=chrome).select_related("device")}
+    before = {
+        e.device.machine_id: e
+        for e in Exposure.objects.filter(recommendation=chrome).select_related("device", "recommendation")
+    }
     kept = sorted(before)[:2]
 
     counts = exposures_import_snapshot(pairs=[(chrome.external_id, m) for m in kept])
@@ -98,7 +101,7 @@ def test_second_snapshot_remediates_missing_devices(sample):
     for machine_id in kept:
         exposure = Exposure.objects.get(recommendation=chrome, device__machine_id=machine_id)
         assert exposure.first_seen == before[machine_id].first_seen
-        assert exposure.last_seen > before[machine_id].last_seen
+        assert exposure.last_reported > before[machine_id].last_reported
     # Recommendations the snapshot does not name keep their exposures.
     jre_open = Exposure.objects.filter(recommendation__external_id="va-_-oracle-_-jre", remediated_at__isnull=True)
     assert jre_open.count() == 3
@@ -289,7 +292,8 @@ def test_invalid_json_is_one_clear_problem(db):
 def test_exposures_json_snapshot_same_as_csv(sample):
     counts = import_tvm_files(exposures=DATA / "mde_exposures.json")
     assert counts["exposures"] == {"created": 0, "updated": 15, "remediated": 0, "re_exposed": 0, "recommendations": 6}
-    assert timezone.now() - Exposure.objects.latest("last_seen").last_seen < dt.timedelta(minutes=1)
+    for exposure in Exposure.objects.select_related("recommendation"):
+        assert timezone.now() - exposure.last_reported < dt.timedelta(minutes=1)
 
 
 def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
