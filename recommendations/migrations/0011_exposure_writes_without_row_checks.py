@@ -24,6 +24,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 _triggers = importlib.import_module("recommendations.migrations.0006_exposure_counter_triggers")
+_on_sqlite = importlib.import_module("recommendations.migrations.0009_exposure_fewer_indexes")._on_sqlite
 
 # The delta of 0006, grouped once: `by_group` is a few thousand rows however many changed.
 _APPLY_GROUPED = f"""
@@ -74,14 +75,6 @@ def _functions(body):
                     f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
                     f"DECLARE emptied bigint[];\nBEGIN\n{body(delta)}\nRETURN NULL;\nEND;\n$$;"
                 )
-
-    return run
-
-
-def _on_sqlite(function):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "sqlite":
-            function(apps, schema_editor)
 
     return run
 
