@@ -195,6 +195,10 @@ class ExposureResource(InventoryResource):
     def _check_import_id_fields(self, headers):
         return None
 
+    def filter_export(self, queryset, **kwargs):
+        # `last_seen` reads the recommendation and the id columns the device: no query per row.
+        return super().filter_export(queryset, **kwargs).select_related("recommendation", "device")
+
     def row_key(self, record):
         row = normalize.Row(record.data)
         return (

@@ -38,8 +38,7 @@ def api_last_seen(user) -> dict[str, str]:
 
 
 def exported_last_seen() -> dict[str, str]:
-    queryset = Exposure.objects.select_related("recommendation", "device")
-    dataset = ExposureResource().export(queryset=queryset)
+    dataset = ExposureResource().export(queryset=Exposure.objects.all())
     return {row["machineId"]: row["last_seen"] for row in dataset.dict}
 
 
@@ -76,3 +75,9 @@ def test_a_scoped_snapshot_reports_only_the_devices_it_reaches(widget, it_user, 
     # srv-2 (Servers, the IT user's) is fixed; lap-1 (Laptops) is another group's: untouched, not reported now.
     assert (counts["updated"], counts["remediated"]) == (1, 1)
     assert api_last_seen(security_user) == {"srv-1": "2026-11-02T08:00:00Z", "lap-1": "2026-11-01T08:00:00Z"}
+
+
+def test_the_export_reads_the_recommendations_times_without_a_query_per_row(widget, django_assert_max_num_queries):
+    exposures_import_snapshot(pairs=[(WIDGET, m) for m in DEVICES], now=T2)
+    with django_assert_max_num_queries(2):
+        assert set(exported_last_seen().values()) == {"2026-11-02 08:00:00"}
