@@ -129,6 +129,7 @@ def main() -> int:
                     page.go_back()
                     shot("exception-form", first_href(page, "#exception-options"))
                 shot("devices", "/admin/recommendations/device/")
+                shot("exposures", "/admin/recommendations/exposure/")
                 shot("exceptions", "/admin/recommendations/recommendationexception/")
                 shot("not-found", "/admin/remediation/remediationactivity/00000000-0000-0000-0000-000000000000/")
                 if username == "it":
