@@ -311,15 +311,19 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
     base_env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING"}
     env = {**base_env, "DATABASE_URL": url}
     small_env = {**base_env, "DATABASE_URL": small_url}
-    import_env = {**base_env, "DATABASE_URL": import_url}
+    production = {
+        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    # The purge, the import and the push run as in production too (no DEBUG query log).
+    import_env = {**base_env, **production, "DATABASE_URL": import_url}
     started = time.perf_counter()
     child(env, "bench/ratios_data.py", "big", capture=False)
     child(small_env, "bench/ratios_data.py", "small", capture=False)
 
     serve = {
-        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **production,
         "API_THROTTLE_USER": "100000000/min",
         "LOGIN_THROTTLE_RATE": "100000/min",
         "WEB_CONCURRENCY": str(args.workers),
@@ -443,8 +447,8 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
     for i in range(2):
         runs = {}
         for kind in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):
-            job(env, "purge-setup")
-            runs[kind] = job(env, f"purge-{kind}")
+            job({**env, **production}, "purge-setup")
+            runs[kind] = job({**env, **production}, f"purge-{kind}")
         purge.append(runs)
         print("purge", runs, flush=True)
     result["purge_vs_raw_delete"] = {
