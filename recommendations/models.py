@@ -62,8 +62,9 @@ class Device(models.Model):
     computer_dns_name = models.CharField(_("device name"), max_length=255, blank=True)  # computerDnsName
     os_platform = models.CharField(_("OS platform"), max_length=100, blank=True)  # osPlatform
     os_version = models.CharField(_("OS version"), max_length=100, blank=True)  # version
+    # No index of its own: the (device_group, computer_dns_name) index below leads with it.
     device_group = models.ForeignKey(
-        DeviceGroup, on_delete=models.PROTECT, related_name="devices", verbose_name=_("device group")
+        DeviceGroup, on_delete=models.PROTECT, related_name="devices", verbose_name=_("device group"), db_index=False
     )  # rbacGroupName
     aad_device_id = models.CharField(_("Entra ID device ID"), max_length=64, blank=True)  # aadDeviceId
     first_seen = models.DateTimeField(_("first seen"), null=True, blank=True)  # firstSeen
