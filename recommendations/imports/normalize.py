@@ -109,6 +109,13 @@ def check_storable(text: str) -> str:
 
 
 def as_text(value: Any, *, max_length: int) -> str:
+    if type(value) is str:  # the common case, checked without the general path's conversions
+        text = value.strip()
+        if not text.isascii() or "\x00" in text:  # ASCII holds no surrogate: only a NUL could not be stored
+            check_storable(text)
+        if len(text) > max_length:
+            raise _Bad(f"longer than {max_length} characters")
+        return text
     if value is None:
         return ""
     if isinstance(value, bool) or isinstance(value, dict | list):
