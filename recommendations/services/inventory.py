@@ -7,17 +7,16 @@ its position. Writes are set-based: INSERT ... ON CONFLICT in batches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from django.db import connection, models, transaction
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
+from .bulk import indexes_built_after
 from .write_scope import device_groups_in_scope, devices_in_scope
 
 INVENTORY_BATCH_SIZE = 5000
@@ -54,20 +53,52 @@ def _check_duplicates(
 
 
 def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
+    """{key: {key and `fields`: stored value}} of the stored rows among `keys`."""
+    if connection.vendor == "postgresql":
+        return _existing_postgres(model, key, keys, fields)
     found: dict[str, dict] = {}
-    postgres = connection.vendor == "postgresql"
-    chunk_size = INVENTORY_BATCH_SIZE * 4 if postgres else _LOOKUP_CHUNK
-    for start in range(0, len(keys), chunk_size):
-        chunk = keys[start : start + chunk_size]
-        if postgres:  # one array parameter, not thousands of placeholders
-            column = f"{connection.ops.quote_name(model._meta.db_table)}.{connection.ops.quote_name(key)}"
-            match = RawSQL(f"{column} = ANY(%s)", [chunk], output_field=BooleanField())  # noqa: S611 (names only)
-            rows = model.objects.filter(match).values(key, *fields)
-        else:
-            rows = model.objects.filter(**{f"{key}__in": chunk}).values(key, *fields)
-        for row in rows:
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        for row in model.objects.filter(**{f"{key}__in": chunk}).values(key, *fields):
             found[row[key]] = row
     return found
+
+
+# Keys travel to PostgreSQL as one text split by the server: adapting a list of 100,000 strings
+# as an array parameter costs the client more than the query. The separator is a control
+# character no Defender id holds; a chunk with a key that holds one goes as an array.
+_KEY_SEPARATOR = "\x1f"
+
+
+def _existing_postgres(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
+    qn = connection.ops.quote_name
+    names = [key, *fields]
+    model_fields = [model._meta.get_field(name) for name in names]
+    convert = [(i, f.from_db_value) for i, f in enumerate(model_fields) if hasattr(f, "from_db_value")]
+    select = (
+        f"SELECT {', '.join(qn(f.column) for f in model_fields)} FROM {qn(model._meta.db_table)}"  # noqa: S608 (names)
+        f" WHERE {qn(model_fields[0].column)} = ANY"
+    )
+    found: dict[str, dict] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), INVENTORY_BATCH_SIZE * 20):
+            chunk = keys[start : start + INVENTORY_BATCH_SIZE * 20]
+            joined = _KEY_SEPARATOR.join(chunk)
+            if joined.count(_KEY_SEPARATOR) == len(chunk) - 1:
+                cursor.execute(f"{select}(string_to_array(%s, %s))", [joined, _KEY_SEPARATOR])
+            else:
+                cursor.execute(f"{select}(%s)", [chunk])
+            for row in cursor.fetchall():
+                if convert:
+                    row = list(row)
+                    for i, from_db in convert:
+                        row[i] = from_db(row[i], None, connection)
+                found[row[0]] = dict(zip(names, row, strict=True))
+    return found
+
+
+def _json_text(value) -> str:
+    return "[]" if value == [] else json.dumps(value)
 
 
 def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
@@ -100,12 +131,12 @@ def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS pg_temp.rp_upsert")
         cursor.execute(f"CREATE TEMPORARY TABLE rp_upsert AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
+        # COPY's text lines are read by each column's own input function: a JSON column takes
+        # its document as JSON text (most machine tags are an empty list, written once).
+        getters = [(a, fixed.get(a), _json_text if a in json_columns else None) for a in attnames]
         with cursor.cursor.copy(f"COPY rp_upsert ({names}) FROM STDIN") as copy:
             for row in rows:
-                values = [row[a] if a in row else fixed[a] for a in attnames]
-                if json_columns:
-                    values = [Jsonb(v) if a in json_columns else v for a, v in zip(attnames, values, strict=True)]
-                copy.write_row(values)
+                copy.write_row([dump(row.get(a, d)) if dump else row.get(a, d) for a, d, dump in getters])
         cursor.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM rp_upsert"  # noqa: S608 (names only)
             f" ON CONFLICT ({qn(model._meta.get_field(key).column)}) DO UPDATE SET {updates}"
@@ -283,7 +314,12 @@ def devices_upsert(
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
     # A device that moves takes its open exposures to its new group's counters (database triggers).
-    counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
+    # A first import's indexes and group check are built after its devices (bulk.py).
+    with (
+        connection.cursor() as cursor,
+        indexes_built_after(cursor, Device._meta.db_table, rows=len(values), keep=("machine_id",)),
+    ):
+        counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
     counts["device_groups_created"] = groups_created
     return counts
 

@@ -24,6 +24,7 @@ from ..imports import normalize
 from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
+from .bulk import indexes_built_after
 from .counters import hold_snapshot_lock, quote_name, temp_table
 from .inventory import INVENTORY_BATCH_SIZE, tick
 from .write_scope import writable_group_ids
@@ -245,10 +246,13 @@ class _Snapshot:
             staged = (
                 "(SELECT MIN(pos) AS pos, MIN(line) AS line, rec_ext, machine FROM tvm_stage GROUP BY rec_ext, machine)"
             )
+        # Where each pair was and what it said are only read to word problems, which the copied
+        # lane leaves to the Python reader: it carries ids only (a third of the rows' bytes).
+        described = "" if copied is not None else "s.pos, s.line, s.rec_ext, s.machine, "
         cursor.execute(
             # Resolve ids and find each pair's exposure row in one pass (hash joins on PostgreSQL).
-            f"CREATE TEMPORARY TABLE tvm_pairs AS SELECT s.pos, s.line, s.rec_ext, s.machine,"  # noqa: S608 (table names)
-            " r.id AS rec_id, d.id AS dev_id, e.id AS exp_id,"
+            f"CREATE TEMPORARY TABLE tvm_pairs AS SELECT {described}"  # noqa: S608 (table names)
+            "r.id AS rec_id, d.id AS dev_id, e.id AS exp_id,"
             f" CASE WHEN e.remediated_at IS NULL THEN 0 ELSE 1 END AS was_remediated FROM {staged} s"
             f" LEFT JOIN {R} r ON r.external_id = s.rec_ext LEFT JOIN {D} d ON d.machine_id = s.machine{self.in_scope}"
             f" LEFT JOIN {E} e ON e.recommendation_id = r.id AND e.device_id = d.id"
@@ -256,9 +260,10 @@ class _Snapshot:
         cursor.execute("DROP TABLE tvm_stage")
         cursor.execute(
             "SELECT COALESCE(SUM(CASE WHEN rec_id IS NULL OR dev_id IS NULL THEN 1 ELSE 0 END), 0), COUNT(exp_id),"
-            " COALESCE(SUM(CASE WHEN exp_id IS NOT NULL AND was_remediated = 0 THEN 1 ELSE 0 END), 0) FROM tvm_pairs"
+            " COALESCE(SUM(CASE WHEN exp_id IS NOT NULL AND was_remediated = 0 THEN 1 ELSE 0 END), 0), COUNT(*)"
+            " FROM tvm_pairs"
         )
-        unknown, matched, still_open = cursor.fetchone()
+        unknown, matched, still_open, paired = cursor.fetchone()
         if copied is not None:
             if unknown or (matched and self._repeats_stored_pair()):
                 raise _NotPlain
@@ -269,7 +274,7 @@ class _Snapshot:
         touched = self._covered()
         if self.problems:
             return None
-        counts = self._apply(matched=matched, still_open=still_open, copied=copied is not None)
+        counts = self._apply(matched=matched, still_open=still_open, new=paired - matched, copied=copied is not None)
         counts["touched"] = touched
         return counts
 
@@ -337,7 +342,7 @@ class _Snapshot:
         cursor.execute("SELECT rec_id FROM tvm_recs ORDER BY rec_id")
         return [r for (r,) in cursor.fetchall()]
 
-    def _apply(self, *, matched: int, still_open: int, copied: bool) -> dict[str, int]:
+    def _apply(self, *, matched: int, still_open: int, new: int, copied: bool) -> dict[str, int]:
         cursor = self.cursor
         E = quote_name(Exposure._meta.db_table)
         R = quote_name(SecurityRecommendation._meta.db_table)
@@ -391,20 +396,20 @@ class _Snapshot:
         counts["remediated"] = cursor.rowcount
         # New pairs, in the file's order (the advisory lock keeps a concurrent import from inserting
         # them first). Sorting them by the unique pair measured slower: the device index then
-        # takes them at random.
+        # takes them at random. As many as are stored already or more (a first import): the
+        # exposure table's indexes are built after them (bulk.py).
         insert = (
             f"INSERT INTO {E} (recommendation_id, device_id, first_seen, last_seen, remediated_at)"  # noqa: S608
             " SELECT p.rec_id, p.dev_id, %s, %s, NULL FROM tvm_pairs p WHERE p.exp_id IS NULL"
         )
-        if copied:
-            try:
-                with transaction.atomic():
-                    cursor.execute(insert, [at, at])
-            except IntegrityError as exc:  # a pair repeated in the file: the Python reader says where
+        try:
+            with transaction.atomic(), indexes_built_after(cursor, Exposure._meta.db_table, rows=new):
+                cursor.execute(insert, [at, at])
+                counts["created"] = cursor.rowcount
+        except IntegrityError as exc:  # a pair repeated in the copied file: the Python reader says where
+            if copied:
                 raise _NotPlain from exc
-        else:
-            cursor.execute(insert, [at, at])
-        counts["created"] = cursor.rowcount
+            raise
         if self.scope is None:  # every open exposure of these recommendations was reported now
             cursor.execute(
                 f"UPDATE {R} SET exposures_reported_at = %s WHERE id IN (SELECT rec_id FROM tvm_recs)",  # noqa: S608
