@@ -279,10 +279,13 @@ class _Snapshot:
         return counts
 
     def _repeats_stored_pair(self) -> bool:
-        self.cursor.execute(
-            "SELECT 1 FROM tvm_pairs WHERE exp_id IS NOT NULL GROUP BY exp_id HAVING COUNT(*) > 1 LIMIT 1"
-        )
-        return self.cursor.fetchone() is not None
+        """Whether a stored pair is named twice: the unique index `_apply` needs refuses to be built."""
+        try:
+            with transaction.atomic():
+                self.cursor.execute("CREATE UNIQUE INDEX tvm_pairs_exp ON tvm_pairs (exp_id)")
+        except IntegrityError:
+            return True
+        return False
 
     def _report_unknown(self, unknown: int) -> None:
         """Unknown recommendations and devices: every one is a problem."""
@@ -352,7 +355,8 @@ class _Snapshot:
         if self.postgres:
             cursor.execute("ANALYZE tvm_recs")
         if matched:
-            cursor.execute("CREATE INDEX tvm_pairs_exp ON tvm_pairs (exp_id)")
+            if not copied:  # the copied lane built it while looking for repeated pairs
+                cursor.execute("CREATE INDEX tvm_pairs_exp ON tvm_pairs (exp_id)")
             if self.postgres:
                 cursor.execute("ANALYZE tvm_pairs")
             # Still exposed: reported now. A full snapshot says so once per recommendation (below),
