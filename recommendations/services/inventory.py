@@ -16,7 +16,6 @@ from django.utils import timezone
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
-from .bulk import indexes_built_after
 from .write_scope import device_groups_in_scope, devices_in_scope
 
 INVENTORY_BATCH_SIZE = 5000
@@ -314,12 +313,7 @@ def devices_upsert(
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
     # A device that moves takes its open exposures to its new group's counters (database triggers).
-    # A first import's indexes and group check are built after its devices (bulk.py).
-    with (
-        connection.cursor() as cursor,
-        indexes_built_after(cursor, Device._meta.db_table, rows=len(values), keep=("machine_id",)),
-    ):
-        counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
+    counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
     counts["device_groups_created"] = groups_created
     return counts
 
