@@ -130,8 +130,15 @@ def purge_setup() -> None:
     report(time.perf_counter() - t0)
 
 
-def settle(cursor) -> None:
-    """Start each measured side from the same state: the set-up's writes flushed (a checkpoint)."""
+def settle(cursor, wait: float = 120.0) -> None:
+    """Start each measured side from the same state: no autovacuum still working through an earlier
+    phase's writes (up to `wait` seconds), and those writes flushed (a checkpoint)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        cursor.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+        if not cursor.fetchone()[0]:
+            break
+        time.sleep(0.5)
     cursor.execute("CHECKPOINT")
 
 
