@@ -34,16 +34,21 @@ def temp_table(name: str) -> str:
     return f"{'pg_temp' if connection.vendor == 'postgresql' else 'temp'}.{name}"
 
 
-def hold_snapshot_lock(cursor) -> None:
+def hold_snapshot_lock(cursor=None) -> None:
     """Wait for any exposure snapshot to commit and keep others out until this transaction ends.
 
     Exposures hold no database foreign keys (migration 0011): a snapshot resolves its device ids
     by a join, so a delete of devices must not land between that join and the snapshot's commit.
     Every transaction that runs a snapshot takes it before its first write (the imports upsert
     devices first), and so does a delete of devices: both take their locks in the same order.
-    PostgreSQL only; SQLite writes one transaction at a time.
+    PostgreSQL only; SQLite writes one transaction at a time. `cursor`: the caller's, else one of its own.
     """
-    if connection.vendor == "postgresql":
+    if connection.vendor != "postgresql":
+        return
+    if cursor is None:
+        with connection.cursor() as own:
+            own.execute("SELECT pg_advisory_xact_lock(%s)", [SNAPSHOT_LOCK])
+    else:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SNAPSHOT_LOCK])
 
 

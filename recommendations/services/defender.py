@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from portal.errors import ApplicationError
@@ -235,8 +235,7 @@ def _apply(pages: dict, *, warnings: list[str]) -> dict:
     problems = Problems()
     summary: dict = {"warnings": warnings}
     with transaction.atomic():
-        with connection.cursor() as cursor:  # before the upserts: deletes of devices take it first too
-            hold_snapshot_lock(cursor)
+        hold_snapshot_lock()  # before the upserts: deletes of devices take it first too
         summary["recommendations"] = recommendations_upsert(
             records=_records(pages["recommendations"], source="recommendations", problems=problems),
             source="Defender recommendations",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from portal import permissions as perm
 from portal.errors import ValidationError
@@ -144,12 +144,6 @@ def _create_named_recommendations(
     )
 
 
-def _snapshot_lock_first() -> None:
-    """Take the snapshot lock before this transaction's first write (see `hold_snapshot_lock`)."""
-    with connection.cursor() as cursor:
-        hold_snapshot_lock(cursor)
-
-
 def _add_counts(summary: dict, key: str, counts: dict) -> None:
     """Two snapshots in one import (exposures and machineReferences) add up."""
     before = summary.get(key) or {}
@@ -200,7 +194,7 @@ def import_tvm_files(
         )
     with transaction.atomic():
         if exposures is not None or machine_references is not None:
-            _snapshot_lock_first()
+            hold_snapshot_lock()  # before this transaction's first write
         if recommendations is not None:
             source = readers.source_name(recommendations, "recommendations")
             records = _open_records(
@@ -277,7 +271,7 @@ def inventory_import_records(
                 records=records, source=source, problems=problems, warnings=warnings, progress=progress
             )
         elif kind == "exposures":
-            _snapshot_lock_first()
+            hold_snapshot_lock()
             exposures_import_defender(
                 batches=[(records, None)],
                 source=source,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
+from .counters import temp_table
 from .write_scope import device_groups_in_scope, devices_in_scope
 
 INVENTORY_BATCH_SIZE = 5000
@@ -128,7 +129,7 @@ def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
         f"{qn(model._meta.get_field(f).column)} = EXCLUDED.{qn(model._meta.get_field(f).column)}" for f in fields
     )
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.rp_upsert")
+        cursor.execute(f"DROP TABLE IF EXISTS {temp_table('rp_upsert')}")
         cursor.execute(f"CREATE TEMPORARY TABLE rp_upsert AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
         # COPY's text lines are read by each column's own input function: a JSON column takes
         # its document as JSON text (most machine tags are an empty list, written once).
@@ -140,7 +141,7 @@ def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
             f"INSERT INTO {table} ({names}) SELECT {names} FROM rp_upsert"  # noqa: S608 (names only)
             f" ON CONFLICT ({qn(model._meta.get_field(key).column)}) DO UPDATE SET {updates}"
         )
-        cursor.execute("DROP TABLE pg_temp.rp_upsert")
+        cursor.execute(f"DROP TABLE {temp_table('rp_upsert')}")
 
 
 def _upsert(
