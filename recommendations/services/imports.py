@@ -14,8 +14,15 @@ from ..imports.exposures import PAIRS, REFERENCES, ExposureReader, classify, pee
 from ..imports.records import Problems, Record
 from ..models import SecurityRecommendation
 from .counters import hold_snapshot_lock
-from .inventory import INVENTORY_BATCH_SIZE, device_groups_upsert, devices_upsert, recommendations_upsert
-from .snapshots import exposures_import_snapshot
+from .inventory import (
+    INVENTORY_BATCH_SIZE,
+    check_device_records,
+    check_recommendation_records,
+    device_groups_upsert,
+    devices_upsert,
+    recommendations_upsert,
+)
+from .snapshots import CopiedAhead, exposures_import_snapshot, pairs_copied_ahead
 
 
 def _open_records(file, *, source: str, problems: Problems, csv_required=()):
@@ -55,6 +62,7 @@ def exposures_import_defender(
     known_devices: set[str] | frozenset = frozenset(),
     progress=None,
     user=None,
+    copied_ahead: CopiedAhead | None = None,
 ) -> None:
     """One exposure snapshot from Defender's shapes (see recommendations.imports.exposures).
 
@@ -63,6 +71,8 @@ def exposures_import_defender(
     first (those in `known_devices` are not: the pull upserted them already). Puts its counts in
     `summary` ("exposures", "exposure_devices"); problems go to `problems` (the caller raises).
     `user`: whose import it is (devices and exposures of their device groups only); None: full scope.
+    `copied_ahead`: the batches are CSV files of pairs that `pairs_copied_ahead` copied before this
+    transaction began.
     """
     reader = ExposureReader(source=source, problems=problems, warnings=warnings, known_devices=known_devices)
     summary.setdefault("exposures", {})  # first: the admin's preview shows the first counts of a summary
@@ -107,6 +117,7 @@ def exposures_import_defender(
         problems=problems,
         progress=progress,
         user=user,
+        copied_ahead=copied_ahead if copy_files else None,
     )
     _add_counts(summary, "exposures", counts)
     reader.finish_warnings()
@@ -192,38 +203,55 @@ def import_tvm_files(
             "machineReferences name the devices of one recommendation: give the file and the recommendation id.",
             field="recommendation",
         )
-    with transaction.atomic():
+    # The files are read and checked before the transaction begins: while Python reads 100,000
+    # machine records nothing is locked (other imports, and deletes of devices, go on), and a CSV
+    # of pairs is copied by PostgreSQL in a short transaction of its own.
+    checked: dict[str, tuple[str, list]] = {}
+    if recommendations is not None:
+        source = readers.source_name(recommendations, "recommendations")
+        records = _open_records(
+            recommendations, source=source, problems=problems, csv_required=("id", "recommendationName")
+        )
+        rows = check_recommendation_records(records=records, source=source, problems=problems, warnings=warnings)
+        checked["recommendations"] = (source, rows)
+    if machines is not None:
+        source = readers.source_name(machines, "machines")
+        records = _open_records(machines, source=source, problems=problems, csv_required=("id",))
+        rows = check_device_records(records=records, source=source, problems=problems, warnings=warnings)
+        checked["devices"] = (source, rows)
+    batches: list = []
+    if exposures is not None:
+        files = list(exposures) if isinstance(exposures, list | tuple) else [exposures]
+        sources: list[str] = []
+        batches = _exposure_batches(files, problems=problems, sources=sources)
+        # Several files are one snapshot (Defender splits an export into part files); their
+        # records are counted across the files, in the order given.
+        exposures_source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
+    csv_files = [records for records, _ in batches if isinstance(records, readers.ExposureCsvFile)]
+    copy_ahead = csv_files if csv_files and len(csv_files) == len(batches) and not problems else []
+    with pairs_copied_ahead(copy_ahead) as ahead, transaction.atomic():
         if exposures is not None or machine_references is not None:
             hold_snapshot_lock()  # before this transaction's first write
-        if recommendations is not None:
-            source = readers.source_name(recommendations, "recommendations")
-            records = _open_records(
-                recommendations, source=source, problems=problems, csv_required=("id", "recommendationName")
-            )
+        if "recommendations" in checked:
+            source, rows = checked["recommendations"]
             summary["recommendations"] = recommendations_upsert(
-                records=records, source=source, problems=problems, warnings=warnings, progress=progress
+                records=rows, source=source, problems=problems, warnings=warnings, progress=progress
             )
-        if machines is not None:
-            source = readers.source_name(machines, "machines")
-            records = _open_records(machines, source=source, problems=problems, csv_required=("id",))
+        if "devices" in checked:
+            source, rows = checked["devices"]
             summary["devices"] = devices_upsert(
-                records=records, source=source, problems=problems, warnings=warnings, progress=progress, user=user
+                records=rows, source=source, problems=problems, warnings=warnings, progress=progress, user=user
             )
         if exposures is not None:
-            files = list(exposures) if isinstance(exposures, list | tuple) else [exposures]
-            sources: list[str] = []
-            batches = _exposure_batches(files, problems=problems, sources=sources)
-            # Several files are one snapshot (Defender splits an export into part files); their
-            # records are counted across the files, in the order given.
-            source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
             exposures_import_defender(
                 batches=batches,
-                source=source,
+                source=exposures_source,
                 problems=problems,
                 warnings=warnings,
                 summary=summary,
                 progress=progress,
                 user=user,
+                copied_ahead=ahead,
             )
         if machine_references is not None:
             source = readers.source_name(machine_references, "machine references")

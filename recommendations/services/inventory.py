@@ -193,6 +193,29 @@ def _normalized(records, normalize, *, problems, **kwargs) -> list[tuple[Record,
 _NO_DATA: dict = {}
 
 
+class CheckedRows(list):
+    """Records read and checked ahead of their write (`check_device_records`, `check_recommendation_records`).
+
+    The upserts take them as they are: an import reads its files before its transaction begins.
+    """
+
+
+def check_device_records(
+    *, records: Iterable, source: str = "machines", problems: Problems, warnings: list[str] | None = None
+) -> CheckedRows:
+    """Machine records normalized and checked for repeated ids (no database): for `devices_upsert`."""
+    rows = _normalized(records, normalize.normalize_device, problems=problems, source=source, warnings=warnings)
+    return CheckedRows(_check_duplicates(rows, "machine_id", "device id", source, problems))
+
+
+def check_recommendation_records(
+    *, records: Iterable, source: str = "recommendations", problems: Problems, warnings: list[str]
+) -> CheckedRows:
+    """Recommendation records normalized and checked for repeated ids (no database): for `recommendations_upsert`."""
+    rows = _normalized(records, normalize.normalize_recommendation, problems=problems, source=source, warnings=warnings)
+    return CheckedRows(_check_duplicates(rows, "external_id", "recommendation id", source, problems))
+
+
 @transaction.atomic
 def device_groups_upsert(
     *, records: Iterable, source: str = "device groups", problems: Problems | None = None, user=None
@@ -282,7 +305,8 @@ def devices_upsert(
     progress=None,
     user=None,
 ) -> dict[str, int]:
-    """Create or update devices by machine id (Defender's `/api/machines` records).
+    """Create or update devices by machine id (Defender's `/api/machines` records, or the
+    `check_device_records` of them).
 
     `rbacGroupName` names the device group, created when missing; a device without one (or in
     Defender's `Unassigned` / `None`) goes to UnassignedGroup. An unknown healthStatus, riskScore
@@ -293,9 +317,9 @@ def devices_upsert(
     """
     own = problems is None
     problems = problems if problems is not None else Problems()
-    rows = _normalized(records, normalize.normalize_device, problems=problems, source=source, warnings=warnings)
-    rows = _check_duplicates(rows, "machine_id", "device id", source, problems)
-    rows = devices_in_scope(rows, user=user, source=source, problems=problems)
+    if not isinstance(records, CheckedRows):
+        records = check_device_records(records=records, source=source, problems=problems, warnings=warnings)
+    rows = devices_in_scope(records, user=user, source=source, problems=problems)
     if own:
         problems.raise_if_any()
     # A record without a group column keeps the device's group; a new device goes to UnassignedGroup.
@@ -328,7 +352,8 @@ def recommendations_upsert(
     warnings: list[str] | None = None,
     progress=None,
 ) -> dict[str, int]:
-    """Create or update security recommendations by id (Defender's `/api/recommendations` records).
+    """Create or update security recommendations by id (Defender's `/api/recommendations` records,
+    or the `check_recommendation_records` of them).
 
     Defender's recommendationCategory / remediationType are mapped onto the model's choices;
     an unknown value falls back to a sensible choice and is reported in `warnings`.
@@ -336,8 +361,9 @@ def recommendations_upsert(
     own = problems is None
     problems = problems if problems is not None else Problems()
     warnings = warnings if warnings is not None else []
-    rows = _normalized(records, normalize.normalize_recommendation, problems=problems, source=source, warnings=warnings)
-    rows = _check_duplicates(rows, "external_id", "recommendation id", source, problems)
+    rows = records
+    if not isinstance(rows, CheckedRows):
+        rows = check_recommendation_records(records=records, source=source, problems=problems, warnings=warnings)
     if own:
         problems.raise_if_any()
     return _upsert(
