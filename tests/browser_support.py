@@ -36,16 +36,26 @@ def require_chromium() -> None:
 
 @contextmanager
 def launched_chromium():
-    """A headless chromium browser; closed afterwards."""
+    """A headless chromium browser; closed afterwards.
+
+    Inside it the test's code runs in Playwright's context, where Django's ORM opens a database
+    connection of its own: it is closed on the way out, or it would outlive the test (and keep
+    the test database from being dropped at the end of the run).
+    """
     require_chromium()
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
+    outside = {alias: connections[alias] for alias in connections}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
             browser.close()
+            for alias, connection in outside.items():
+                if connections[alias] is not connection:
+                    connections[alias].close()
 
 
 PASSWORD = "correct horse battery staple"  # UserFactory's
