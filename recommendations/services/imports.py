@@ -16,10 +16,12 @@ from ..models import SecurityRecommendation
 from .counters import hold_snapshot_lock
 from .inventory import (
     INVENTORY_BATCH_SIZE,
+    CheckedRows,
     check_device_records,
     check_recommendation_records,
     device_groups_upsert,
     devices_upsert,
+    new_devices_copied_ahead,
     recommendations_upsert,
 )
 from .snapshots import CopiedAhead, exposures_import_snapshot, pairs_copied_ahead
@@ -204,8 +206,8 @@ def import_tvm_files(
             field="recommendation",
         )
     # The files are read and checked before the transaction begins: while Python reads 100,000
-    # machine records nothing is locked (other imports, and deletes of devices, go on), and a CSV
-    # of pairs is copied by PostgreSQL in a short transaction of its own.
+    # machine records nothing is locked (other imports, and deletes of devices, go on), and the
+    # new devices and a CSV of pairs are copied into PostgreSQL in short transactions of their own.
     checked: dict[str, tuple[str, list]] = {}
     if recommendations is not None:
         source = readers.source_name(recommendations, "recommendations")
@@ -229,7 +231,8 @@ def import_tvm_files(
         exposures_source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
     csv_files = [records for records, _ in batches if isinstance(records, readers.ExposureCsvFile)]
     copy_ahead = csv_files if csv_files and len(csv_files) == len(batches) and not problems else []
-    with pairs_copied_ahead(copy_ahead) as ahead, transaction.atomic():
+    new_devices = checked["devices"][1] if "devices" in checked and not problems else CheckedRows()
+    with new_devices_copied_ahead(new_devices), pairs_copied_ahead(copy_ahead) as ahead, transaction.atomic():
         if exposures is not None or machine_references is not None:
             hold_snapshot_lock()  # before this transaction's first write
         if "recommendations" in checked:

@@ -8,9 +8,10 @@ its position. Writes are set-based: INSERT ... ON CONFLICT in batches.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from ..imports import normalize
@@ -101,6 +102,37 @@ def _json_text(value) -> str:
     return "[]" if value == [] else json.dumps(value)
 
 
+def _columns(model) -> list:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _copy_rows(cursor, model, table: str, *, key: str, fields: list[str], rows: Iterable[dict], extra=()) -> None:
+    """COPY `rows` (the key and every field in `fields`) into a new temporary `table` with the
+    columns of `model` but its primary key, plus the text columns named in `extra` (PostgreSQL)."""
+    qn = connection.ops.quote_name
+    columns = _columns(model)
+    named = {key, *fields}
+    # Columns the rows do not carry are only ever inserted: their defaults (or now, for auto_now_add).
+    fixed = {
+        f.attname: (timezone.now() if getattr(f, "auto_now_add", False) else f.get_default())
+        for f in columns
+        if f.name not in named and f.attname not in named
+    }
+    json_columns = {f.attname for f in columns if isinstance(f, models.JSONField)}
+    names = ", ".join(qn(f.column) for f in columns)
+    cursor.execute(f"DROP TABLE IF EXISTS {temp_table(table)}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {table} AS SELECT {names} FROM {qn(model._meta.db_table)} WITH NO DATA")  # noqa: S608
+    for name in extra:
+        cursor.execute(f"ALTER TABLE {temp_table(table)} ADD COLUMN {name} text")
+    # COPY's text lines are read by each column's own input function: a JSON column takes
+    # its document as JSON text (most machine tags are an empty list, written once).
+    getters = [(f.attname, fixed.get(f.attname), _json_text if f.attname in json_columns else None) for f in columns]
+    getters += [(name, None, None) for name in extra]
+    with cursor.cursor.copy(f"COPY {table} ({', '.join([names, *extra])}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([dump(row.get(a, d)) if dump else row.get(a, d) for a, d, dump in getters])
+
+
 def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
     """Insert `rows` (the key and every field in `fields`), or update `fields` of the stored rows with the same key.
 
@@ -113,32 +145,14 @@ def _write(model, *, key: str, fields: list[str], rows: list[dict]) -> None:
         model.objects.bulk_create(objs, update_conflicts=True, unique_fields=[key], update_fields=fields)
         return
     qn = connection.ops.quote_name
-    columns = [f for f in model._meta.concrete_fields if not f.primary_key]
-    named = {key, *fields}
-    # Columns the rows do not carry are only ever inserted: their defaults (or now, for auto_now_add).
-    fixed = {
-        f.attname: (timezone.now() if getattr(f, "auto_now_add", False) else f.get_default())
-        for f in columns
-        if f.name not in named and f.attname not in named
-    }
-    json_columns = {f.attname for f in columns if isinstance(f, models.JSONField)}
-    attnames = [f.attname for f in columns]
-    table = qn(model._meta.db_table)
-    names = ", ".join(qn(f.column) for f in columns)
+    names = ", ".join(qn(f.column) for f in _columns(model))
     updates = ", ".join(
         f"{qn(model._meta.get_field(f).column)} = EXCLUDED.{qn(model._meta.get_field(f).column)}" for f in fields
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {temp_table('rp_upsert')}")
-        cursor.execute(f"CREATE TEMPORARY TABLE rp_upsert AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
-        # COPY's text lines are read by each column's own input function: a JSON column takes
-        # its document as JSON text (most machine tags are an empty list, written once).
-        getters = [(a, fixed.get(a), _json_text if a in json_columns else None) for a in attnames]
-        with cursor.cursor.copy(f"COPY rp_upsert ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([dump(row.get(a, d)) if dump else row.get(a, d) for a, d, dump in getters])
+        _copy_rows(cursor, model, "rp_upsert", key=key, fields=fields, rows=rows)
         cursor.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM rp_upsert"  # noqa: S608 (names only)
+            f"INSERT INTO {qn(model._meta.db_table)} ({names}) SELECT {names} FROM rp_upsert"  # noqa: S608 (names only)
             f" ON CONFLICT ({qn(model._meta.get_field(key).column)}) DO UPDATE SET {updates}"
         )
         cursor.execute(f"DROP TABLE {temp_table('rp_upsert')}")
@@ -197,7 +211,10 @@ class CheckedRows(list):
     """Records read and checked ahead of their write (`check_device_records`, `check_recommendation_records`).
 
     The upserts take them as they are: an import reads its files before its transaction begins.
+    `staged`: the machine ids `new_devices_copied_ahead` copied for their insert.
     """
+
+    staged: set[str] | frozenset[str] = frozenset()
 
 
 def check_device_records(
@@ -330,6 +347,13 @@ def devices_upsert(
             v["device_group"] = UNASSIGNED_GROUP_NAME
     names = {v["device_group"] for _, v in rows if "device_group" in v}
     groups_created = _device_groups_ensure(names)
+    created_ahead = 0
+    if getattr(records, "staged", None) and not problems:  # copied before this transaction
+        inserted = _insert_new_devices()
+        created_ahead = len(inserted)
+        tick(progress, created_ahead)
+        rows = [(record, v) for record, v in rows if v["machine_id"] not in inserted]
+        names = {v["device_group"] for _, v in rows if "device_group" in v}
     group_ids = dict(DeviceGroup.objects.filter(name__in=names).values_list("name", "pk"))
     values = []
     for _, v in rows:
@@ -339,8 +363,76 @@ def devices_upsert(
         values.append(v)
     # A device that moves takes its open exposures to its new group's counters (database triggers).
     counts = _upsert(Device, key="machine_id", fields=DEVICE_UPDATE_FIELDS, rows=values, progress=progress)
+    counts["created"] += created_ahead
     counts["device_groups_created"] = groups_created
     return counts
+
+
+_NEW_DEVICES = "rp_devices_new"
+
+
+@contextmanager
+def new_devices_copied_ahead(rows: CheckedRows) -> Iterator[None]:
+    """Copy the devices among `rows` that are not stored yet into a temporary table, before the
+    import's transaction begins (PostgreSQL; elsewhere nothing happens).
+
+    `devices_upsert`, given these rows inside the transaction, inserts them with one INSERT ...
+    SELECT, so that the transaction does not spend the Python work and the COPY of 100,000 new
+    devices; a device stored meanwhile is upserted the ordinary way. The table goes on exit.
+    """
+    if connection.vendor != "postgresql" or not rows:
+        yield
+        return
+    stored = set(_existing(Device, "machine_id", [v["machine_id"] for _, v in rows], []))
+    defaults = {f: Device._meta.get_field(f).get_default() for f in DEVICE_UPDATE_FIELDS}
+    staged: set[str] = set()
+
+    def new_rows():  # one at a time into COPY (not a second list of 100,000 rows)
+        for _, values in rows:
+            if values["machine_id"] not in stored:
+                staged.add(values["machine_id"])
+                row = {**defaults, **values}
+                # No group column: a new device goes to UnassignedGroup (as devices_upsert decides).
+                row["group_name"] = row.pop("device_group", UNASSIGNED_GROUP_NAME)
+                yield row
+
+    with connection.cursor() as cursor:
+        with transaction.atomic():  # a transaction of its own (the import's has not begun)
+            _copy_rows(
+                cursor,
+                Device,
+                _NEW_DEVICES,
+                key="machine_id",
+                fields=DEVICE_UPDATE_FIELDS,
+                rows=new_rows(),
+                extra=("group_name",),
+            )
+        rows.staged = staged
+        try:
+            yield
+        finally:
+            rows.staged = set()
+            try:
+                cursor.execute(f"DROP TABLE IF EXISTS {temp_table(_NEW_DEVICES)}")
+            except DatabaseError:  # a broken connection or transaction: the session's temporary tables go with it
+                pass
+
+
+def _insert_new_devices() -> set[str]:
+    """Insert the devices `new_devices_copied_ahead` staged, in the groups they name; the machine
+    ids inserted (a device stored since it was staged is left to the ordinary upsert)."""
+    qn = connection.ops.quote_name
+    columns = _columns(Device)
+    names = ", ".join(qn(f.column) for f in columns)
+    picked = ", ".join("g.id" if f.attname == "device_group_id" else f"n.{qn(f.column)}" for f in columns)
+    machine_id = qn(Device._meta.get_field("machine_id").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(Device._meta.db_table)} ({names}) SELECT {picked} FROM {_NEW_DEVICES} n"  # noqa: S608 (names)
+            f" JOIN {qn(DeviceGroup._meta.db_table)} g ON g.name = n.group_name"
+            f" ON CONFLICT ({machine_id}) DO NOTHING RETURNING {machine_id}"
+        )
+        return {m for (m,) in cursor.fetchall()}
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+import recommendations.services.imports as imports
 from recommendations.imports.records import ImportRejected, Record
 from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
 from recommendations.services import (
@@ -324,6 +325,40 @@ def test_large_json_is_read_record_by_record_across_buffer_boundaries(tmp_path):
     assert [str(p) for p in problems.items] == [
         "exposures.json: not valid JSON (line 19, column 17): Expecting property name enclosed in double quotes"
     ]
+
+
+def test_an_import_puts_new_and_stored_devices_in_their_groups(sample, tmp_path, monkeypatch):
+    """New devices are copied ahead of the import's transaction (PostgreSQL); one stored meanwhile
+    by someone else is updated, never refused or doubled."""
+    sql = Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com")
+    machines = tmp_path / "machines.json"
+    records = [
+        {"id": sql.machine_id, "osPlatform": "WindowsServer2025"},  # stored, no group column: keeps its group
+        {"id": "e" * 40, "computerDnsName": "new.corp.contoso.com"},  # new, no group: UnassignedGroup
+        {"id": "f" * 40, "computerDnsName": "lab-01.corp.contoso.com", "rbacGroupName": "Lab"},  # a new group
+        {"id": "d" * 40, "computerDnsName": "late.corp.contoso.com", "rbacGroupName": "Lab"},  # stored meanwhile
+    ]
+    machines.write_text(json.dumps({"value": records}))
+    copy_pairs_ahead = imports.pairs_copied_ahead
+
+    def store_one_meanwhile(files):  # after the new devices were copied, before the transaction
+        DeviceFactory(machine_id="d" * 40, computer_dns_name="someone-else", device_group=sql.device_group)
+        return copy_pairs_ahead(files)
+
+    monkeypatch.setattr(imports, "pairs_copied_ahead", store_one_meanwhile)
+    summary = import_tvm_files(machines=machines)
+
+    assert summary["devices"] == {"created": 2, "updated": 2, "unchanged": 0, "device_groups_created": 1}
+    found = {
+        d.machine_id: (d.computer_dns_name, d.device_group.name, d.os_platform)
+        for d in Device.objects.filter(machine_id__in=[r["id"] for r in records]).select_related("device_group")
+    }
+    assert found == {
+        sql.machine_id: ("srv-sql-01.corp.contoso.com", "Servers", "WindowsServer2025"),
+        "e" * 40: ("new.corp.contoso.com", UNASSIGNED_GROUP_NAME, ""),
+        "f" * 40: ("lab-01.corp.contoso.com", "Lab", ""),
+        "d" * 40: ("late.corp.contoso.com", "Lab", "Windows11"),
+    }
 
 
 def test_device_file_without_a_group_column_keeps_groups(sample):
