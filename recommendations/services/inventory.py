@@ -71,6 +71,29 @@ def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, 
 _KEY_SEPARATOR = "\x1f"
 
 
+def _key_arrays(keys: list[str]) -> Iterator[tuple[str, list]]:
+    """(SQL array expression, its parameters) for each chunk of `keys` (PostgreSQL)."""
+    for start in range(0, len(keys), INVENTORY_BATCH_SIZE * 20):
+        chunk = keys[start : start + INVENTORY_BATCH_SIZE * 20]
+        joined = _KEY_SEPARATOR.join(chunk)
+        if joined.count(_KEY_SEPARATOR) == len(chunk) - 1:
+            yield "string_to_array(%s, %s)", [joined, _KEY_SEPARATOR]
+        else:
+            yield "%s", [chunk]
+
+
+def _stored_count(model, key: str, keys: list[str]) -> int:
+    """How many of `keys` are stored (PostgreSQL): nothing comes back but a number."""
+    qn = connection.ops.quote_name
+    column = qn(model._meta.get_field(key).column)
+    total = 0
+    with connection.cursor() as cursor:
+        for array, params in _key_arrays(keys):
+            cursor.execute(f"SELECT count(*) FROM {qn(model._meta.db_table)} WHERE {column} = ANY({array})", params)  # noqa: S608
+            total += cursor.fetchone()[0]
+    return total
+
+
 def _existing_postgres(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
     qn = connection.ops.quote_name
     names = [key, *fields]
@@ -82,13 +105,8 @@ def _existing_postgres(model, key: str, keys: list[str], fields: list[str]) -> d
     )
     found: dict[str, dict] = {}
     with connection.cursor() as cursor:
-        for start in range(0, len(keys), INVENTORY_BATCH_SIZE * 20):
-            chunk = keys[start : start + INVENTORY_BATCH_SIZE * 20]
-            joined = _KEY_SEPARATOR.join(chunk)
-            if joined.count(_KEY_SEPARATOR) == len(chunk) - 1:
-                cursor.execute(f"{select}(string_to_array(%s, %s))", [joined, _KEY_SEPARATOR])
-            else:
-                cursor.execute(f"{select}(%s)", [chunk])
+        for array, params in _key_arrays(keys):
+            cursor.execute(f"{select}({array})", params)
             for row in cursor.fetchall():
                 if convert:
                     row = list(row)
@@ -211,10 +229,10 @@ class CheckedRows(list):
     """Records read and checked ahead of their write (`check_device_records`, `check_recommendation_records`).
 
     The upserts take them as they are: an import reads its files before its transaction begins.
-    `staged`: the machine ids `new_devices_copied_ahead` copied for their insert.
+    `staged`: how many new devices `new_devices_copied_ahead` copied for their insert.
     """
 
-    staged: set[str] | frozenset[str] = frozenset()
+    staged = 0
 
 
 def check_device_records(
@@ -348,7 +366,7 @@ def devices_upsert(
     names = {v["device_group"] for _, v in rows if "device_group" in v}
     groups_created = _device_groups_ensure(names)
     created_ahead = 0
-    if getattr(records, "staged", None) and not problems:  # copied before this transaction
+    if records.staged and not problems:  # copied before this transaction
         inserted = _insert_new_devices()
         created_ahead = len(inserted)
         tick(progress, created_ahead)
@@ -383,39 +401,50 @@ def new_devices_copied_ahead(rows: CheckedRows) -> Iterator[None]:
     if connection.vendor != "postgresql" or not rows:
         yield
         return
-    stored = set(_existing(Device, "machine_id", [v["machine_id"] for _, v in rows], []))
+    with connection.cursor() as cursor:
+        rows.staged = _stage_new_devices(cursor, rows)
+        try:
+            yield
+        finally:
+            rows.staged = 0
+            try:
+                cursor.execute(f"DROP TABLE IF EXISTS {temp_table(_NEW_DEVICES)}")
+            except DatabaseError:  # a broken connection or transaction: the session's temporary tables go with it
+                pass
+
+
+def _stage_new_devices(cursor, rows: CheckedRows) -> int:
+    """COPY the devices of `rows` not stored yet into the temporary table _NEW_DEVICES; how many."""
+    keys = [v["machine_id"] for _, v in rows]
+    known = _stored_count(Device, "machine_id", keys)
+    if known == len(keys):  # a routine import: every device is stored (the ids are unique by now)
+        return 0
+    stored = set(_existing(Device, "machine_id", keys, [])) if known else set()
+    del keys
     defaults = {f: Device._meta.get_field(f).get_default() for f in DEVICE_UPDATE_FIELDS}
-    staged: set[str] = set()
+    staged = 0
 
     def new_rows():  # one at a time into COPY (not a second list of 100,000 rows)
+        nonlocal staged
         for _, values in rows:
             if values["machine_id"] not in stored:
-                staged.add(values["machine_id"])
+                staged += 1
                 row = {**defaults, **values}
                 # No group column: a new device goes to UnassignedGroup (as devices_upsert decides).
                 row["group_name"] = row.pop("device_group", UNASSIGNED_GROUP_NAME)
                 yield row
 
-    with connection.cursor() as cursor:
-        with transaction.atomic():  # a transaction of its own (the import's has not begun)
-            _copy_rows(
-                cursor,
-                Device,
-                _NEW_DEVICES,
-                key="machine_id",
-                fields=DEVICE_UPDATE_FIELDS,
-                rows=new_rows(),
-                extra=("group_name",),
-            )
-        rows.staged = staged
-        try:
-            yield
-        finally:
-            rows.staged = set()
-            try:
-                cursor.execute(f"DROP TABLE IF EXISTS {temp_table(_NEW_DEVICES)}")
-            except DatabaseError:  # a broken connection or transaction: the session's temporary tables go with it
-                pass
+    with transaction.atomic():  # a transaction of its own (the import's has not begun)
+        _copy_rows(
+            cursor,
+            Device,
+            _NEW_DEVICES,
+            key="machine_id",
+            fields=DEVICE_UPDATE_FIELDS,
+            rows=new_rows(),
+            extra=("group_name",),
+        )
+    return staged
 
 
 def _insert_new_devices() -> set[str]:
