@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from ..models import Device, Exposure, RecommendationGroupExposure, SecurityRecommendation
 
@@ -32,6 +32,19 @@ SNAPSHOT_LOCK = 7007
 def temp_table(name: str) -> str:
     """`name` in the session's own schema of temporary tables (never a permanent table of that name)."""
     return f"{'pg_temp' if connection.vendor == 'postgresql' else 'temp'}.{name}"
+
+
+def drop_temp_table_quietly(cursor, name: str) -> None:
+    """Drop the session's temporary table `name` on the way out of an import, whatever happened.
+
+    In a savepoint, so that a failure cannot abort a caller's transaction; a failure is ignored
+    (a broken connection or transaction: the session's temporary tables go with the session).
+    """
+    try:
+        with transaction.atomic():
+            cursor.execute(f"DROP TABLE IF EXISTS {temp_table(name)}")
+    except DatabaseError:
+        pass
 
 
 def hold_snapshot_lock(cursor=None) -> None:

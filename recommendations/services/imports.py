@@ -241,10 +241,11 @@ def import_tvm_files(
                 records=rows, source=source, problems=problems, warnings=warnings, progress=progress
             )
         if "devices" in checked:
-            source, rows = checked["devices"]
+            source, rows = checked.pop("devices")
             summary["devices"] = devices_upsert(
                 records=rows, source=source, problems=problems, warnings=warnings, progress=progress, user=user
             )
+            rows.clear()  # 100,000 checked records leave memory before the snapshot, not after it
         if exposures is not None:
             exposures_import_defender(
                 batches=batches,

@@ -11,13 +11,13 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from django.db import DatabaseError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
-from .counters import temp_table
+from .counters import drop_temp_table_quietly, temp_table
 from .write_scope import device_groups_in_scope, devices_in_scope
 
 INVENTORY_BATCH_SIZE = 5000
@@ -402,15 +402,12 @@ def new_devices_copied_ahead(rows: CheckedRows) -> Iterator[None]:
         yield
         return
     with connection.cursor() as cursor:
-        rows.staged = _stage_new_devices(cursor, rows)
         try:
+            rows.staged = _stage_new_devices(cursor, rows)
             yield
         finally:
             rows.staged = 0
-            try:
-                cursor.execute(f"DROP TABLE IF EXISTS {temp_table(_NEW_DEVICES)}")
-            except DatabaseError:  # a broken connection or transaction: the session's temporary tables go with it
-                pass
+            drop_temp_table_quietly(cursor, _NEW_DEVICES)
 
 
 def _stage_new_devices(cursor, rows: CheckedRows) -> int:

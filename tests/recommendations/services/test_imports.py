@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 import recommendations.services.imports as imports
+import recommendations.services.inventory as inventory
 from recommendations.imports.records import ImportRejected, Record
 from recommendations.models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, Exposure, SecurityRecommendation
 from recommendations.services import (
@@ -346,8 +348,15 @@ def test_an_import_puts_new_and_stored_devices_in_their_groups(sample, tmp_path,
         return copy_pairs_ahead(files)
 
     monkeypatch.setattr(imports, "pairs_copied_ahead", store_one_meanwhile)
+    inserted_ahead = []
+    insert_new_devices = inventory._insert_new_devices
+    monkeypatch.setattr(
+        inventory, "_insert_new_devices", lambda: inserted_ahead.append(insert_new_devices()) or inserted_ahead[-1]
+    )
     summary = import_tvm_files(machines=machines)
 
+    if connection.vendor == "postgresql":  # the two new ones by the one INSERT, the late one upserted
+        assert inserted_ahead == [{"e" * 40, "f" * 40}]
     assert summary["devices"] == {"created": 2, "updated": 2, "unchanged": 0, "device_groups_created": 1}
     found = {
         d.machine_id: (d.computer_dns_name, d.device_group.name, d.os_platform)
@@ -359,6 +368,29 @@ def test_an_import_puts_new_and_stored_devices_in_their_groups(sample, tmp_path,
         "f" * 40: ("lab-01.corp.contoso.com", "Lab", ""),
         "d" * 40: ("late.corp.contoso.com", "Lab", "Windows11"),
     }
+
+
+def test_a_rejected_import_leaves_nothing_though_its_new_devices_and_pairs_were_copied_ahead(sample, tmp_path):
+    before = db_state()
+    machines = tmp_path / "machines.json"
+    machines.write_text(json.dumps({"value": [{"id": "e" * 40, "computerDnsName": "new.corp.contoso.com"}]}))
+    pairs = tmp_path / "exposures.csv"
+    pairs.write_text(f"recommendationId,machineId\nva-_-google-_-chrome,{'e' * 40}\nva-_-nobody-_-nothing,{'e' * 40}\n")
+    with pytest.raises(ImportRejected) as caught:
+        import_tvm_files(machines=machines, exposures=pairs)
+
+    assert [str(p) for p in caught.value.problems.items] == [
+        "exposures.csv record 2 (line 3): unknown recommendation 'va-_-nobody-_-nothing'"
+    ]
+    assert db_state() == before
+    if connection.vendor == "postgresql":  # what was copied ahead went with the import
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE relpersistence = 't' AND relname LIKE ANY(%s)", [["rp_%", "tvm_%"]]
+            )
+            assert cursor.fetchall() == []
+    # The same connection imports the next file as usual.
+    assert import_tvm_files(machines=machines)["devices"]["created"] == 1
 
 
 def test_device_file_without_a_group_column_keeps_groups(sample):
