@@ -52,10 +52,12 @@ def launched_chromium():
         try:
             yield browser
         finally:
-            browser.close()
-            for alias, connection in outside.items():
-                if connections[alias] is not connection:
-                    connections[alias].close()
+            try:
+                browser.close()
+            finally:
+                for alias, connection in outside.items():
+                    if connections[alias] is not connection:
+                        connections[alias].close()
 
 
 PASSWORD = "correct horse battery staple"  # UserFactory's

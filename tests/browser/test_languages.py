@@ -57,7 +57,8 @@ def test_a_swedish_browser_sees_the_portal_in_swedish(live_server, browser, secu
         assert page.is_visible("#language-form >> text=Språk")  # the project's
         screenshot(page, "sv-dashboard")
 
-        page.click("#top-remediation-activities a >> text=Update Contoso Viewer")
+        with page.expect_navigation():  # to the activity's page, loaded: its deferred scripts have run
+            page.click("#top-remediation-activities a >> text=Update Contoso Viewer")
         assert page.is_visible("h2 >> text=Åtgärdsstatus per enhet")
         assert page.is_visible("#mark-complete >> text=Markera som slutförd")
         due = activity.due_on.isoformat()
