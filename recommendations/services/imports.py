@@ -289,7 +289,14 @@ def inventory_import_records(
     problems = problems if problems is not None else Problems()
     warnings: list[str] = []
     summary: dict = {"warnings": warnings}
-    with transaction.atomic():
+    # As import_tvm_files: devices and recommendations are read and checked, and new devices
+    # copied, before the transaction.
+    if kind == "devices":
+        records = check_device_records(records=records, source=source, problems=problems, warnings=warnings)
+    elif kind == "recommendations":
+        records = check_recommendation_records(records=records, source=source, problems=problems, warnings=warnings)
+    new_devices = records if kind == "devices" and not problems else CheckedRows()
+    with new_devices_copied_ahead(new_devices), transaction.atomic():
         if kind == "device_groups":
             summary["device_groups"] = device_groups_upsert(
                 records=records, source=source, problems=problems, user=user
