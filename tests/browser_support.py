@@ -56,8 +56,9 @@ def launched_chromium():
                 browser.close()
             finally:
                 for alias, connection in outside.items():
-                    if connections[alias] is not connection:
-                        connections[alias].close()
+                    inside = connections[alias]
+                    if inside is not connection and inside.connection is not None:  # opened in there
+                        inside.close()
 
 
 PASSWORD = "correct horse battery staple"  # UserFactory's
