@@ -27,7 +27,7 @@ from tests.recommendations.factories import DeviceGroupFactory, RecommendationFa
 from tests.remediation.factories import make_activity
 
 # live_server needs committed rows, and the database is flushed after each test.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 # The property tables of Microsoft's pages, as documented.
 TASK_PROPERTIES = {

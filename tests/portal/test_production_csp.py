@@ -61,7 +61,7 @@ def test_inline_script_with_the_request_nonce_is_allowed(rf):
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_admin_swagger_ui_and_browsable_api_render_without_csp_violations(live_server, settings):
     settings.DEBUG = True  # so the live server serves the static files from the apps
     user = UserFactory(username="kim", is_superuser=True)

@@ -133,7 +133,7 @@ def _reader():
     return psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"})
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_reader_holding_the_table_is_not_locked_out(bulk_from_one_row, monkeypatch):
     monkeypatch.setattr(bulk, "LOCK_WAIT", "50ms")
     before = indexes()
@@ -149,7 +149,7 @@ def test_a_reader_holding_the_table_is_not_locked_out(bulk_from_one_row, monkeyp
     assert indexes() == before
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_rebuild_given_up_leaves_readers_free(bulk_from_one_row, monkeypatch):
     inventory()
     real = bulk._definitions

@@ -60,7 +60,7 @@ def requester():
 
 
 @needs_postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_eight_identical_requests_at_once_make_one_activity_on_postgresql(requester):
     rec = RecommendationFactory(external_id="va-_-contoso-_-widget")
     expose(rec, DeviceGroupFactory(name="Servers"), 3)
@@ -106,7 +106,7 @@ def _waiting_for_a_lock(timeout: float = 30.0) -> bool:
 
 
 @needs_postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_activity_filed_while_an_exception_is_being_filed_skips_the_covered_devices(requester):
     rec = RecommendationFactory()
     servers, laptops = DeviceGroupFactory(name="Servers"), DeviceGroupFactory(name="Laptops")
