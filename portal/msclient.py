@@ -11,9 +11,9 @@ rules:
 - Every call has a timeout.
 - 429 and 503 wait ``Retry-After`` seconds (capped), other 5xx and connection failures back off
   exponentially (capped), for a limited number of attempts. Other 4xx raise at once.
-- A POST whose answer never arrived (read timeout, connection dropped after sending) is not
-  repeated blindly: it raises :class:`ApiNoAnswer` and the caller recovers by looking the
-  object up.
+- A POST whose outcome is unknown (read timeout, connection dropped after sending, a 5xx other
+  than 503, which a gateway may give after the API did the work) is not repeated blindly: it
+  raises :class:`ApiNoAnswer` and the caller recovers by looking the object up.
 - Only ``https://`` URLs are accepted. Certificates are always verified; a private certificate
   authority is trusted through ``REQUESTS_CA_BUNDLE`` (or ``SSL_CERT_FILE``).
 """
@@ -335,6 +335,12 @@ class OAuthApiClient:
                 self._wait(self.retry.retry_after(response, throttled), what, f"HTTP {status}")
                 continue
             if status >= 500:
+                if not idempotent:  # a gateway's 502 or 504 may come after the API did the work
+                    raise ApiNoAnswer(
+                        f"{what}: {service} answered {describe(response)}; it may have been carried out all the"
+                        " same, so it is not repeated",
+                        status=status,
+                    )
                 if attempt >= self.retry.max_attempts:
                     raise ApiError(f"{what} failed after {attempt} attempts: {describe(response)}", status=status)
                 self._wait(self.retry.backoff(attempt), what, f"HTTP {status}")

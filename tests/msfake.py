@@ -114,6 +114,7 @@ class Rule:
     drop_after_handling: bool = False  # do the work, then close the connection without answering
     query: dict = field(default_factory=dict)  # only requests with these query parameters
     truncate: bool = False  # send the headers and half the body, then close the connection
+    status_after_handling: int = 0  # do the work, then answer this status (a gateway that gave up)
 
     def matches(self, method: str, path: str, query: dict) -> bool:
         return (
@@ -253,6 +254,8 @@ class HttpsFake:
             handler.close_connection = True
             handler.connection.close()
             return
+        if rule and rule.status_after_handling:
+            status, payload = rule.status_after_handling, {"error": {"code": "injected", "message": "gateway"}}
         self._reply(handler, status, payload, truncate=bool(rule and rule.truncate))
 
     def _reply(self, handler, status: int, payload, headers: dict | None = None, truncate: bool = False) -> None:

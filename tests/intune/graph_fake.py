@@ -82,6 +82,10 @@ class GraphFake(HttpsFake):
         """The next create makes the task, then the connection breaks before the answer."""
         self.rules.append(Rule("POST", TASKS, status=0, times=times, drop_after_handling=True))
 
+    def fail_after_create(self, status: int = 504) -> None:
+        """The next create makes the task, then a gateway answers `status` (it gave up waiting)."""
+        self.rules.append(Rule("POST", TASKS, status=0, status_after_handling=status))
+
     def admin_sets(self, task_id: str, *, status: str, assigned_to: str | None = None) -> None:
         """What an Intune admin does in the Intune console."""
         with self._lock:

@@ -212,7 +212,7 @@ def test_intune_tasks_are_scoped_to_the_users_device_groups(client, graph, intun
 # --- Retry now ------------------------------------------------------------------------------------------
 def test_failed_push_shows_the_error_and_retry_now_fixes_it(security_client, graph, intune_on, security_user):
     activity = make_activity(user=security_user, create_intune_task=True)
-    graph.fail("POST", TASKS, status=500, times=3)
+    graph.fail("POST", TASKS, status=500)
     intune_sync()
 
     html = security_client.get(activity_page(activity)).content.decode()
@@ -268,7 +268,7 @@ def test_retry_now_waits_for_a_running_sync_instead_of_pushing_beside_it(
     from portal.locks import job_lock
 
     activity = make_activity(user=security_user, create_intune_task=True)
-    graph.fail("POST", TASKS, status=500, times=3)
+    graph.fail("POST", TASKS, status=500)
     intune_sync()
     graph.requests.clear()
 

@@ -235,9 +235,11 @@ def test_throttled_create_waits_for_retry_after_then_creates_exactly_one_task(gr
     assert IntuneTask.objects.get(activity=activity).graph_id == next(iter(graph.tasks))
 
 
-def test_three_server_errors_are_shown_then_the_next_sync_succeeds_with_one_task(graph, intune_on, security_user):
+def test_a_server_error_on_the_create_is_shown_and_the_next_sync_looks_before_it_creates(
+    graph, intune_on, security_user
+):
     activity = request_with_intune(security_user)
-    graph.fail("POST", TASKS, status=500, times=3)
+    graph.fail("POST", TASKS, status=500)
 
     with pytest.raises(CommandError, match="HTTP 500"):
         call_command("intune_sync")
@@ -247,6 +249,7 @@ def test_three_server_errors_are_shown_then_the_next_sync_succeeds_with_one_task
     assert task.attempts == 1
     assert task.graph_id == ""
     assert graph.tasks == {}
+    assert len(graph.creates) == 1  # not repeated: the task may exist all the same
     assert activity.events.filter(kind="intune_error").count() == 1
 
     call_command("intune_sync")
@@ -255,7 +258,26 @@ def test_three_server_errors_are_shown_then_the_next_sync_succeeds_with_one_task
     assert task.last_error == ""
     assert task.graph_id
     assert len(graph.tasks) == 1
-    assert len(graph.creates) == 4
+    assert len(graph.creates) == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_error_after_graph_created_the_task_is_recovered_not_repeated(
+    graph, intune_on, security_user, status
+):
+    activity = request_with_intune(security_user)
+    graph.fail_after_create(status)
+
+    with pytest.raises(CommandError, match=f"HTTP {status}"):
+        call_command("intune_sync")
+    assert len(graph.tasks) == 1
+    assert IntuneTask.objects.get(activity=activity).graph_id == ""
+
+    call_command("intune_sync")
+
+    assert len(graph.tasks) == 1  # found by the next sync, never created twice
+    assert len(graph.creates) == 1
+    assert IntuneTask.objects.get(activity=activity).graph_id == next(iter(graph.tasks))
 
 
 def test_a_client_error_is_recorded_and_not_retried(graph, intune_on, security_user):
