@@ -413,6 +413,7 @@ class ExposureCsvFile:
         """
         if isinstance(self.file, io.TextIOBase) or (not isinstance(self.file, str | Path) and self._start is None):
             return None
+        self._rewind()  # an upload already copied once is read from its start again
         head = _head(self.file, self.HEAD_BYTES)
         if head[:2] == GZIP_MAGIC or b"\n" not in head:
             return None
