@@ -24,7 +24,8 @@ from .inventory import (
     new_devices_copied_ahead,
     recommendations_upsert,
 )
-from .snapshots import CopiedAhead, exposures_import_snapshot, pairs_copied_ahead
+from .pair_copies import CopiedAhead, pairs_copied_ahead
+from .snapshots import exposures_import_snapshot
 
 
 def _open_records(file, *, source: str, problems: Problems, csv_required=()):
@@ -206,9 +207,70 @@ def import_tvm_files(
             field="recommendation",
         )
     # The files are read and checked before the transaction begins: while Python reads 100,000
-    # machine records nothing is locked (other imports, and deletes of devices, go on), and the
-    # new devices and a CSV of pairs are copied into PostgreSQL in short transactions of their own.
-    checked: dict[str, tuple[str, list]] = {}
+    # machine records nothing is locked (other imports, and deletes of devices, go on). A CSV of
+    # pairs is copied into PostgreSQL meanwhile, on the second core; the new devices are copied
+    # once they are read. Each copy is a short transaction of its own.
+    batches: list = []
+    if exposures is not None:
+        files = list(exposures) if isinstance(exposures, list | tuple) else [exposures]
+        sources: list[str] = []
+        batches = _exposure_batches(files, problems=problems, sources=sources)
+        # Several files are one snapshot (Defender splits an export into part files); their
+        # records are counted across the files, in the order given.
+        exposures_source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
+    csv_files = [records for records, _ in batches if isinstance(records, readers.ExposureCsvFile)]
+    copy_ahead = csv_files if csv_files and len(csv_files) == len(batches) and not problems else []
+    with pairs_copied_ahead(copy_ahead) as copying:  # no database work until copying.result()
+        checked = _read_and_check(recommendations, machines, problems=problems, warnings=warnings)
+        if problems:  # rejected: the copy is of no use
+            copying.stop()
+        ahead = None if problems else copying.result()
+        new_devices = checked["devices"][1] if "devices" in checked and not problems else CheckedRows()
+        with new_devices_copied_ahead(new_devices), transaction.atomic():
+            if exposures is not None or machine_references is not None:
+                hold_snapshot_lock()  # before this transaction's first write
+            if "recommendations" in checked:
+                source, rows = checked["recommendations"]
+                summary["recommendations"] = recommendations_upsert(
+                    records=rows, source=source, problems=problems, warnings=warnings, progress=progress
+                )
+            if "devices" in checked:
+                source, rows = checked.pop("devices")
+                summary["devices"] = devices_upsert(
+                    records=rows, source=source, problems=problems, warnings=warnings, progress=progress, user=user
+                )
+                rows.clear()  # 100,000 checked records leave memory before the snapshot, not after it
+            if exposures is not None:
+                exposures_import_defender(
+                    batches=batches,
+                    source=exposures_source,
+                    problems=problems,
+                    warnings=warnings,
+                    summary=summary,
+                    progress=progress,
+                    user=user,
+                    copied_ahead=ahead,
+                )
+            if machine_references is not None:
+                source = readers.source_name(machine_references, "machine references")
+                records = _open_records(machine_references, source=source, problems=problems, csv_required=("id",))
+                exposures_import_defender(
+                    batches=[(records, recommendation)],
+                    source=source,
+                    problems=problems,
+                    warnings=warnings,
+                    summary=summary,
+                    recommendation_ids=[recommendation],
+                    progress=progress,
+                    user=user,
+                )
+            problems.raise_if_any()
+    return import_totals(summary)
+
+
+def _read_and_check(recommendations, machines, *, problems: Problems, warnings: list[str]) -> dict:
+    """The recommendations and machines files read and checked (no database): {kind: (source, rows)}."""
+    checked: dict[str, tuple[str, CheckedRows]] = {}
     if recommendations is not None:
         source = readers.source_name(recommendations, "recommendations")
         records = _open_records(
@@ -221,57 +283,7 @@ def import_tvm_files(
         records = _open_records(machines, source=source, problems=problems, csv_required=("id",))
         rows = check_device_records(records=records, source=source, problems=problems, warnings=warnings)
         checked["devices"] = (source, rows)
-    batches: list = []
-    if exposures is not None:
-        files = list(exposures) if isinstance(exposures, list | tuple) else [exposures]
-        sources: list[str] = []
-        batches = _exposure_batches(files, problems=problems, sources=sources)
-        # Several files are one snapshot (Defender splits an export into part files); their
-        # records are counted across the files, in the order given.
-        exposures_source = sources[0] if len(sources) == 1 else f"exposures ({', '.join(sources)})"
-    csv_files = [records for records, _ in batches if isinstance(records, readers.ExposureCsvFile)]
-    copy_ahead = csv_files if csv_files and len(csv_files) == len(batches) and not problems else []
-    new_devices = checked["devices"][1] if "devices" in checked and not problems else CheckedRows()
-    with new_devices_copied_ahead(new_devices), pairs_copied_ahead(copy_ahead) as ahead, transaction.atomic():
-        if exposures is not None or machine_references is not None:
-            hold_snapshot_lock()  # before this transaction's first write
-        if "recommendations" in checked:
-            source, rows = checked["recommendations"]
-            summary["recommendations"] = recommendations_upsert(
-                records=rows, source=source, problems=problems, warnings=warnings, progress=progress
-            )
-        if "devices" in checked:
-            source, rows = checked.pop("devices")
-            summary["devices"] = devices_upsert(
-                records=rows, source=source, problems=problems, warnings=warnings, progress=progress, user=user
-            )
-            rows.clear()  # 100,000 checked records leave memory before the snapshot, not after it
-        if exposures is not None:
-            exposures_import_defender(
-                batches=batches,
-                source=exposures_source,
-                problems=problems,
-                warnings=warnings,
-                summary=summary,
-                progress=progress,
-                user=user,
-                copied_ahead=ahead,
-            )
-        if machine_references is not None:
-            source = readers.source_name(machine_references, "machine references")
-            records = _open_records(machine_references, source=source, problems=problems, csv_required=("id",))
-            exposures_import_defender(
-                batches=[(records, recommendation)],
-                source=source,
-                problems=problems,
-                warnings=warnings,
-                summary=summary,
-                recommendation_ids=[recommendation],
-                progress=progress,
-                user=user,
-            )
-        problems.raise_if_any()
-    return import_totals(summary)
+    return checked
 
 
 INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")

@@ -9,19 +9,17 @@ database parses it, at COPY's own speed). That lane only ever accepts: when the 
 refused, or the pairs name an unknown recommendation or device or repeat a pair, everything it
 did is rolled back to a savepoint and the file is read again by the Python reader, which finds
 and words every problem as it always has. An import may copy its files before its transaction
-begins (`pairs_copied_ahead`): the copy is then a short transaction of its own, and the
-snapshot's transaction, which holds the snapshot lock, takes the copied rows as they are.
+begins (`pair_copies.pairs_copied_ahead`); the snapshot's transaction, which holds the snapshot
+lock, then takes the copied rows as they are. Into an empty exposure table (a first import)
+the copied pairs go with one INSERT ... SELECT that resolves their ids on its way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
-import psycopg
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..imports import normalize
@@ -29,8 +27,9 @@ from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
 from .bulk import indexes_built_after
-from .counters import drop_temp_table_quietly, hold_snapshot_lock, quote_name, temp_table
+from .counters import hold_snapshot_lock, quote_name, temp_table
 from .inventory import INVENTORY_BATCH_SIZE, tick
+from .pair_copies import COPIED_AHEAD, STAGE_COLUMNS, CopiedAhead, NotPlain, stage_by_copy
 from .write_scope import writable_group_ids
 
 SNAPSHOT_WORK_MEM = "256MB"
@@ -77,81 +76,9 @@ def _stage_pairs(cursor, items, *, source: str, problems: Problems, progress) ->
     return staged
 
 
-class _NotPlain(Exception):  # noqa: N818 - not an error: the copied file needs the Python reader
-    """The copied file holds something only the Python reader can explain: read it that way."""
-
-
 def _drop_temp_tables(cursor) -> None:
     for table in ("tvm_stage", "tvm_pairs", "tvm_recs", "tvm_gone"):
         cursor.execute(f"DROP TABLE IF EXISTS {temp_table(table)}")
-
-
-# Bytes PostgreSQL's CSV parser reads otherwise than Python's csv module: a quote inside a field
-# (`ab"c"` is `abc` to COPY) and a backslash (`\.` alone on a line ends COPY's data before
-# PostgreSQL 18). Defender's ids hold neither; a file that does is read by Python.
-_NOT_PLAIN_BYTES = (b'"', b"\\")
-
-
-def _stage_by_copy(cursor, files, *, table: str = "tvm_stage") -> int:
-    """COPY each CSV file as it is into `table` (positions in file order); how many rows.
-
-    Raises _NotPlain when PostgreSQL refuses a file or a file holds what its CSV parser reads
-    differently from Python's.
-    """
-    staged = 0
-    try:
-        with transaction.atomic():  # a refused COPY aborts only this savepoint
-            for file in files:
-                first, second = file.copy_columns()
-                sql = f"COPY {table} ({first}, {second}) FROM STDIN (FORMAT csv, HEADER true)"
-                with cursor.cursor.copy(sql) as copy:
-                    for block in file.blocks():
-                        if any(mark in block for mark in _NOT_PLAIN_BYTES):
-                            raise _NotPlain
-                        copy.write(block)
-                staged += max(cursor.cursor.rowcount, 0)
-    except (DatabaseError, psycopg.Error) as exc:  # malformed row, too long, not UTF-8, a NUL byte
-        raise _NotPlain from exc
-    return staged
-
-
-_STAGE_COLUMNS = "line bigint, rec_ext varchar(255), machine varchar(64)"
-_COPIED_AHEAD = "tvm_copied"
-
-
-@dataclass(frozen=True)
-class CopiedAhead:
-    """What `pairs_copied_ahead` did: `rows` copied, or None when the files need the Python reader."""
-
-    rows: int | None
-
-
-@contextmanager
-def pairs_copied_ahead(files: list) -> Iterator[CopiedAhead | None]:
-    """Copy CSV files of pairs (`readers.ExposureCsvFile`) before the snapshot's transaction begins.
-
-    Run outside the import's transaction: PostgreSQL parses the files in a short transaction of
-    its own into a temporary table of the session, which the snapshot (given the CopiedAhead)
-    takes as its staging table. Yields None when nothing was tried (not PostgreSQL, no files, or
-    a file COPY cannot read as it is), else CopiedAhead; its rows are None when PostgreSQL
-    refused a file (the snapshot then reads the files with the Python reader). The table goes on
-    exit, whatever happened.
-    """
-    if connection.vendor != "postgresql" or not files or not all(f.copy_columns() for f in files):
-        yield None
-        return
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute(f"DROP TABLE IF EXISTS {temp_table(_COPIED_AHEAD)}")
-            position = "pos bigint GENERATED BY DEFAULT AS IDENTITY"
-            cursor.execute(f"CREATE TEMPORARY TABLE {_COPIED_AHEAD} ({position}, {_STAGE_COLUMNS})")
-            try:
-                ahead = CopiedAhead(_stage_by_copy(cursor, files, table=_COPIED_AHEAD))
-            except _NotPlain:
-                ahead = CopiedAhead(None)
-            yield ahead
-        finally:
-            drop_temp_table_quietly(cursor, _COPIED_AHEAD)
 
 
 @transaction.atomic
@@ -235,7 +162,7 @@ def exposures_import_snapshot(
                 with transaction.atomic():  # everything the copy lane did goes if it meets a problem
                     counts = snapshot.run(copied=copy_files, ahead=copied_ahead)
                 tick(progress, snapshot.copied_rows)
-            except _NotPlain:
+            except NotPlain:
                 counts = snapshot.run(pairs=pairs)
         else:
             counts = snapshot.run(pairs=pairs)
@@ -272,7 +199,7 @@ class _Snapshot:
     def run(self, *, pairs: Iterable = (), copied: list | None = None, ahead: CopiedAhead | None = None) -> dict | None:
         """The counts (with `touched`: the covered recommendations), or None with problems listed.
 
-        `copied`: the CSV files to copy as they are; raises _NotPlain when they need the Python
+        `copied`: the CSV files to copy as they are; raises NotPlain when they need the Python
         reader. `ahead`: they were copied already (`pairs_copied_ahead`).
         """
         cursor = self.cursor
@@ -281,17 +208,19 @@ class _Snapshot:
         D = quote_name(Device._meta.db_table)
         _drop_temp_tables(cursor)
         if ahead is not None:  # its table becomes the staging table (a rollback gives it back its name)
-            cursor.execute(f"ALTER TABLE {temp_table(_COPIED_AHEAD)} RENAME TO tvm_stage")
+            cursor.execute(f"ALTER TABLE {temp_table(COPIED_AHEAD)} RENAME TO tvm_stage")
             self.copied_rows = ahead.rows  # progress counted once it is applied
         else:
             position = "pos bigint GENERATED BY DEFAULT AS IDENTITY" if self.postgres else "pos bigint"
-            cursor.execute(f"CREATE TEMPORARY TABLE tvm_stage ({position}, {_STAGE_COLUMNS})")
+            cursor.execute(f"CREATE TEMPORARY TABLE tvm_stage ({position}, {STAGE_COLUMNS})")
             if copied is not None:
-                self.copied_rows = _stage_by_copy(cursor, copied)
+                self.copied_rows = stage_by_copy(cursor, copied)
             else:
                 _stage_pairs(cursor, pairs, source=self.source, problems=self.problems, progress=self.progress)
         if self.before_resolve is not None:
             self.before_resolve()
+        if copied is not None and self._no_exposure_stored():
+            return self._first_snapshot()
         staged = "tvm_stage"
         if self.collapse_duplicates:  # one row a pair: its first position
             staged = (
@@ -317,7 +246,7 @@ class _Snapshot:
         unknown, matched, still_open, paired = cursor.fetchone()
         if copied is not None:
             if unknown or (matched and self._repeats_stored_pair()):
-                raise _NotPlain
+                raise NotPlain
             # A pair repeated among the new ones meets the unique pair at the INSERT below.
         else:
             self._report_unknown(unknown)
@@ -328,6 +257,47 @@ class _Snapshot:
         counts = self._apply(matched=matched, still_open=still_open, new=paired - matched, copied=copied is not None)
         counts["touched"] = touched
         return counts
+
+    def _no_exposure_stored(self) -> bool:
+        """Whether the exposure table is empty (a first import): then every copied pair is new."""
+        self.cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote_name(Exposure._meta.db_table)})")  # noqa: S608
+        return self.cursor.fetchone()[0]
+
+    def _first_snapshot(self) -> dict:
+        """The copied pairs into an empty exposure table: one INSERT ... SELECT that resolves the
+        ids on its way, with no table of resolved pairs between (nothing is stored to match them
+        with, nothing to remediate). Raises NotPlain when a pair names an unknown recommendation
+        or device (fewer rows than were copied) or is repeated (the unique pair refuses it).
+        """
+        cursor = self.cursor
+        E = quote_name(Exposure._meta.db_table)
+        R = quote_name(SecurityRecommendation._meta.db_table)
+        D = quote_name(Device._meta.db_table)
+        at = connection.ops.adapt_datetimefield_value(self.now)
+        insert = (
+            f"INSERT INTO {E} (recommendation_id, device_id, first_seen, last_seen, remediated_at)"  # noqa: S608
+            f" SELECT r.id, d.id, %s, %s, NULL FROM tvm_stage s JOIN {R} r ON r.external_id = s.rec_ext"
+            f" JOIN {D} d ON d.machine_id = s.machine{self.in_scope}"
+        )
+        try:
+            with transaction.atomic(), indexes_built_after(cursor, Exposure._meta.db_table, rows=self.copied_rows):
+                cursor.execute(insert, [at, at])
+                created = cursor.rowcount
+                if created != self.copied_rows:
+                    raise NotPlain
+        except IntegrityError as exc:
+            raise NotPlain from exc
+        cursor.execute("DROP TABLE tvm_stage")
+        # Every stored exposure is this snapshot's: its recommendations are the covered ones.
+        touched = self._covered(f"SELECT DISTINCT recommendation_id FROM {E}")  # noqa: S608
+        if self.problems:  # a recommendation the snapshot names and the portal does not know
+            return None
+        if self.scope is None:
+            cursor.execute(
+                f"UPDATE {R} SET exposures_reported_at = %s WHERE id IN (SELECT rec_id FROM tvm_recs)",  # noqa: S608
+                [at],
+            )
+        return {"created": created, "updated": 0, "remediated": 0, "re_exposed": 0, "touched": touched}
 
     def _repeats_stored_pair(self) -> bool:
         """Whether a stored pair is named twice: the unique index `_apply` needs refuses to be built."""
@@ -370,11 +340,14 @@ class _Snapshot:
                 self.source, pos, f"duplicate pair {rec!r}, {machine!r} (first at record {first_pos})", line
             )
 
-    def _covered(self) -> list[int]:
-        """Fill tvm_recs with the recommendations the snapshot covers; their ids, in order."""
+    def _covered(self, named: str = "SELECT DISTINCT rec_id FROM tvm_pairs WHERE rec_id IS NOT NULL") -> list[int]:
+        """Fill tvm_recs with the recommendations the snapshot covers; their ids, in order.
+
+        `named`: the query of the ids of the recommendations its pairs name.
+        """
         cursor = self.cursor
         cursor.execute("CREATE TEMPORARY TABLE tvm_recs (rec_id bigint PRIMARY KEY)")
-        cursor.execute("INSERT INTO tvm_recs (rec_id) SELECT DISTINCT rec_id FROM tvm_pairs WHERE rec_id IS NOT NULL")
+        cursor.execute(f"INSERT INTO tvm_recs (rec_id) {named}")
         extra = self.recommendation_ids
         optional = sorted(set(self.covers) - set(extra))
         if extra or optional:
@@ -463,7 +436,7 @@ class _Snapshot:
                 counts["created"] = cursor.rowcount
         except IntegrityError as exc:  # a pair repeated in the copied file: the Python reader says where
             if copied:
-                raise _NotPlain from exc
+                raise NotPlain from exc
             raise
         if self.scope is None:  # every open exposure of these recommendations was reported now
             cursor.execute(

@@ -5,17 +5,20 @@ unknown ids, repeated pairs, malformed rows) sends it back to the Python reader,
 every problem with its record and line. These tests run on both databases and expect the same.
 """
 
+import datetime as dt
 import gzip
 import io
 import json
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from recommendations.imports.readers import ExposureCsvFile
 from recommendations.imports.records import ImportRejected, Problems
-from recommendations.models import Device, Exposure
-from recommendations.services import import_tvm_files
+from recommendations.models import Device, Exposure, RecommendationGroupExposure, SecurityRecommendation
+from recommendations.services import bulk, exposure_counters_check, import_tvm_files, snapshots
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 CHROME = "va-_-google-_-chrome"
@@ -220,3 +223,84 @@ def test_a_repeated_new_pair_is_reported_beside_the_problems_of_another_file(sam
     assert problems[1:] == [
         f"exposures.csv record 2 (line 3): duplicate pair '{CHROME}', '{device.machine_id}' (first at record 1)"
     ]
+
+
+def first_import(exposures):
+    """recommendations and machines of the sample, then `exposures` into an empty exposure table."""
+    return import_tvm_files(
+        recommendations=DATA / "mde_recommendations.json", machines=DATA / "mde_machines.json", exposures=exposures
+    )
+
+
+@pytest.fixture
+def first_lane(monkeypatch):
+    """How often a snapshot took the first import's lane (PostgreSQL's copied files only)."""
+    taken = []
+    original = snapshots._Snapshot._first_snapshot
+
+    def spy(self):
+        taken.append(True)
+        return original(self)
+
+    monkeypatch.setattr(snapshots._Snapshot, "_first_snapshot", spy)
+    return taken
+
+
+def test_a_first_import_stores_its_pairs_counted_and_reported_now(db, first_lane):
+    summary = first_import(DATA / "mde_exposures.csv")
+
+    if connection.vendor == "postgresql":  # one INSERT resolving the copied pairs: nothing to match
+        assert first_lane == [True]
+    assert summary["exposures"] == {"created": 15, "updated": 0, "remediated": 0, "re_exposed": 0, "recommendations": 6}
+    assert open_pairs() == set(sample_pairs())
+    chrome = SecurityRecommendation.objects.get(external_id=CHROME)
+    assert chrome.exposed_devices == sum(1 for rec, _ in sample_pairs() if rec == CHROME)
+    assert sum(RecommendationGroupExposure.objects.values_list("exposed_devices", flat=True)) == 15
+    assert exposure_counters_check(repair=False)["drifted"] == 0
+    reported = SecurityRecommendation.objects.filter(exposed_devices__gt=0).values_list(
+        "exposures_reported_at", flat=True
+    )
+    assert all(timezone.now() - at < dt.timedelta(minutes=1) for at in reported)
+    # The next snapshot matches them as stored pairs: one dropped is remediated, none is created twice.
+    lines = "\n".join(",".join(p) for p in sample_pairs()[1:])
+    again = import_tvm_files(exposures=csv_file_at(f"recommendationId,machineId\n{lines}\n"))
+    assert (again["exposures"]["created"], again["exposures"]["updated"], again["remediated"]) == (0, 14, 1)
+
+
+def csv_file_at(text: str) -> io.BytesIO:
+    upload = io.BytesIO(text.encode())
+    upload.name = "exposures.csv"
+    return upload
+
+
+def test_a_first_import_with_a_repeated_pair_and_an_unknown_device_lists_both_and_stores_nothing(db, first_lane):
+    rec, machine = sample_pairs()[0]
+    text = f"recommendationId,machineId\n{rec},{machine}\n{rec},{'0' * 40}\n{rec},{machine}\n"
+
+    with pytest.raises(ImportRejected) as caught:
+        first_import(csv_file_at(text))
+
+    if connection.vendor == "postgresql":  # tried first, then read again by the Python reader
+        assert first_lane == [True]
+    assert [str(p) for p in caught.value.problems.items] == [
+        f"exposures.csv record 2 (line 3): unknown device '{'0' * 40}'",
+        f"exposures.csv record 3 (line 4): duplicate pair '{rec}', '{machine}' (first at record 1)",
+    ]
+    assert not Exposure.objects.exists()
+    assert not Device.objects.exists()  # the machines of the same import went with it
+
+
+@pytest.mark.parametrize("indexes_after", [False, True], ids=["indexes-kept", "indexes-built-after"])
+def test_a_first_import_repeating_a_pair_is_refused_with_its_line(db, first_lane, monkeypatch, indexes_after):
+    if indexes_after:  # as for a million pairs: the unique pair refuses the repeat when it is built
+        monkeypatch.setattr(bulk, "BULK_MIN_ROWS", 1)
+    rec, machine = sample_pairs()[0]
+    with pytest.raises(ImportRejected) as caught:
+        first_import(csv_file_at(f"recommendationId,machineId\n{rec},{machine}\n{rec},{machine}\n"))
+
+    if connection.vendor == "postgresql":
+        assert first_lane == [True]
+    assert [str(p) for p in caught.value.problems.items] == [
+        f"exposures.csv record 2 (line 3): duplicate pair '{rec}', '{machine}' (first at record 1)"
+    ]
+    assert not Exposure.objects.exists()

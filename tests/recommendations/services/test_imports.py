@@ -3,6 +3,7 @@
 import datetime as dt
 import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -341,13 +342,15 @@ def test_an_import_puts_new_and_stored_devices_in_their_groups(sample, tmp_path,
         {"id": "d" * 40, "computerDnsName": "late.corp.contoso.com", "rbacGroupName": "Lab"},  # stored meanwhile
     ]
     machines.write_text(json.dumps({"value": records}))
-    copy_pairs_ahead = imports.pairs_copied_ahead
+    copy_devices_ahead = imports.new_devices_copied_ahead
 
-    def store_one_meanwhile(files):  # after the new devices were copied, before the transaction
-        DeviceFactory(machine_id="d" * 40, computer_dns_name="someone-else", device_group=sql.device_group)
-        return copy_pairs_ahead(files)
+    @contextmanager
+    def store_one_meanwhile(rows):  # after the new devices were copied, before the transaction
+        with copy_devices_ahead(rows):
+            DeviceFactory(machine_id="d" * 40, computer_dns_name="someone-else", device_group=sql.device_group)
+            yield
 
-    monkeypatch.setattr(imports, "pairs_copied_ahead", store_one_meanwhile)
+    monkeypatch.setattr(imports, "new_devices_copied_ahead", store_one_meanwhile)
     inserted_ahead = []
     insert_new_devices = inventory._insert_new_devices
     monkeypatch.setattr(
