@@ -11,12 +11,13 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from ..imports import normalize
 from ..imports.records import Problems, Record
 from ..models import UNASSIGNED_GROUP_NAME, Device, DeviceGroup, SecurityRecommendation
+from .bulk import indexes_built_after
 from .counters import drop_temp_table_quietly, temp_table
 from .write_scope import device_groups_in_scope, devices_in_scope
 
@@ -367,7 +368,7 @@ def devices_upsert(
     groups_created = _device_groups_ensure(names)
     created_ahead = 0
     if records.staged and not problems:  # copied before this transaction
-        inserted = _insert_new_devices()
+        inserted = _insert_new_devices(records.staged)
         created_ahead = len(inserted)
         tick(progress, created_ahead)
         rows = [(record, v) for record, v in rows if v["machine_id"] not in inserted]
@@ -444,20 +445,37 @@ def _stage_new_devices(cursor, rows: CheckedRows) -> int:
     return staged
 
 
-def _insert_new_devices() -> set[str]:
-    """Insert the devices `new_devices_copied_ahead` staged, in the groups they name; the machine
-    ids inserted (a device stored since it was staged is left to the ordinary upsert)."""
+def _insert_new_devices(staged: int) -> set[str]:
+    """Insert the `staged` devices `new_devices_copied_ahead` copied, in the groups they name; the
+    machine ids inserted (a device stored since it was staged is left to the ordinary upsert).
+
+    As many as are stored already or more (a first import): the device table's indexes and its
+    group key are built after them (bulk.py), and a device stored meanwhile, which the rebuilt
+    unique index refuses, sends them all the ordinary way.
+    """
     qn = connection.ops.quote_name
     columns = _columns(Device)
     names = ", ".join(qn(f.column) for f in columns)
     picked = ", ".join("g.id" if f.attname == "device_group_id" else f"n.{qn(f.column)}" for f in columns)
     machine_id = qn(Device._meta.get_field("machine_id").column)
+    insert = (
+        f"INSERT INTO {qn(Device._meta.db_table)} ({names}) SELECT {picked} FROM {_NEW_DEVICES} n"  # noqa: S608 (names)
+        f" JOIN {qn(DeviceGroup._meta.db_table)} g ON g.name = n.group_name"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {qn(Device._meta.db_table)} ({names}) SELECT {picked} FROM {_NEW_DEVICES} n"  # noqa: S608 (names)
-            f" JOIN {qn(DeviceGroup._meta.db_table)} g ON g.name = n.group_name"
-            f" ON CONFLICT ({machine_id}) DO NOTHING RETURNING {machine_id}"
-        )
+        try:
+            with (
+                transaction.atomic(),
+                indexes_built_after(cursor, Device._meta.db_table, rows=staged, foreign_keys=True) as bulk,
+            ):
+                if bulk:  # no other writer until this transaction ends (the table's lock)
+                    cursor.execute(f"{insert} RETURNING {machine_id}")
+                    inserted = {m for (m,) in cursor.fetchall()}
+            if bulk:
+                return inserted
+        except IntegrityError:  # stored since it was staged: the ordinary way below
+            pass
+        cursor.execute(f"{insert} ON CONFLICT ({machine_id}) DO NOTHING RETURNING {machine_id}")
         return {m for (m,) in cursor.fetchall()}
 
 

@@ -7,7 +7,9 @@ the table is never locked out, nor kept out when the rebuild is given up: the im
 inserts as usual. The threshold is lowered so that the small sample qualifies.
 """
 
+import json
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -165,3 +167,77 @@ def test_a_rebuild_given_up_leaves_readers_free(bulk_from_one_row, monkeypatch):
             reader.execute("SET lock_timeout = '2s'")
             assert reader.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0] == 0  # noqa: S608 - not committed yet
     assert summary["exposures"]["created"] == Exposure.objects.count() == 15
+
+
+DEVICES = Device._meta.db_table
+
+
+@pytest.mark.django_db
+def test_a_first_import_of_machines_builds_the_device_tables_indexes_and_group_key_after_them(bulk_from_one_row):
+    before = indexes(DEVICES)
+
+    with CaptureQueriesContext(connection) as queries:
+        inventory()
+
+    assert "DROP CONSTRAINT recommendations_devi_device_group_id" in statements(queries)  # the bulk path ran
+    assert indexes(DEVICES) == before
+    assert Device.objects.count() == 8
+    assert Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com").device_group.name == "Servers"
+    device = Device.objects.first()
+    with pytest.raises(IntegrityError), transaction.atomic():  # a machine id is still one device
+        Device.objects.create(machine_id=device.machine_id, device_group=device.device_group)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with pytest.raises(IntegrityError), transaction.atomic():  # and its group must exist
+        Device.objects.filter(pk=device.pk).update(device_group_id=10**9)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # stored by someone else: committed
+def test_a_device_stored_since_the_machines_were_read_sends_them_the_ordinary_way(bulk_from_one_row, monkeypatch):
+    import recommendations.services.imports as imports
+    from tests.recommendations.factories import DeviceFactory, DeviceGroupFactory
+
+    before = indexes(DEVICES)
+    copy_devices_ahead = imports.new_devices_copied_ahead
+    first = json.loads((DATA / "mde_machines.json").read_text())["value"][0]
+
+    @contextmanager
+    def store_one_meanwhile(rows):  # after the new devices were copied, before the transaction
+        with copy_devices_ahead(rows):
+            DeviceFactory(machine_id=first["id"], computer_dns_name="someone-else", device_group=DeviceGroupFactory())
+            yield
+
+    monkeypatch.setattr(imports, "new_devices_copied_ahead", store_one_meanwhile)
+    with CaptureQueriesContext(connection) as queries:
+        import_tvm_files(machines=DATA / "mde_machines.json")
+
+    assert "DROP CONSTRAINT recommendations_devi_device_group_id" in statements(queries)  # tried, then refused
+    assert Device.objects.count() == 8
+    assert Device.objects.get(machine_id=first["id"]).computer_dns_name == first["computerDnsName"]
+    assert indexes(DEVICES) == before
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_writer_holding_a_device_group_does_not_keep_a_first_import_waiting(bulk_from_one_row, monkeypatch):
+    from recommendations.models import DeviceGroup
+
+    monkeypatch.setattr(bulk, "LOCK_WAIT", "50ms")
+    DeviceGroup.objects.create(name="Servers", description="")
+    with _reader() as writer:
+        writer.execute("UPDATE recommendations_devicegroup SET description = 'edited' WHERE name = 'Servers'")
+        outcome: list = []
+
+        def run():
+            try:
+                outcome.append(import_tvm_files(machines=DATA / "mde_machines.json"))
+            except Exception as exc:  # noqa: BLE001 - reported by the assertions
+                outcome.append(exc)
+            finally:
+                connection.close()
+
+        importer = threading.Thread(target=run)
+        importer.start()
+        importer.join(20)
+        # Done while the other transaction still holds its group (a dropped group key would wait for it).
+        assert not importer.is_alive()
+    assert outcome[0]["devices"]["created"] == Device.objects.count() == 8

@@ -354,7 +354,9 @@ def test_an_import_puts_new_and_stored_devices_in_their_groups(sample, tmp_path,
     inserted_ahead = []
     insert_new_devices = inventory._insert_new_devices
     monkeypatch.setattr(
-        inventory, "_insert_new_devices", lambda: inserted_ahead.append(insert_new_devices()) or inserted_ahead[-1]
+        inventory,
+        "_insert_new_devices",
+        lambda staged: inserted_ahead.append(insert_new_devices(staged)) or inserted_ahead[-1],
     )
     summary = import_tvm_files(machines=machines)
 
