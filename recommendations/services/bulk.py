@@ -10,10 +10,10 @@ transaction: if anything fails, the rollback brings them back as they were.
 
 Dropping an index locks the table against readers until the transaction ends, so it is only
 done when the lock is granted at once (`LOCK_WAIT`); otherwise the rows are inserted as usual,
-and the attempt leaves no lock behind. The table's own foreign keys are dropped and added back
-(one query checks every row, where each inserted row would be checked on its own) only when
-asked: that also keeps writers of the tables they refer to waiting until the transaction ends
-(readers go on). An index that another table's foreign key refers to stays.
+and the attempt leaves no lock behind. Foreign keys are not touched: dropping one would lock the
+table it refers to as well. The table's deferred foreign keys check each row as it goes in
+(`SET CONSTRAINTS ... IMMEDIATE`, deferred again after): a rebuild finds no check still pending,
+which PostgreSQL requires. An index that another table's foreign key refers to stays.
 What a rebuild does not carry over: a comment on an index, its CLUSTER mark.
 """
 
@@ -42,17 +42,14 @@ def _holds_no_more_than(cursor, table: str, rows: int) -> bool:
     return cursor.fetchone()[0] <= rows
 
 
-def _lock(cursor, table: str, referenced: tuple[str, ...] = ()) -> None:
-    """Take the table's exclusive lock (and the lock that dropping a foreign key takes on the
-    `referenced` tables) if it is free within LOCK_WAIT; raises _Declined otherwise."""
+def _lock(cursor, table: str) -> None:
+    """Take the table's exclusive lock if it is free within LOCK_WAIT; raises _Declined otherwise."""
     cursor.execute("SELECT current_setting('lock_timeout')")
     (before,) = cursor.fetchone()
     try:
         with transaction.atomic():
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_WAIT])
             cursor.execute(f"LOCK TABLE {quote_name(table)} IN ACCESS EXCLUSIVE MODE")
-            for other in referenced:
-                cursor.execute(f"LOCK TABLE {other} IN SHARE ROW EXCLUSIVE MODE")
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
     except OperationalError as exc:  # readers hold it: they are not kept waiting behind a rebuild
         raise _Declined from exc
@@ -93,29 +90,25 @@ def _definitions(cursor, table: str) -> list[tuple[str, str, str | None, str | N
     return found
 
 
-def _foreign_keys(cursor, table: str) -> tuple[list[tuple[str, str, None, str]], tuple[str, ...]]:
-    """The table's own foreign keys as `_definitions` gives constraints, and the tables they refer to."""
+def _deferred_foreign_keys(cursor, table: str) -> list[str]:
+    """The table's own foreign keys that are checked at commit (INITIALLY DEFERRED), quoted."""
     cursor.execute(
-        "SELECT quote_ident(c.conname), pg_get_constraintdef(c.oid), c.confrelid::regclass::text"
-        " FROM pg_constraint c WHERE c.conrelid = %s::regclass AND c.contype = 'f' ORDER BY c.oid",
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.conname) FROM pg_constraint c"
+        " JOIN pg_namespace n ON n.oid = c.connamespace"
+        " WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND c.condeferred ORDER BY c.oid",
         [quote_name(table)],
     )
-    found, referenced = [], []
-    for name, definition, other in cursor.fetchall():
-        found.append((f"ALTER TABLE {quote_name(table)} DROP CONSTRAINT {name}", name, None, definition))
-        referenced.append(other)
-    return found, tuple(sorted(set(referenced)))
+    return [name for (name,) in cursor.fetchall()]
 
 
 @contextmanager
-def indexes_built_after(cursor, table: str, *, rows: int, foreign_keys: bool = False):
+def indexes_built_after(cursor, table: str, *, rows: int):
     """Run the body (an insert of `rows` new rows into `table`) with the table's indexes built after it.
 
     Yields whether it does so: only on PostgreSQL, inside a transaction, for at least
     BULK_MIN_ROWS new rows, into a table that holds no more than that, when its lock is free.
     A duplicate that a unique index or constraint refuses raises IntegrityError when it is
-    built, as the insert itself would. `foreign_keys`: the table's own foreign keys too (a row
-    they refuse raises IntegrityError when they are added back).
+    built, as the insert itself would.
     """
     if (
         connection.vendor != "postgresql"
@@ -132,9 +125,8 @@ def indexes_built_after(cursor, table: str, *, rows: int, foreign_keys: bool = F
             # The lock and the drops in one savepoint: if any drop is refused (say, a role that
             # does not own the table), rolling it back releases the lock too.
             with transaction.atomic():
-                keys, referenced = _foreign_keys(cursor, table) if foreign_keys else ([], ())
-                _lock(cursor, table, referenced)
-                definitions = _definitions(cursor, table) + keys
+                _lock(cursor, table)
+                definitions = _definitions(cursor, table)
                 for drop, *_ in definitions:
                     cursor.execute(drop)
             declined = False
@@ -143,7 +135,12 @@ def indexes_built_after(cursor, table: str, *, rows: int, foreign_keys: bool = F
         if declined:
             yield False
             return
+        deferred = _deferred_foreign_keys(cursor, table)
+        if deferred:  # checked now, row by row, so that nothing is pending when the indexes are rebuilt
+            cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} IMMEDIATE")
         yield True
+        if deferred:
+            cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} DEFERRED")
         cursor.execute("SELECT current_setting('maintenance_work_mem')")
         (memory,) = cursor.fetchone()
         cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [BUILD_MEMORY])

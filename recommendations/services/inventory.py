@@ -449,9 +449,9 @@ def _insert_new_devices(staged: int) -> set[str]:
     """Insert the `staged` devices `new_devices_copied_ahead` copied, in the groups they name; the
     machine ids inserted (a device stored since it was staged is left to the ordinary upsert).
 
-    As many as are stored already or more (a first import): the device table's indexes and its
-    group key are built after them (bulk.py), and a device stored meanwhile, which the rebuilt
-    unique index refuses, sends them all the ordinary way.
+    As many as are stored already or more (a first import): the device table's indexes are built
+    after them (bulk.py), and a device stored meanwhile, which the rebuilt unique index refuses,
+    sends them all the ordinary way.
     """
     qn = connection.ops.quote_name
     columns = _columns(Device)
@@ -466,7 +466,7 @@ def _insert_new_devices(staged: int) -> set[str]:
         try:
             with (
                 transaction.atomic(),
-                indexes_built_after(cursor, Device._meta.db_table, rows=staged, foreign_keys=True) as bulk,
+                indexes_built_after(cursor, Device._meta.db_table, rows=staged) as bulk,
             ):
                 if bulk:  # no other writer until this transaction ends (the table's lock)
                     cursor.execute(f"{insert} RETURNING {machine_id}")

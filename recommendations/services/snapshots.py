@@ -287,9 +287,11 @@ class _Snapshot:
                     raise NotPlain
         except IntegrityError as exc:
             raise NotPlain from exc
+        # The recommendations its pairs name (each one known: the INSERT found every pair).
+        touched = self._covered(
+            f"SELECT r.id FROM (SELECT DISTINCT rec_ext FROM tvm_stage) s JOIN {R} r ON r.external_id = s.rec_ext"  # noqa: S608
+        )
         cursor.execute("DROP TABLE tvm_stage")
-        # Every stored exposure is this snapshot's: its recommendations are the covered ones.
-        touched = self._covered(f"SELECT DISTINCT recommendation_id FROM {E}")  # noqa: S608
         if self.problems:  # a recommendation the snapshot names and the portal does not know
             return None
         if self.scope is None:

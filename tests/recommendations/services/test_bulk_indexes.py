@@ -173,13 +173,14 @@ DEVICES = Device._meta.db_table
 
 
 @pytest.mark.django_db
-def test_a_first_import_of_machines_builds_the_device_tables_indexes_and_group_key_after_them(bulk_from_one_row):
+def test_a_first_import_of_machines_builds_the_device_tables_indexes_after_them(bulk_from_one_row):
     before = indexes(DEVICES)
 
     with CaptureQueriesContext(connection) as queries:
         inventory()
 
-    assert "DROP CONSTRAINT recommendations_devi_device_group_id" in statements(queries)  # the bulk path ran
+    assert "DROP CONSTRAINT recommendations_device_machine_id_key" in statements(queries)  # the bulk path ran
+    assert "DROP CONSTRAINT recommendations_devi_device_group_id" not in statements(queries)  # its group key stays
     assert indexes(DEVICES) == before
     assert Device.objects.count() == 8
     assert Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com").device_group.name == "Servers"
@@ -211,20 +212,23 @@ def test_a_device_stored_since_the_machines_were_read_sends_them_the_ordinary_wa
     with CaptureQueriesContext(connection) as queries:
         import_tvm_files(machines=DATA / "mde_machines.json")
 
-    assert "DROP CONSTRAINT recommendations_devi_device_group_id" in statements(queries)  # tried, then refused
+    assert "DROP CONSTRAINT recommendations_device_machine_id_key" in statements(queries)  # tried, then refused
     assert Device.objects.count() == 8
     assert Device.objects.get(machine_id=first["id"]).computer_dns_name == first["computerDnsName"]
     assert indexes(DEVICES) == before
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_writer_holding_a_device_group_does_not_keep_a_first_import_waiting(bulk_from_one_row, monkeypatch):
+def test_sessions_holding_device_groups_do_not_keep_a_first_import_waiting(bulk_from_one_row, monkeypatch):
     from recommendations.models import DeviceGroup
 
-    monkeypatch.setattr(bulk, "LOCK_WAIT", "50ms")
     DeviceGroup.objects.create(name="Servers", description="")
-    with _reader() as writer:
+    DeviceGroup.objects.create(name="Design", description="")
+    rebuilt, real = [], bulk._definitions
+    monkeypatch.setattr(bulk, "_definitions", lambda cursor, table: rebuilt.append(table) or real(cursor, table))
+    with _reader() as writer, _reader() as reader:
         writer.execute("UPDATE recommendations_devicegroup SET description = 'edited' WHERE name = 'Servers'")
+        reader.execute("SELECT COUNT(*) FROM recommendations_devicegroup")  # an open transaction that read them
         outcome: list = []
 
         def run():
@@ -238,6 +242,7 @@ def test_a_writer_holding_a_device_group_does_not_keep_a_first_import_waiting(bu
         importer = threading.Thread(target=run)
         importer.start()
         importer.join(20)
-        # Done while the other transaction still holds its group (a dropped group key would wait for it).
+        # Done while both still hold the groups (dropping the device table's group key would wait for them).
         assert not importer.is_alive()
+    assert rebuilt == [DEVICES]  # the device table's indexes were built after its rows
     assert outcome[0]["devices"]["created"] == Device.objects.count() == 8

@@ -15,7 +15,7 @@ from django.db import connection
 import recommendations.services.imports as imports
 from recommendations.imports.records import ImportRejected
 from recommendations.models import Device, Exposure, SecurityRecommendation
-from recommendations.services import import_tvm_files, pair_copies
+from recommendations.services import import_tvm_files, pair_copies, snapshots
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -53,12 +53,20 @@ def test_the_pairs_are_copied_while_the_machines_are_read(monkeypatch):
         assert machines_read.wait(30)
         return real_copy(*args, **kwargs)
 
+    copied_lane, real_first = [], snapshots._Snapshot._first_snapshot
+
+    def first_snapshot(snapshot):
+        copied_lane.append(snapshot.copied_rows)
+        return real_first(snapshot)
+
     monkeypatch.setattr(imports, "check_device_records", check_then_say_so)
     monkeypatch.setattr(pair_copies, "_copy_files", copy_once_the_machines_are_read)
+    monkeypatch.setattr(snapshots._Snapshot, "_first_snapshot", first_snapshot)
 
     summary = import_tvm_files(**sample_files())
 
     assert [t.name for t in copy_threads] == ["pairs-copy"]
+    assert copied_lane == [15]  # the snapshot took the rows the thread copied
     assert summary["exposures"]["created"] == 15
     pairs = [tuple(line.split(",")) for line in (DATA / "mde_exposures.csv").read_text().splitlines()[1:]]
     stored = Exposure.objects.filter(remediated_at=None).values_list(
