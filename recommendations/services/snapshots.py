@@ -140,9 +140,6 @@ def exposures_import_snapshot(
             hold_snapshot_lock(cursor)
             # Room for the hash joins and aggregates of a million-row snapshot (this transaction only).
             cursor.execute("SELECT set_config('work_mem', %s, true)", [SNAPSHOT_WORK_MEM])
-            # No JIT compiling: it took 0.15-0.25 s of a 100,000-row remediation's UPDATE, whose
-            # time is in reading and writing rows, and gave nothing back.
-            cursor.execute("SELECT set_config('jit', 'off', true)")
         snapshot = _Snapshot(
             cursor,
             source=source,
