@@ -66,9 +66,18 @@ def stage_by_copy(cursor, files, *, table: str = "tvm_stage") -> int:
 
 @dataclass(frozen=True)
 class CopiedAhead:
-    """What `pairs_copied_ahead` did: `rows` copied, or None when the files need the Python reader."""
+    """What `pairs_copied_ahead` did: `rows` copied, or None when the files need the Python reader;
+    `recommendations`: the recommendation ids the copied pairs name (each once)."""
 
     rows: int | None
+    recommendations: tuple[str, ...] = ()
+
+
+def _copied(raw_cursor, files, *, stop: threading.Event | None = None) -> CopiedAhead:
+    rows = _copy_files(raw_cursor, files, table=COPIED_AHEAD, stop=stop)
+    # The recommendations they name, for a first snapshot's covered ones (a constant table name).
+    raw_cursor.execute(f"SELECT DISTINCT rec_ext FROM {COPIED_AHEAD}")  # noqa: S608
+    return CopiedAhead(rows, tuple(name for (name,) in raw_cursor.fetchall()))
 
 
 class PairsCopy:
@@ -90,7 +99,7 @@ class PairsCopy:
     def _run(self, raw_connection, files: list) -> None:
         try:
             with raw_connection.cursor() as cursor:
-                self._result = CopiedAhead(_copy_files(cursor, files, table=COPIED_AHEAD, stop=self._stop))
+                self._result = _copied(cursor, files, stop=self._stop)
         except (NotPlain, psycopg.Error):  # in autocommit: the refused COPY left nothing behind
             self._result = CopiedAhead(None)
         except BaseException as exc:  # noqa: BLE001 - a file that cannot be read: raised by result()
@@ -133,8 +142,9 @@ def pairs_copied_ahead(files: list) -> Iterator[PairsCopy]:
             cursor.execute(f"CREATE TEMPORARY TABLE {COPIED_AHEAD} ({position}, {STAGE_COLUMNS})")
             if connection.in_atomic_block:
                 try:
-                    copying.finished(CopiedAhead(stage_by_copy(cursor, files, table=COPIED_AHEAD)))
-                except NotPlain:
+                    with transaction.atomic():  # a refused COPY aborts only this savepoint
+                        copying.finished(_copied(cursor.cursor, files))
+                except (NotPlain, DatabaseError, psycopg.Error):
                     copying.finished(CopiedAhead(None))
             else:
                 copying.start(connection.connection, files)

@@ -68,6 +68,7 @@ def test_the_pairs_are_copied_while_the_machines_are_read(monkeypatch):
     assert [t.name for t in copy_threads] == ["pairs-copy"]
     assert copied_lane == [15]  # the snapshot took the rows the thread copied
     assert summary["exposures"]["created"] == 15
+    assert summary["exposures"]["recommendations"] == 6  # the ones the copied pairs name
     pairs = [tuple(line.split(",")) for line in (DATA / "mde_exposures.csv").read_text().splitlines()[1:]]
     stored = Exposure.objects.filter(remediated_at=None).values_list(
         "recommendation__external_id", "device__machine_id"
