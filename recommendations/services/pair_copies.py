@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
-from .counters import drop_temp_table_quietly, temp_table
+from ..models import Exposure
+from .counters import drop_temp_table_quietly, quote_name, temp_table
 
 
 class NotPlain(Exception):  # noqa: N818 - not an error: the copied file needs the Python reader
@@ -67,16 +68,19 @@ def stage_by_copy(cursor, files, *, table: str = "tvm_stage") -> int:
 @dataclass(frozen=True)
 class CopiedAhead:
     """What `pairs_copied_ahead` did: `rows` copied, or None when the files need the Python reader;
-    `recommendations`: the recommendation ids the copied pairs name (each once)."""
+    `recommendations`: the recommendation ids the copied pairs name (each once), listed for a
+    first snapshot (no exposure stored when they were copied), else None."""
 
     rows: int | None
-    recommendations: tuple[str, ...] = ()
+    recommendations: tuple[str, ...] | None = None
 
 
 def _copied(raw_cursor, files, *, stop: threading.Event | None = None) -> CopiedAhead:
     rows = _copy_files(raw_cursor, files, table=COPIED_AHEAD, stop=stop)
-    # The recommendations they name, for a first snapshot's covered ones (a constant table name).
-    raw_cursor.execute(f"SELECT DISTINCT rec_ext FROM {COPIED_AHEAD}")  # noqa: S608
+    raw_cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote_name(Exposure._meta.db_table)})")  # noqa: S608
+    if not raw_cursor.fetchone()[0]:  # not a first snapshot: it finds its recommendations as it matches
+        return CopiedAhead(rows)
+    raw_cursor.execute(f"SELECT DISTINCT rec_ext FROM {COPIED_AHEAD}")  # noqa: S608 (a constant name)
     return CopiedAhead(rows, tuple(name for (name,) in raw_cursor.fetchall()))
 
 
