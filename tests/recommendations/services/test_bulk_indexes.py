@@ -114,12 +114,12 @@ def test_a_table_holding_more_rows_than_the_snapshot_adds_is_written_as_usual(bu
     assert "LOCK TABLE" not in statements(queries)  # readers were never locked out
 
 
-def _import_in_a_thread(path) -> tuple[threading.Thread, list]:
+def _import_in_a_thread(**files) -> tuple[threading.Thread, list]:
     outcome: list = []
 
     def run():
         try:
-            outcome.append(import_tvm_files(exposures=path))
+            outcome.append(import_tvm_files(**files))
         except Exception as exc:  # noqa: BLE001 - reported by the assertions
             outcome.append(exc)
         finally:
@@ -142,7 +142,7 @@ def test_a_reader_holding_the_table_is_not_locked_out(bulk_from_one_row, monkeyp
     inventory()
     with _reader() as reader:
         reader.execute(f"SELECT COUNT(*) FROM {TABLE}")  # noqa: S608 - open transaction: the table's share lock
-        importer, outcome = _import_in_a_thread(DATA / "mde_exposures.csv")
+        importer, outcome = _import_in_a_thread(exposures=DATA / "mde_exposures.csv")
         importer.join(20)
         # The import finished while the reader still held the table (waiting for it would never end).
         assert not importer.is_alive()
@@ -229,18 +229,7 @@ def test_sessions_holding_device_groups_do_not_keep_a_first_import_waiting(bulk_
     with _reader() as writer, _reader() as reader:
         writer.execute("UPDATE recommendations_devicegroup SET description = 'edited' WHERE name = 'Servers'")
         reader.execute("SELECT COUNT(*) FROM recommendations_devicegroup")  # an open transaction that read them
-        outcome: list = []
-
-        def run():
-            try:
-                outcome.append(import_tvm_files(machines=DATA / "mde_machines.json"))
-            except Exception as exc:  # noqa: BLE001 - reported by the assertions
-                outcome.append(exc)
-            finally:
-                connection.close()
-
-        importer = threading.Thread(target=run)
-        importer.start()
+        importer, outcome = _import_in_a_thread(machines=DATA / "mde_machines.json")
         importer.join(20)
         # Done while both still hold the groups (dropping the device table's group key would wait for them).
         assert not importer.is_alive()
