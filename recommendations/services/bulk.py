@@ -136,7 +136,9 @@ def indexes_built_after(cursor, table: str, *, rows: int):
             yield False
             return
         deferred = _deferred_foreign_keys(cursor, table)
-        if deferred:  # checked now, row by row, so that nothing is pending when the indexes are rebuilt
+        # Checked now, row by row, so that nothing is pending when the indexes are rebuilt; deferred
+        # again after (PostgreSQL cannot tell a caller's own SET CONSTRAINTS: nothing here sets one).
+        if deferred:
             cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} IMMEDIATE")
         yield True
         if deferred:
