@@ -65,6 +65,12 @@ def hold_snapshot_lock(cursor=None) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SNAPSHOT_LOCK])
 
 
+def no_exposure_stored(cursor) -> bool:
+    """Whether the exposure table is empty (a first import): then every pair a snapshot names is new."""
+    cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote_name(Exposure._meta.db_table)})")  # noqa: S608
+    return cursor.fetchone()[0]
+
+
 def exposures_delete_orphans() -> int:
     """Delete exposures whose device or recommendation is gone (a raw DELETE bypasses the cascade)."""
     E = quote_name(Exposure._meta.db_table)

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
-from ..models import Exposure
-from .counters import drop_temp_table_quietly, quote_name, temp_table
+from .counters import drop_temp_table_quietly, no_exposure_stored, temp_table
 
 
 class NotPlain(Exception):  # noqa: N818 - not an error: the copied file needs the Python reader
@@ -75,13 +74,12 @@ class CopiedAhead:
     recommendations: tuple[str, ...] | None = None
 
 
-def _copied(raw_cursor, files, *, stop: threading.Event | None = None) -> CopiedAhead:
-    rows = _copy_files(raw_cursor, files, table=COPIED_AHEAD, stop=stop)
-    raw_cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote_name(Exposure._meta.db_table)})")  # noqa: S608
-    if not raw_cursor.fetchone()[0]:  # not a first snapshot: it finds its recommendations as it matches
+def _listed(cursor, rows: int) -> CopiedAhead:
+    """What was copied: `rows`, and for a first snapshot the recommendations they name."""
+    if not no_exposure_stored(cursor):  # not a first snapshot: it finds its recommendations as it matches
         return CopiedAhead(rows)
-    raw_cursor.execute(f"SELECT DISTINCT rec_ext FROM {COPIED_AHEAD}")  # noqa: S608 (a constant name)
-    return CopiedAhead(rows, tuple(name for (name,) in raw_cursor.fetchall()))
+    cursor.execute(f"SELECT DISTINCT rec_ext FROM {COPIED_AHEAD}")  # noqa: S608 (a constant name)
+    return CopiedAhead(rows, tuple(name for (name,) in cursor.fetchall()))
 
 
 class PairsCopy:
@@ -103,7 +101,7 @@ class PairsCopy:
     def _run(self, raw_connection, files: list) -> None:
         try:
             with raw_connection.cursor() as cursor:
-                self._result = _copied(cursor, files, stop=self._stop)
+                self._result = _listed(cursor, _copy_files(cursor, files, table=COPIED_AHEAD, stop=self._stop))
         except (NotPlain, psycopg.Error):  # in autocommit: the refused COPY left nothing behind
             self._result = CopiedAhead(None)
         except BaseException as exc:  # noqa: BLE001 - a file that cannot be read: raised by result()
@@ -146,9 +144,8 @@ def pairs_copied_ahead(files: list) -> Iterator[PairsCopy]:
             cursor.execute(f"CREATE TEMPORARY TABLE {COPIED_AHEAD} ({position}, {STAGE_COLUMNS})")
             if connection.in_atomic_block:
                 try:
-                    with transaction.atomic():  # a refused COPY aborts only this savepoint
-                        copying.finished(_copied(cursor.cursor, files))
-                except (NotPlain, DatabaseError, psycopg.Error):
+                    copying.finished(_listed(cursor, stage_by_copy(cursor, files, table=COPIED_AHEAD)))
+                except NotPlain:
                     copying.finished(CopiedAhead(None))
             else:
                 copying.start(connection.connection, files)

@@ -27,7 +27,7 @@ from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
 from .bulk import indexes_built_after
-from .counters import hold_snapshot_lock, quote_name, temp_table
+from .counters import hold_snapshot_lock, no_exposure_stored, quote_name, temp_table
 from .inventory import INVENTORY_BATCH_SIZE, tick
 from .pair_copies import COPIED_AHEAD, STAGE_COLUMNS, CopiedAhead, NotPlain, stage_by_copy
 from .write_scope import writable_group_ids
@@ -221,7 +221,7 @@ class _Snapshot:
                 _stage_pairs(cursor, pairs, source=self.source, problems=self.problems, progress=self.progress)
         if self.before_resolve is not None:
             self.before_resolve()
-        if copied is not None and self._no_exposure_stored():
+        if copied is not None and no_exposure_stored(cursor):
             return self._first_snapshot()
         staged = "tvm_stage"
         if self.collapse_duplicates:  # one row a pair: its first position
@@ -260,11 +260,6 @@ class _Snapshot:
         counts["touched"] = touched
         return counts
 
-    def _no_exposure_stored(self) -> bool:
-        """Whether the exposure table is empty (a first import): then every copied pair is new."""
-        self.cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote_name(Exposure._meta.db_table)})")  # noqa: S608
-        return self.cursor.fetchone()[0]
-
     def _first_snapshot(self) -> dict:
         """The copied pairs into an empty exposure table: one INSERT ... SELECT that resolves the
         ids on its way, with no table of resolved pairs between (nothing is stored to match them
@@ -301,12 +296,18 @@ class _Snapshot:
         cursor.execute("DROP TABLE tvm_stage")
         if self.problems:  # a recommendation the snapshot names and the portal does not know
             return None
+        self._reported_now(at)
+        return {"created": created, "updated": 0, "remediated": 0, "re_exposed": 0, "touched": touched}
+
+    def _reported_now(self, at) -> None:
+        """A full snapshot (no user scope) says once per covered recommendation that every open
+        exposure of it was reported now, instead of rewriting each unchanged row's last_seen."""
         if self.scope is None:
-            cursor.execute(
+            R = quote_name(SecurityRecommendation._meta.db_table)
+            self.cursor.execute(
                 f"UPDATE {R} SET exposures_reported_at = %s WHERE id IN (SELECT rec_id FROM tvm_recs)",  # noqa: S608
                 [at],
             )
-        return {"created": created, "updated": 0, "remediated": 0, "re_exposed": 0, "touched": touched}
 
     def _repeats_stored_pair(self) -> bool:
         """Whether a stored pair is named twice: the unique index `_apply` needs refuses to be built."""
@@ -449,10 +450,6 @@ class _Snapshot:
             if copied:
                 raise NotPlain from exc
             raise
-        if self.scope is None:  # every open exposure of these recommendations was reported now
-            cursor.execute(
-                f"UPDATE {R} SET exposures_reported_at = %s WHERE id IN (SELECT rec_id FROM tvm_recs)",  # noqa: S608
-                [at],
-            )
+        self._reported_now(at)
         # The stored counters followed each statement (database triggers, set-based on PostgreSQL).
         return counts
