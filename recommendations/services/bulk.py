@@ -30,6 +30,9 @@ from .counters import quote_name
 BULK_MIN_ROWS = 50_000
 LOCK_WAIT = "1s"
 BUILD_MEMORY = "512MB"
+# The body's own memory (work_mem): a bulk statement's hash joins and transition tables are
+# held in memory, not spilled to temporary files in batches.
+BODY_MEMORY = "128MB"
 
 
 class _Declined(Exception):  # noqa: N818 - not an error: the rows go in the usual way
@@ -140,15 +143,23 @@ def indexes_built_after(cursor, table: str, *, rows: int):
         # again after (PostgreSQL cannot tell a caller's own SET CONSTRAINTS: nothing here sets one).
         if deferred:
             cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} IMMEDIATE")
-        yield True
+        with _setting(cursor, "work_mem", BODY_MEMORY):
+            yield True
         if deferred:
             cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} DEFERRED")
-        cursor.execute("SELECT current_setting('maintenance_work_mem')")
-        (memory,) = cursor.fetchone()
-        cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [BUILD_MEMORY])
-        for _, index, create, clause in definitions:
-            if create is not None:
-                cursor.execute(create)
-            if clause is not None:
-                cursor.execute(f"ALTER TABLE {name} ADD CONSTRAINT {index} {clause}")
-        cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [memory])
+        with _setting(cursor, "maintenance_work_mem", BUILD_MEMORY):
+            for _, index, create, clause in definitions:
+                if create is not None:
+                    cursor.execute(create)
+                if clause is not None:
+                    cursor.execute(f"ALTER TABLE {name} ADD CONSTRAINT {index} {clause}")
+
+
+@contextmanager
+def _setting(cursor, name: str, value: str):
+    """The server setting `name` at `value` for the body (this transaction only), as it was after."""
+    cursor.execute("SELECT current_setting(%s)", [name])
+    (before,) = cursor.fetchone()
+    cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+    yield
+    cursor.execute("SELECT set_config(%s, %s, true)", [name, before])

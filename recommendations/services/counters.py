@@ -10,7 +10,8 @@ set-based recount that repairs it, run nightly by `recount_exposures`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from django.db import DatabaseError, connection, transaction
 
@@ -69,6 +70,43 @@ def no_exposure_stored(cursor) -> bool:
     """Whether the exposure table is empty (a first import): then every pair a snapshot names is new."""
     cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote_name(Exposure._meta.db_table)})")  # noqa: S608
     return cursor.fetchone()[0]
+
+
+# The statement-level trigger that counts inserted exposures (migration 0006).
+EXPOSURE_INSERT_TRIGGER = "rp_exposure_counters_insert"
+
+
+@contextmanager
+def counted_after_first_insert(cursor) -> Iterator[bool]:
+    """Count the exposures the body inserts into an empty exposure table in one grouped pass after it.
+
+    For a bulk insert under the table's exclusive lock (bulk.indexes_built_after), inside a
+    transaction: the insert trigger is off for the body, which spares it holding a million new
+    rows in a transition table only to group them; the counters then add what the table holds,
+    which is exactly what the body inserted. If the body fails, the caller's rollback turns the
+    trigger back on. Yields whether it does so: not when an exposure is stored already (the
+    trigger counts as usual).
+    """
+    E = quote_name(Exposure._meta.db_table)
+    if not no_exposure_stored(cursor):
+        yield False
+        return
+    cursor.execute(f"ALTER TABLE {E} DISABLE TRIGGER {EXPOSURE_INSERT_TRIGGER}")
+    yield True
+    cursor.execute(f"ALTER TABLE {E} ENABLE TRIGGER {EXPOSURE_INSERT_TRIGGER}")
+    R = quote_name(SecurityRecommendation._meta.db_table)
+    D = quote_name(Device._meta.db_table)
+    G = quote_name(RecommendationGroupExposure._meta.db_table)
+    # What the trigger adds for the same rows: open exposures per (recommendation, device group).
+    cursor.execute(
+        f"WITH by_group AS MATERIALIZED (SELECT e.recommendation_id AS rec, d.device_group_id AS grp,"  # noqa: S608
+        f" COUNT(*) AS n FROM {E} e JOIN {D} d ON d.id = e.device_id WHERE e.remediated_at IS NULL GROUP BY 1, 2),"
+        f" totals AS (UPDATE {R} r SET exposed_devices = r.exposed_devices + t.n"
+        " FROM (SELECT rec, SUM(n) AS n FROM by_group GROUP BY rec) t WHERE r.id = t.rec RETURNING 1)"
+        f" INSERT INTO {G} (recommendation_id, device_group_id, exposed_devices) SELECT rec, grp, n FROM by_group"
+        " ON CONFLICT (recommendation_id, device_group_id)"
+        f" DO UPDATE SET exposed_devices = {G}.exposed_devices + EXCLUDED.exposed_devices"
+    )
 
 
 def exposures_delete_orphans() -> int:

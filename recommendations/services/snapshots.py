@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -27,7 +28,7 @@ from ..imports.records import MAX_LISTED_PROBLEMS, Problems, Record
 from ..models import Device, Exposure, SecurityRecommendation
 from ..signals import exposures_changed_on_commit
 from .bulk import indexes_built_after
-from .counters import hold_snapshot_lock, no_exposure_stored, quote_name, temp_table
+from .counters import counted_after_first_insert, hold_snapshot_lock, no_exposure_stored, quote_name, temp_table
 from .inventory import INVENTORY_BATCH_SIZE, tick
 from .pair_copies import COPIED_AHEAD, STAGE_COLUMNS, CopiedAhead, NotPlain, stage_by_copy
 from .write_scope import writable_group_ids
@@ -277,7 +278,11 @@ class _Snapshot:
             f" JOIN {D} d ON d.machine_id = s.machine{self.in_scope}"
         )
         try:
-            with transaction.atomic(), indexes_built_after(cursor, Exposure._meta.db_table, rows=self.copied_rows):
+            with (
+                transaction.atomic(),
+                indexes_built_after(cursor, Exposure._meta.db_table, rows=self.copied_rows) as bulk,
+                counted_after_first_insert(cursor) if bulk else nullcontext(),
+            ):
                 cursor.execute(insert, [at, at])
                 created = cursor.rowcount
                 if created != self.copied_rows:

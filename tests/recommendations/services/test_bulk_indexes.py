@@ -21,6 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from recommendations.imports.records import ImportRejected
 from recommendations.models import Device, Exposure, SecurityRecommendation
 from recommendations.services import bulk, import_tvm_files
+from recommendations.services.counters import exposure_counters_check
 
 pytestmark = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql", reason="needs PostgreSQL"
@@ -68,6 +69,7 @@ def test_a_first_import_stores_the_same_pairs_counters_and_indexes(bulk_from_one
     assert indexes() == before
     chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
     assert chrome.exposed_devices == Exposure.objects.filter(recommendation=chrome).count() > 0
+    assert exposure_counters_check(repair=False)["drifted"] == 0  # per device group too
     # A pair is still one exposure.
     pair = Exposure.objects.first()
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -77,6 +79,12 @@ def test_a_first_import_stores_the_same_pairs_counters_and_indexes(bulk_from_one
             first_seen=pair.first_seen,
             last_seen=pair.last_seen,
         )
+    # Exposures written after the import are counted as they are written.
+    unexposed = Device.objects.exclude(exposures__recommendation=chrome).first()
+    Exposure.objects.create(recommendation=chrome, device=unexposed, first_seen=pair.first_seen, last_seen=pair.last_seen)
+    chrome.refresh_from_db()
+    assert chrome.exposed_devices == Exposure.objects.filter(recommendation=chrome).count()
+    assert exposure_counters_check(repair=False)["drifted"] == 0
 
 
 @pytest.mark.django_db
@@ -96,6 +104,10 @@ def test_a_repeated_pair_is_still_refused_with_its_line_and_leaves_the_indexes(b
     assert "duplicate pair" in str(rejected.value)
     assert Exposure.objects.count() == 0
     assert indexes() == before
+    # The refused import left the counting as it was: the file without the repeat is counted.
+    import_tvm_files(exposures=DATA / "mde_exposures.csv")
+    assert exposure_counters_check(repair=False)["drifted"] == 0
+    assert SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome").exposed_devices > 0
 
 
 @pytest.mark.django_db
