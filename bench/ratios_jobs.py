@@ -34,7 +34,8 @@ def setup() -> None:
 
 
 class Transactions:
-    """The longest transaction: outermost atomic blocks, and statements run in autocommit."""
+    """The longest transaction: outermost atomic blocks (until their COMMIT or ROLLBACK), and statements
+    run in autocommit."""
 
     def __init__(self):
         from django.db import connection, transaction
@@ -52,11 +53,26 @@ class Transactions:
             return enter(atomic)
 
         def __exit__(atomic, *exc):  # noqa: N807
+            ended.clear()
             result = leave(atomic, *exc)
             if not connection.in_atomic_block and started:
-                timer.add(time.perf_counter() - started.pop())
+                # Until COMMIT (or ROLLBACK) returned: on_commit callbacks run after it, in no transaction.
+                timer.add((ended[0] if ended else time.perf_counter()) - started.pop())
             return result
 
+        ended: list[float] = []
+        commit, rollback = connection.commit, connection.rollback
+
+        def stamped(end):
+            def call(*args, **kwargs):
+                try:
+                    return end(*args, **kwargs)
+                finally:
+                    ended.append(time.perf_counter())
+
+            return call
+
+        connection.commit, connection.rollback = stamped(commit), stamped(rollback)
         transaction.Atomic.__enter__, transaction.Atomic.__exit__ = __enter__, __exit__
         connection.execute_wrappers.append(self._statement)
 
