@@ -81,7 +81,9 @@ def test_a_first_import_stores_the_same_pairs_counters_and_indexes(bulk_from_one
         )
     # Exposures written after the import are counted as they are written.
     unexposed = Device.objects.exclude(exposures__recommendation=chrome).first()
-    Exposure.objects.create(recommendation=chrome, device=unexposed, first_seen=pair.first_seen, last_seen=pair.last_seen)
+    Exposure.objects.create(
+        recommendation=chrome, device=unexposed, first_seen=pair.first_seen, last_seen=pair.last_seen
+    )
     chrome.refresh_from_db()
     assert chrome.exposed_devices == Exposure.objects.filter(recommendation=chrome).count()
     assert exposure_counters_check(repair=False)["drifted"] == 0
