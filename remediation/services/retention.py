@@ -78,12 +78,12 @@ def _next_group(candidates: list[tuple], batch_size: int) -> tuple[list, int]:
 
 def _delete_devices(ids: list, *, rows: int, batch_size: int) -> int:
     """Delete the device rows of activities `ids` (about `rows` of them), `batch_size` a transaction."""
-    deleted = 0
     devices = ActivityDevice.objects.filter(activity_id__in=ids)
-    if rows <= batch_size:
+    if rows <= batch_size:  # every row of these activities, however many their counters say
         with transaction.atomic():
-            deleted += devices.delete()[0]
-    while True:  # an activity larger than a batch, or counters behind the rows: by bounded statements
+            return devices.delete()[0]
+    deleted = 0
+    while True:  # an activity larger than a batch: by bounded statements
         with transaction.atomic():
             n = ActivityDevice.objects.filter(pk__in=devices.values("pk")[:batch_size]).delete()[0]
         deleted += n
