@@ -55,15 +55,16 @@ def _check_duplicates(
     return unique
 
 
-def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
-    """{key: {key and `fields`: stored value}} of the stored rows among `keys`."""
+def _existing(model, key: str, keys: list[str], fields: list[str]) -> dict[str, tuple]:
+    """{key: (stored value of each of `fields`)} of the stored rows among `keys` (tuples: a batch of
+    50,000 stored devices as dictionaries took seven times the memory)."""
     if connection.vendor == "postgresql":
         return _existing_postgres(model, key, keys, fields)
-    found: dict[str, dict] = {}
+    found: dict[str, tuple] = {}
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start : start + _LOOKUP_CHUNK]
-        for row in model.objects.filter(**{f"{key}__in": chunk}).values(key, *fields):
-            found[row[key]] = row
+        for found_key, *values in model.objects.filter(**{f"{key}__in": chunk}).values_list(key, *fields):
+            found[found_key] = tuple(values)
     return found
 
 
@@ -96,7 +97,7 @@ def _stored_count(model, key: str, keys: list[str]) -> int:
     return total
 
 
-def _existing_postgres(model, key: str, keys: list[str], fields: list[str]) -> dict[str, dict]:
+def _existing_postgres(model, key: str, keys: list[str], fields: list[str]) -> dict[str, tuple]:
     qn = connection.ops.quote_name
     names = [key, *fields]
     model_fields = [model._meta.get_field(name) for name in names]
@@ -105,16 +106,16 @@ def _existing_postgres(model, key: str, keys: list[str], fields: list[str]) -> d
         f"SELECT {', '.join(qn(f.column) for f in model_fields)} FROM {qn(model._meta.db_table)}"  # noqa: S608 (names)
         f" WHERE {qn(model_fields[0].column)} = ANY"
     )
-    found: dict[str, dict] = {}
+    found: dict[str, tuple] = {}
     with connection.cursor() as cursor:
         for array, params in _key_arrays(keys):
             cursor.execute(f"{select}({array})", params)
-            for row in cursor.fetchall():
+            for row in cursor:  # one converted row at a time, not a list of them all
                 if convert:
                     row = list(row)
                     for i, from_db in convert:
                         row[i] = from_db(row[i], None, connection)
-                found[row[0]] = dict(zip(names, row, strict=True))
+                found[row[0]] = tuple(row[1:])
     return found
 
 
@@ -200,7 +201,8 @@ def _upsert(
         existing = _existing(model, key, [r[key] for r in chunk], fields)
         out = []
         for values in chunk:
-            before = existing.get(values[key])
+            stored = existing.get(values[key])
+            before = None if stored is None else dict(zip(fields, stored, strict=True))
             merged = {**(before or defaults), **values}
             if before is None:
                 counts["created"] += 1
@@ -380,8 +382,7 @@ def devices_upsert(
         names = {v["device_group"] for _, v in rows if "device_group" in v}
     group_ids = dict(DeviceGroup.objects.filter(name__in=names).values_list("name", "pk"))
     values = []
-    for _, v in rows:
-        v = dict(v)
+    for _, v in rows:  # the checked rows' own values (not a second copy of 100,000 of them)
         if "device_group" in v:
             v["device_group_id"] = group_ids[v.pop("device_group")]
         values.append(v)
