@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils.timezone import now
 
 from recommendations.imports.records import ImportRejected
 from recommendations.models import Device, Exposure, SecurityRecommendation
@@ -106,7 +107,13 @@ def test_a_repeated_pair_is_still_refused_with_its_line_and_leaves_the_indexes(b
     assert "duplicate pair" in str(rejected.value)
     assert Exposure.objects.count() == 0
     assert indexes() == before
-    # The refused import left the counting as it was: the file without the repeat is counted.
+    # The refused import left the counting as it was: an exposure written now is counted, and so
+    # is the file without the repeat.
+    chrome = SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome")
+    Exposure.objects.create(recommendation=chrome, device=Device.objects.first(), first_seen=now(), last_seen=now())
+    chrome.refresh_from_db()
+    assert chrome.exposed_devices == 1
+    Exposure.objects.all().delete()
     import_tvm_files(exposures=DATA / "mde_exposures.csv")
     assert exposure_counters_check(repair=False)["drifted"] == 0
     assert SecurityRecommendation.objects.get(external_id="va-_-google-_-chrome").exposed_devices > 0
