@@ -53,11 +53,12 @@ class Transactions:
             return enter(atomic)
 
         def __exit__(atomic, *exc):  # noqa: N807
-            ended.clear()
+            mark = len(ended)
             result = leave(atomic, *exc)
             if not connection.in_atomic_block and started:
-                # Until COMMIT (or ROLLBACK) returned: on_commit callbacks run after it, in no transaction.
-                timer.add((ended[0] if ended else time.perf_counter()) - started.pop())
+                # Until its own COMMIT (or ROLLBACK) returned, the first one stamped after `mark`:
+                # on_commit callbacks run after it, in no transaction (or in transactions of their own).
+                timer.add((ended[mark] if len(ended) > mark else time.perf_counter()) - started.pop())
             return result
 
         ended: list[float] = []

@@ -30,8 +30,8 @@ from .counters import quote_name
 BULK_MIN_ROWS = 50_000
 LOCK_WAIT = "1s"
 BUILD_MEMORY = "512MB"
-# The body's own memory (work_mem): a bulk statement's hash joins and transition tables are
-# held in memory, not spilled to temporary files in batches.
+# The body's memory (work_mem, at least): a bulk statement's hash joins are held in memory, not
+# spilled to temporary files in batches (a snapshot's transaction has more already).
 BODY_MEMORY = "128MB"
 
 
@@ -143,11 +143,11 @@ def indexes_built_after(cursor, table: str, *, rows: int):
         # again after (PostgreSQL cannot tell a caller's own SET CONSTRAINTS: nothing here sets one).
         if deferred:
             cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} IMMEDIATE")
-        with _setting(cursor, "work_mem", BODY_MEMORY):
+        with _raised(cursor, "work_mem", BODY_MEMORY):
             yield True
         if deferred:
             cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} DEFERRED")
-        with _setting(cursor, "maintenance_work_mem", BUILD_MEMORY):
+        with _raised(cursor, "maintenance_work_mem", BUILD_MEMORY):
             for _, index, create, clause in definitions:
                 if create is not None:
                     cursor.execute(create)
@@ -156,10 +156,15 @@ def indexes_built_after(cursor, table: str, *, rows: int):
 
 
 @contextmanager
-def _setting(cursor, name: str, value: str):
-    """The server setting `name` at `value` for the body (this transaction only), as it was after."""
-    cursor.execute("SELECT current_setting(%s)", [name])
-    (before,) = cursor.fetchone()
-    cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+def _raised(cursor, name: str, value: str):
+    """The server setting `name` (a size) at least `value` for the body, this transaction only, as
+    it was after (a caller's larger value, such as a snapshot's work_mem, is kept)."""
+    cursor.execute(
+        "SELECT current_setting(%s), pg_size_bytes(current_setting(%s)) < pg_size_bytes(%s)", [name, name, value]
+    )
+    before, lower = cursor.fetchone()
+    if lower:
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
     yield
-    cursor.execute("SELECT set_config(%s, %s, true)", [name, before])
+    if lower:
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, before])
