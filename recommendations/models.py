@@ -204,7 +204,7 @@ class Exposure(models.Model):
 class RecommendationGroupExposure(models.Model):
     """Stored counter: open exposures of a recommendation on the devices now in one device group.
 
-    Kept by database triggers (migration 0005) on every write to exposures and every move of a
+    Kept by database triggers (migration 0006) on every write to exposures and every move of a
     device, whatever path writes them; the nightly `recount_exposures` repairs any drift. Lists
     sum these rows over the caller's groups instead of counting exposures. A group without open
     exposures has no row.

@@ -1,10 +1,11 @@
 """The stored exposure counters: `SecurityRecommendation.exposed_devices` and the per-device-group
 rows of `RecommendationGroupExposure`.
 
-The database keeps them: triggers created by migration 0005 follow every write to `Exposure`
+The database keeps them: triggers created by migration 0006 follow every write to `Exposure`
 rows and every move of a `Device` between groups, whatever path writes them (services, admin,
-scripts). Here: the check that finds drift (a TRUNCATE, a trigger dropped by hand) and the
-set-based recount that repairs it, run nightly by `recount_exposures`.
+scripts); a first import's bulk insert into the empty table adds the same counts itself
+(`counted_after_first_insert`). Here too: the check that finds drift (a TRUNCATE, a trigger
+dropped by hand) and the set-based recount that repairs it, run nightly by `recount_exposures`.
 """
 
 from __future__ import annotations
