@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 from django.db import transaction
 
@@ -26,6 +29,33 @@ from .inventory import (
 )
 from .pair_copies import CopiedAhead, pairs_copied_ahead
 from .snapshots import exposures_import_snapshot
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off for the body, as it was after.
+
+    An import builds a few hundred thousand dictionaries and tuples that stay alive (the checked
+    records) and form no cycle: each collection the allocations set off walks them all again, for
+    nothing (0.4 s of the 1 s spent checking 100,000 machine records). Reference counting still
+    frees everything the import lets go.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _without_collector(function):
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        with _collector_paused():
+            return function(*args, **kwargs)
+
+    return call
 
 
 def _open_records(file, *, source: str, problems: Problems, csv_required=()):
@@ -177,6 +207,7 @@ def _exposure_batches(files: list, *, problems: Problems, sources: list[str]) ->
     return batches
 
 
+@_without_collector
 def import_tvm_files(
     *,
     recommendations=None,
@@ -289,6 +320,7 @@ def _read_and_check(recommendations, machines, *, problems: Problems, warnings: 
 INVENTORY_KINDS = ("device_groups", "devices", "recommendations", "exposures")
 
 
+@_without_collector
 def inventory_import_records(
     *, kind: str, records: Iterable, source: str, progress=None, problems: Problems | None = None, user=None
 ) -> dict:

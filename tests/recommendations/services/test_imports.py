@@ -410,3 +410,24 @@ def test_device_file_without_a_group_column_keeps_groups(sample):
     sql.refresh_from_db()
     assert (sql.device_group.name, sql.os_platform) == ("Servers", "WindowsServer2025")
     assert Device.objects.get(machine_id="e" * 40).device_group.name == UNASSIGNED_GROUP_NAME
+
+
+def test_an_import_leaves_the_garbage_collector_on_whether_it_lands_or_is_refused(db):
+    """The imports pause Python's cyclic collector while they hold their records: a worker that
+    kept it off would never free a reference cycle again (its memory would only grow)."""
+    import gc
+
+    seen = []
+    real = inventory.check_device_records
+
+    def checking(**kwargs):
+        seen.append(gc.isenabled())
+        return real(**kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(imports, "check_device_records", checking)
+        import_tvm_files(machines=DATA / "mde_machines.json")
+        with pytest.raises(ImportRejected):
+            import_tvm_files(machines=json_file({"value": [{"computerDnsName": "no-id"}]}, "machines.json"))
+    assert seen == [False, False]  # paused while the records were checked
+    assert gc.isenabled()
