@@ -419,24 +419,40 @@ def lookup_planned(row: _Planned | Row, names: tuple[str, ...]) -> tuple[bool, A
     return lookup(row, names)
 
 
-_PLANS: dict[tuple, list] = {}
+_PLANS: dict[tuple, tuple] = {}
+# The plan of the last set of keys met (a file's records share them): found by comparing the keys,
+# without hashing them for each record.
+_LAST_PLAN: tuple = (None, None)
 
 
-def _plan(model, spec, required: dict[str, str], keys: tuple, originals: dict[str, Any], labels: dict[str, str]):
-    """For records with these keys: each field's candidate keys (in the order of its names), label and rule."""
-    cache_key = (model, id(spec), keys)
-    plan = _PLANS.get(cache_key)
+def _plan(model, spec, required: dict[str, str], keys: tuple) -> tuple:
+    """For records with these keys: (originals, labels, steps). `originals` and `labels` are their
+    key maps (`_key_maps`); each step is (field, kind, candidate keys in the order of its names,
+    label, required label, text length limit, choices, first filled) for a field the records may
+    fill or must: a field neither named nor required is left out."""
+    global _LAST_PLAN
+    cache_key = (model, spec, required, keys)
+    last_key, plan = _LAST_PLAN
+    if last_key == cache_key:
+        return plan
+    plan = _PLANS.get((model, id(spec), id(required), keys))
     if plan is None:
-        plan = []
+        originals, labels = _key_maps(keys)
+        steps = []
         for field_name, names, kind in spec:
             candidates = tuple(originals[name] for name in names if name in originals)
+            if not candidates and field_name not in required:
+                continue
             label = next((labels[name] for name in names if name in labels), names[0])
             limit = max_length(model, field_name) if kind == "text" else None
             choices = _choices(model, field_name) if kind == "choice" else None
-            plan.append((field_name, kind, candidates, label, required.get(field_name), limit, choices))
+            first_filled = field_name in FIRST_FILLED_FIELDS and len(candidates) > 1
+            steps.append((field_name, kind, candidates, label, required.get(field_name), limit, choices, first_filled))
+        plan = (originals, labels, tuple(steps))
         if len(_PLANS) > 256:
             _PLANS.clear()
-        _PLANS[cache_key] = plan
+        _PLANS[(model, id(spec), id(required), keys)] = plan
+    _LAST_PLAN = (cache_key, plan)
     return plan
 
 
@@ -447,23 +463,16 @@ def _fields(model, record: Record, spec, required: dict[str, str], source: str, 
     (a file's records share them), then each record is a few dictionary reads.
     """
     data = record.data
-    keys = tuple(data)
-    originals, labels = _key_maps(keys)
+    originals, labels, steps = _plan(model, spec, required, tuple(data))
     values: dict[str, Any] = {}
     bad = False
-
-    def warn(message: str) -> None:
-        if warnings is not None:
-            warnings.append(str(Problem(source, record.position, message, record.line)))
-
-    for field_name, kind, candidates, label, required_label, limit, choices in _plan(
-        model, spec, required, keys, originals, labels
-    ):
-        raw = None
+    for field_name, kind, candidates, label, required_label, limit, choices, first_filled in steps:
         if candidates:
             raw = data[candidates[0]]
-            if field_name in FIRST_FILLED_FIELDS and _blank(raw):
+            if first_filled and _blank(raw):
                 raw = next((data[c] for c in candidates[1:] if not _blank(data[c])), raw)
+        else:
+            raw = None
         if required_label is not None and _blank(raw):
             problems.add(source, record.position, f"missing required field {required_label!r}", record.line)
             bad = True
@@ -475,8 +484,8 @@ def _fields(model, record: Record, spec, required: dict[str, str], source: str, 
                 value = as_text(raw, max_length=limit)
             elif kind == "choice":
                 value, warning = map_choice(raw, choices, field=label)
-                if warning:
-                    warn(warning)
+                if warning and warnings is not None:
+                    warnings.append(str(Problem(source, record.position, warning, record.line)))
             else:
                 value = _CONVERTERS[kind](raw)
         except _Bad as exc:
