@@ -472,7 +472,7 @@ def _insert_new_devices(staged: int) -> set[str]:
         try:
             with (
                 transaction.atomic(),
-                indexes_built_after(cursor, Device._meta.db_table, rows=staged) as bulk,
+                indexes_built_after(cursor, Device._meta.db_table, rows=staged, foreign_keys=True) as bulk,
             ):
                 if bulk:  # no other writer until this transaction ends (the table's lock)
                     cursor.execute(f"{insert} RETURNING {machine_id}")

@@ -201,7 +201,8 @@ def test_a_first_import_of_machines_builds_the_device_tables_indexes_after_them(
         inventory()
 
     assert "DROP CONSTRAINT recommendations_device_machine_id_key" in statements(queries)  # the bulk path ran
-    assert "DROP CONSTRAINT recommendations_devi_device_group_id" not in statements(queries)  # its group key stays
+    # Its group key too, checked after the rows and back as it was (deferred, by its own name).
+    assert "DROP CONSTRAINT recommendations_devi_device_group_id" in statements(queries)
     assert indexes(DEVICES) == before
     assert Device.objects.count() == 8
     assert Device.objects.get(computer_dns_name="srv-sql-01.corp.contoso.com").device_group.name == "Servers"
@@ -245,14 +246,45 @@ def test_sessions_holding_device_groups_do_not_keep_a_first_import_waiting(bulk_
 
     DeviceGroup.objects.create(name="Servers", description="")
     DeviceGroup.objects.create(name="Design", description="")
+    monkeypatch.setattr(bulk, "LOCK_WAIT", "50ms")
+    before = indexes(DEVICES)
     rebuilt, real = [], bulk._definitions
     monkeypatch.setattr(bulk, "_definitions", lambda cursor, table: rebuilt.append(table) or real(cursor, table))
+    dropped, drop = [], bulk._drop_foreign_keys
+    monkeypatch.setattr(
+        bulk, "_drop_foreign_keys", lambda cursor, table: dropped.append(drop(cursor, table)) or dropped[-1]
+    )
     with _reader() as writer, _reader() as reader:
         writer.execute("UPDATE recommendations_devicegroup SET description = 'edited' WHERE name = 'Servers'")
         reader.execute("SELECT COUNT(*) FROM recommendations_devicegroup")  # an open transaction that read them
         importer, outcome = _import_in_a_thread(machines=DATA / "mde_machines.json")
         importer.join(20)
-        # Done while both still hold the groups (dropping the device table's group key would wait for them).
+        # Done while both still hold the groups: dropping the device table's group key would wait
+        # for them, so the key stayed and checked each row.
         assert not importer.is_alive()
     assert rebuilt == [DEVICES]  # the device table's indexes were built after its rows
+    assert dropped == [[]]  # and its group key was left in place
     assert outcome[0]["devices"]["created"] == Device.objects.count() == 8
+    assert indexes(DEVICES) == before
+
+
+@pytest.mark.django_db
+def test_a_row_the_dropped_foreign_key_would_refuse_is_refused_when_it_comes_back(bulk_from_one_row):
+    from tests.recommendations.factories import DeviceGroupFactory
+
+    group = DeviceGroupFactory()
+    before = indexes(DEVICES)
+    built = []
+
+    def insert_one_good_and_one_bad():
+        with transaction.atomic(), connection.cursor() as cursor:
+            with bulk.indexes_built_after(cursor, DEVICES, rows=2, foreign_keys=True) as bulk_path:
+                built.append(bulk_path)
+                Device.objects.create(machine_id="a" * 40, device_group=group)
+                Device.objects.create(machine_id="b" * 40, device_group_id=10**9)  # no such group
+
+    with pytest.raises(IntegrityError):
+        insert_one_good_and_one_bad()
+    assert built == [True]
+    assert not Device.objects.exists()
+    assert indexes(DEVICES) == before
