@@ -431,3 +431,68 @@ def test_an_import_leaves_the_garbage_collector_on_whether_it_lands_or_is_refuse
             import_tvm_files(machines=json_file({"value": [{"computerDnsName": "no-id"}]}, "machines.json"))
     assert seen == [False, False]  # paused while the records were checked
     assert gc.isenabled()
+
+
+def test_imports_side_by_side_in_one_worker_leave_the_collector_on_only_when_the_last_one_ends():
+    """A threaded worker (gunicorn threads, a Celery thread pool) runs two imports at once: the
+    first to finish must not turn the collector back on under the other, and the collector is on
+    again once both are done."""
+    import gc
+    import threading
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with imports._collector_paused():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with imports._collector_paused():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first ended"] = gc.isenabled()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == {"after the first ended": False}  # still paused for the import under way
+    assert gc.isenabled()
+
+
+def test_machines_whose_records_name_different_fields_each_keep_their_own_values(db):
+    """Records of one file may name different fields (Defender leaves out empty ones, an export
+    spells a key otherwise): each machine gets what its own record says, not the fields of the
+    record before it."""
+    machines = [
+        {
+            "id": "a" * 40,
+            "computerDnsName": "one.corp.contoso.com",
+            "osPlatform": "Windows11",
+            "rbacGroupName": "Servers",
+        },
+        {"id": "b" * 40, "osPlatform": "WindowsServer2022"},  # no name, no group
+        {"id": "c" * 40, "ComputerDnsName": "three.corp.contoso.com"},  # another spelling, no platform
+        {
+            "id": "d" * 40,
+            "computerDnsName": "four.corp.contoso.com",
+            "osPlatform": "Windows10",
+            "rbacGroupName": "Servers",
+        },
+    ]
+    import_tvm_files(machines=json_file({"value": machines}, "machines.json"))
+    stored = {
+        d.machine_id[0]: (d.computer_dns_name, d.os_platform, d.device_group.name)
+        for d in Device.objects.select_related("device_group")
+    }
+    assert stored == {
+        "a": ("one.corp.contoso.com", "Windows11", "Servers"),
+        "b": ("", "WindowsServer2022", UNASSIGNED_GROUP_NAME),
+        "c": ("three.corp.contoso.com", "", UNASSIGNED_GROUP_NAME),
+        "d": ("four.corp.contoso.com", "Windows10", "Servers"),
+    }
